@@ -1,0 +1,1 @@
+"""AWS access: client factory, retries and waits, ownership tags. Used by resources/ and engine/."""

@@ -1,0 +1,176 @@
+"""The AWS context every AWS call goes through: one boto3 client per thread and service, retries, call
+accounting (for the idempotence tests and the benchmark) and hooks (for fault-injection tests).
+
+Created by the public API (`kubeaws.api`) from the CLI's options; passed to the engine and to every
+resource kind.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from kubeaws.aws.retry import RetryPolicy, call_with_retry
+
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select")
+
+Hook = tuple[str, Callable[..., Any]]
+
+
+def is_read_operation(operation: str) -> bool:
+    """Describe*/List*/Get*/Head* calls change nothing; everything else counts as mutating."""
+    return operation.startswith(READ_PREFIXES)
+
+
+@dataclass
+class CallLog:
+    """Counts every AWS request kubeaws sends, per (service, operation). Thread-safe."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, service: str, operation: str) -> None:
+        with self._lock:
+            self.counts[(service, operation)] += 1
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter(self.counts)
+
+    def mutating(self) -> int:
+        return sum(n for (_, op), n in self.snapshot().items() if not is_read_operation(op))
+
+    def reads(self) -> int:
+        return sum(n for (_, op), n in self.snapshot().items() if is_read_operation(op))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+@dataclass
+class AwsSettings:
+    """Where and as whom to call AWS. `endpoint_url` None means the SDK's normal resolution (which already
+    honours AWS_ENDPOINT_URL)."""
+
+    region: str
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+
+class AwsContext:
+    """Per-operation AWS access for one cluster. Safe to share between the executor's threads."""
+
+    def __init__(self, settings: AwsSettings, cluster: str, policy: RetryPolicy | None = None,
+                 hooks: list[Hook] | None = None, call_log: CallLog | None = None) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.region = settings.region
+        self.policy = policy or RetryPolicy()
+        self.calls = call_log or CallLog()
+        self.run_id = uuid.uuid4().hex[:12]
+        self._hooks: list[Hook] = list(hooks or [])
+        self._session_lock = threading.Lock()
+        self._session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        self._local = threading.local()
+        # botocore's own retries are off: `call` retries with jitter and counts every attempt.
+        self._config = Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                              connect_timeout=10, read_timeout=60, max_pool_connections=32)
+
+    # -- clients ---------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        """The calling thread's client for `service` (created once per thread; session access locked)."""
+        cache: dict[str, Any] | None = getattr(self._local, "clients", None)
+        if cache is None:
+            cache = {}
+            self._local.clients = cache
+        if service not in cache:
+            with self._session_lock:
+                client = self._session.client(service, endpoint_url=self.settings.endpoint_url,
+                                              config=self._config)
+            client.meta.events.register("before-call", self._count)
+            for event, handler in self._hooks:
+                client.meta.events.register(event, handler)
+            cache[service] = client
+        return cache[service]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls.record(model.service_model.service_name, model.name)
+
+    def add_hook(self, event: str, handler: Callable[..., Any]) -> None:
+        """Register a botocore event handler on every client (existing ones in this thread, future ones
+        everywhere). Used by tests to inject faults."""
+        self._hooks.append((event, handler))
+        for client in (getattr(self._local, "clients", None) or {}).values():
+            client.meta.events.register(event, handler)
+
+    # -- calls -----------------------------------------------------------------------------------
+    def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """Call `operation` (snake_case boto3 name) with retries on throttling, 5xx and connection errors."""
+        method = getattr(self.client(service), operation)
+        result: dict[str, Any] = call_with_retry(lambda: method(**params), operation, self.policy)
+        return result
+
+    def paginate(self, service: str, operation: str, result_key: str, **params: Any) -> list[Any]:
+        """Every item of a paginated describe/list, each page fetched with `call` (so retried)."""
+        client = self.client(service)
+        paginator = client.get_paginator(operation)
+        model = paginator._model  # input/output token names from botocore's pagination model
+        in_token = model["input_token"]
+        out_token = model["output_token"]
+        in_token = in_token[0] if isinstance(in_token, list) else in_token
+        out_token = out_token[0] if isinstance(out_token, list) else out_token
+        items: list[Any] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            page_params = dict(params)
+            if token:
+                page_params[in_token] = token
+            page = self.call(service, operation, **page_params)
+            items.extend(page.get(result_key, []) or [])
+            token = page.get(out_token)
+            # Guard against emulators that keep returning the same token.
+            if not token or token in seen:
+                return items
+            seen.add(token)
+
+    def client_token(self, key: str) -> str:
+        """An idempotency token stable for this run and resource: retries of one create in this run are
+        deduplicated by AWS; a later run (after a delete) gets a fresh token."""
+        return f"{self.run_id}-{uuid.uuid5(uuid.NAMESPACE_URL, self.cluster + '/' + key).hex}"[:64]
+
+    def account_id(self) -> str:
+        cached: str | None = getattr(self, "_account", None)
+        if cached is None:
+            cached = str(self.call("sts", "get_caller_identity")["Account"])
+            self._account = cached
+        return cached
+
+    @contextmanager
+    def counting(self) -> Iterator[CallLog]:
+        """Count the calls made inside the block, separately from the context's running totals."""
+        log = CallLog()
+        previous = self.calls
+        self.calls = log
+        try:
+            yield log
+        finally:
+            self.calls = previous
+            for key, n in log.snapshot().items():
+                previous.counts[key] += n
+
+
+def settings_from_env(region: str, profile: str | None = None, endpoint_url: str | None = None) -> AwsSettings:
+    """AwsSettings honouring AWS_ENDPOINT_URL when no endpoint is given explicitly."""
+    return AwsSettings(region=region, profile=profile,
+                       endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)

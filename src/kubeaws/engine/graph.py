@@ -1,0 +1,106 @@
+"""The graph of desired resources: explicit references between them give the apply order (topological) and
+its reverse gives the delete order.
+
+Built by model builders (`model.build`), read by the planner and the executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kubeaws.errors import KubeawsError
+from kubeaws.resources.base import Desired, normalize
+
+
+class GraphError(KubeawsError):
+    """Duplicate keys with different content, references to missing resources, or a cycle."""
+
+
+class Graph:
+    """Desired resources keyed by "Kind/name"."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+        self._nodes: dict[str, Desired] = {}
+
+    def add(self, desired: Desired) -> Desired:
+        """Add a resource; adding the same key twice is an error unless both are identical."""
+        existing = self._nodes.get(desired.key)
+        if existing is not None:
+            if (normalize(existing.props), existing.tags, existing.brought_id) != (
+                normalize(desired.props), desired.tags, desired.brought_id):
+                raise GraphError(f"{desired.key} added twice with different content")
+            return existing
+        self._nodes[desired.key] = desired
+        return desired
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._nodes
+
+    def __getitem__(self, key: str) -> Desired:
+        return self._nodes[key]
+
+    def __iter__(self) -> Iterator[Desired]:
+        return iter(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def keys(self) -> list[str]:
+        return list(self._nodes)
+
+    def of_kind(self, kind: str) -> list[Desired]:
+        return [d for d in self._nodes.values() if d.kind == kind]
+
+    def dependencies(self, key: str) -> set[str]:
+        return self._nodes[key].refs()
+
+    def dependants(self) -> dict[str, set[str]]:
+        """key -> keys that depend on it."""
+        out: dict[str, set[str]] = {k: set() for k in self._nodes}
+        for key, node in self._nodes.items():
+            for dep in node.refs():
+                out[dep].add(key)
+        return out
+
+    def validate(self) -> None:
+        """Every reference points into the graph and there is no cycle."""
+        for node in self._nodes.values():
+            missing = sorted(node.refs() - set(self._nodes))
+            if missing:
+                raise GraphError(f"{node.key} refers to missing {', '.join(missing)}")
+        self.topological()
+
+    def topological(self) -> list[str]:
+        """Keys in an order where every resource comes after what it refers to (stable: insertion order
+        breaks ties)."""
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(key: str, path: list[str]) -> None:
+            mark = state.get(key, 0)
+            if mark == 2:
+                return
+            if mark == 1:
+                raise GraphError("dependency cycle: " + " -> ".join([*path, key]))
+            state[key] = 1
+            for dep in sorted(self._nodes[key].refs()):
+                if dep in self._nodes:
+                    visit(dep, [*path, key])
+            state[key] = 2
+            order.append(key)
+
+        for key in self._nodes:
+            visit(key, [])
+        return order
+
+    def levels(self) -> list[list[str]]:
+        """Keys grouped in waves: every key's dependencies are in earlier waves (for display)."""
+        depth: dict[str, int] = {}
+        for key in self.topological():
+            deps = [d for d in self._nodes[key].refs() if d in self._nodes]
+            depth[key] = 1 + max((depth[d] for d in deps), default=-1)
+        waves: dict[int, list[str]] = {}
+        for key, d in depth.items():
+            waves.setdefault(d, []).append(key)
+        return [waves[i] for i in sorted(waves)]

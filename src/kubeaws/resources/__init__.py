@@ -1,0 +1,1 @@
+"""AWS resource kinds: one module per kind, all with the interface of `resources.base.Kind`."""

@@ -1,0 +1,279 @@
+"""The uniform interface of every AWS resource kind, and the records the engine passes around.
+
+- `Desired`: what the model builders want (props may hold `Ref`s to other desired resources and `Lookup`s
+  resolved at plan time, e.g. an AMI from a public SSM parameter).
+- `Observed`: what a kind found in AWS, with `fields` in the same shape as `Desired.props` so the engine can
+  diff them field by field.
+- `Kind`: one subclass per AWS kind (resources/<kind>.py) implementing list_owned / get / create / update /
+  delete. Registered in `resources.registry`.
+
+Called by model/ (builds Desired records) and engine/ (plan, apply, delete, status).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+from kubeaws.aws.session import AwsContext
+from kubeaws.aws.tags import RESOURCE_TAG, is_owned_by, tag_dict, tag_list
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to an attribute ("id" by default) of another desired resource: an explicit dependency
+    edge in the graph, resolved to a concrete value when that resource exists."""
+
+    kind: str
+    name: str
+    attr: str = "id"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"<{self.key}.{self.attr}>"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A value read from AWS at plan time, e.g. Lookup("ssm", "/aws/service/.../ami-id")."""
+
+    source: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"<{self.source}:{self.name}>"
+
+
+class _Unknown:
+    """A value that will only be known after apply (the ID of a resource still to be created)."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "(known after apply)"
+
+    __str__ = __repr__
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass
+class Desired:
+    """A resource the spec asks for.
+
+    `name` is the logical name, unique within the kind (e.g. "private-us-east-1a"); the pair (kind, name)
+    is the graph key and is written to the `kubeaws.io/resource` tag so the resource can be found again.
+    `brought_id` marks a resource the user brings: it is looked up by ID, only tagged `shared`, and never
+    modified otherwise nor deleted. `create_only` props are used on create but not diffed afterwards (e.g.
+    an AMI resolved from a moving SSM parameter).
+    """
+
+    kind: str
+    name: str
+    props: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    brought_id: str | None = None
+    depends_on: tuple[str, ...] = ()
+    create_only: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    def refs(self) -> set[str]:
+        """Keys of every resource this one depends on: Refs anywhere in props, plus `depends_on`."""
+        found: set[str] = set(self.depends_on)
+        walk(self.props, lambda v: found.add(v.key) if isinstance(v, Ref) else None)
+        return found
+
+    def resolved(self, resolve: Callable[[Any], Any]) -> Desired:
+        """A copy whose props have every Ref/Lookup replaced through `resolve`."""
+        return replace(self, props=substitute(self.props, resolve))
+
+
+def walk(value: Any, visit: Callable[[Any], None]) -> None:
+    """Call `visit` on every leaf of a JSON-like structure."""
+    if isinstance(value, Mapping):
+        for v in value.values():
+            walk(v, visit)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            walk(v, visit)
+    else:
+        visit(value)
+
+
+def substitute(value: Any, resolve: Callable[[Any], Any]) -> Any:
+    """Copy a JSON-like structure, replacing Ref and Lookup leaves with `resolve(leaf)`."""
+    if isinstance(value, Mapping):
+        return {k: substitute(v, resolve) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [substitute(v, resolve) for v in value]
+    if isinstance(value, Ref | Lookup):
+        return resolve(value)
+    return value
+
+
+def contains_unknown(value: Any) -> bool:
+    hit: list[bool] = []
+    walk(value, lambda v: hit.append(True) if v is UNKNOWN else None)
+    return bool(hit)
+
+
+@dataclass
+class Observed:
+    """A resource as found in AWS.
+
+    `fields` uses the same keys and shapes as `Desired.props` (normalized: sets as sorted lists) so that the
+    default diff is a plain comparison. `attrs` holds the other attributes a Ref may point to ("arn",
+    "public_ip", ...) and what `status` shows ("az", "state", "cidr"...).
+    """
+
+    kind: str
+    id: str
+    fields: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    state: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def logical_key(self) -> str | None:
+        """'Kind/name' from the kubeaws.io/resource tag, if the resource carries it."""
+        return self.tags.get(RESOURCE_TAG)
+
+    def attr(self, name: str) -> Any:
+        if name == "id":
+            return self.id
+        if name in self.attrs:
+            return self.attrs[name]
+        if name in self.fields:
+            return self.fields[name]
+        raise KeyError(f"{self.kind} {self.id} has no attribute {name!r}")
+
+
+Diff = dict[str, tuple[Any, Any]]
+
+
+class Kind(ABC):
+    """One AWS resource kind. Subclasses are stateless; every method gets the AwsContext.
+
+    Contract (checked for every registered kind by tests/test_registry.py):
+    - `list_owned` finds every resource of this kind carrying `kubeaws.io/cluster=<cluster>`, with ONE
+      describe/list call (plus pagination), so a re-plan costs at most one describe per kind;
+    - `create` puts all tags in the create call itself (TagSpecifications or equivalent), so a crash never
+      leaves an untagged resource, and uses a ClientToken where the API has one;
+    - `delete` removes the resource and returns once dependants' deletion can proceed (e.g. a NAT gateway
+      is gone, an instance terminated); NotFound counts as deleted.
+    """
+
+    kind: ClassVar[str]
+    service: ClassVar[str] = "ec2"
+    #: Apply order among kinds (lower first); delete goes in reverse.
+    rank: ClassVar[int]
+    #: Props whose change needs a new resource (plan shows "replace").
+    immutable: ClassVar[frozenset[str]] = frozenset()
+    #: Props that can never change for an existing cluster (plan stops with an error explaining why).
+    refuse_change: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the user may bring an existing resource of this kind (by ID).
+    supports_brought: ClassVar[bool] = False
+    #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).
+    taggable: ClassVar[bool] = True
+
+    # -- find --------------------------------------------------------------------------------------
+    @abstractmethod
+    def list_owned(self, ctx: AwsContext) -> list[Observed]:
+        """Every live resource of this kind tagged kubeaws.io/cluster=ctx.cluster (one describe call)."""
+
+    def get(self, ctx: AwsContext, ids: list[str]) -> list[Observed]:
+        """Resources by ID (brought resources). Missing IDs are simply absent from the result."""
+        raise NotImplementedError(f"{self.kind} cannot be brought by ID")
+
+    def find_conflict(self, ctx: AwsContext, desired: Desired) -> Observed | None:
+        """A resource that is not ours but blocks creating `desired` (same unique name). Default: none."""
+        return None
+
+    # -- compare -----------------------------------------------------------------------------------
+    def diff(self, actual: Observed, desired: Desired) -> Diff:
+        """Field-level differences {field: (old, new)}, props and tags. Unknown desired values count as a
+        change. `create_only` props are skipped."""
+        changes: Diff = {}
+        for key, want in desired.props.items():
+            if key in desired.create_only:
+                continue
+            have = actual.fields.get(key)
+            if contains_unknown(want) or normalize(have) != normalize(want):
+                changes[key] = (have, want)
+        if self.taggable:
+            tag_changes = {k: v for k, v in desired.tags.items() if actual.tags.get(k) != v}
+            if tag_changes:
+                changes["tags"] = ({k: actual.tags.get(k) for k in tag_changes}, tag_changes)
+        return changes
+
+    # -- change ------------------------------------------------------------------------------------
+    @abstractmethod
+    def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        """Create the resource with its tags; wait until it can be used by dependants; return it."""
+
+    def update(self, ctx: AwsContext, actual: Observed, desired: Desired, diff: Diff) -> Observed:
+        """Apply the non-immutable changes in `diff`. The default handles tag-only changes."""
+        rest = set(diff) - {"tags"}
+        if rest:
+            raise NotImplementedError(f"{self.kind} cannot update {sorted(rest)} in place")
+        if "tags" in diff:
+            self.set_tags(ctx, actual.id, diff["tags"][1])
+        return actual
+
+    @abstractmethod
+    def delete(self, ctx: AwsContext, actual: Observed) -> None:
+        """Delete the resource and wait until dependants' deletion can proceed."""
+
+    # -- tags --------------------------------------------------------------------------------------
+    def set_tags(self, ctx: AwsContext, resource_id: str, tags: Mapping[str, str]) -> None:
+        """Add or overwrite tags (EC2 CreateTags by default)."""
+        if tags:
+            ctx.call("ec2", "create_tags", Resources=[resource_id], Tags=tag_list(tags))
+
+    def remove_tags(self, ctx: AwsContext, resource_id: str, keys: list[str]) -> None:
+        """Remove tags (EC2 DeleteTags by default); used to untag brought resources on delete."""
+        if keys:
+            ctx.call("ec2", "delete_tags", Resources=[resource_id], Tags=[{"Key": k} for k in keys])
+
+    # -- helpers for subclasses --------------------------------------------------------------------
+    @staticmethod
+    def owned_filter(ctx: AwsContext) -> list[dict[str, Any]]:
+        """EC2 describe filter selecting resources tagged for the context's cluster."""
+        return [{"Name": "tag:kubeaws.io/cluster", "Values": [ctx.cluster]}]
+
+    @staticmethod
+    def ec2_tag_spec(resource_type: str, desired: Desired) -> list[dict[str, Any]]:
+        """TagSpecifications for an EC2 create call."""
+        return [{"ResourceType": resource_type, "Tags": tag_list(desired.tags)}]
+
+    @staticmethod
+    def tags_of(item: Mapping[str, Any]) -> dict[str, str]:
+        return tag_dict(item.get("Tags"))
+
+    @staticmethod
+    def owned_only(ctx: AwsContext, items: list[Observed]) -> list[Observed]:
+        return [o for o in items if is_owned_by(o.tags, ctx.cluster)]
+
+
+def normalize(value: Any) -> Any:
+    """Canonical form for comparison: dicts with sorted keys, None-valued keys dropped; lists kept in
+    order (kinds sort set-like fields themselves when they build `fields`)."""
+    if isinstance(value, Mapping):
+        return {k: normalize(v) for k, v in sorted(value.items()) if v is not None}
+    if isinstance(value, list | tuple):
+        return [normalize(v) for v in value]
+    return value

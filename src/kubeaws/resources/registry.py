@@ -1,0 +1,68 @@
+"""Registry of resource kinds, keyed by kind name, and their apply/delete order.
+
+Resource modules register their Kind subclass with `@register`; `kinds()` imports them all. Used by the
+engine (plan, apply, delete, status) and by the registry-wide tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TypeVar
+
+from kubeaws.resources.base import Kind
+
+_KINDS: dict[str, Kind] = {}
+K = TypeVar("K", bound=type[Kind])
+
+# Every module defining a kind; imported lazily so `kubeaws --help` stays fast.
+MODULES = (
+    "kubeaws.resources.vpc",
+    "kubeaws.resources.subnet",
+    "kubeaws.resources.internet_gateway",
+    "kubeaws.resources.elastic_ip",
+    "kubeaws.resources.nat_gateway",
+    "kubeaws.resources.route_table",
+    "kubeaws.resources.security_group",
+    "kubeaws.resources.security_group_rules",
+    "kubeaws.resources.instance",
+)
+
+
+def register(cls: K) -> K:
+    """Class decorator: register one instance of a Kind subclass under `cls.kind`."""
+    if cls.kind in _KINDS and type(_KINDS[cls.kind]) is not cls:
+        raise ValueError(f"kind {cls.kind} registered twice")
+    _KINDS[cls.kind] = cls()
+    return cls
+
+
+def _load() -> None:
+    for module in MODULES:
+        importlib.import_module(module)
+
+
+def kinds() -> dict[str, Kind]:
+    """Every registered kind by name."""
+    _load()
+    return dict(_KINDS)
+
+
+def get(kind: str) -> Kind:
+    _load()
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise KeyError(f"unknown resource kind {kind!r}") from None
+
+
+def apply_order() -> list[Kind]:
+    """Kinds by rank; resources of a lower rank never depend on a higher one."""
+    return sorted(kinds().values(), key=lambda k: (k.rank, k.kind))
+
+
+def delete_order() -> list[list[Kind]]:
+    """Kinds grouped by rank, highest rank first: each group can be deleted in parallel."""
+    groups: dict[int, list[Kind]] = {}
+    for k in kinds().values():
+        groups.setdefault(k.rank, []).append(k)
+    return [sorted(groups[r], key=lambda k: k.kind) for r in sorted(groups, reverse=True)]

@@ -1,0 +1,228 @@
+"""The cluster spec file format (apiVersion kubeaws.io/v1alpha1, kind Cluster) as pydantic v2 models.
+
+Field names are snake_case in Python and camelCase in YAML (explicit aliases where the acronym matters:
+podCIDR, adminCIDRs...). Structural checks live here (types, enums, ranges, unknown fields); checks that
+need several fields (CIDR overlaps, AZs in the region...) live in `spec.validate`.
+
+Called by `spec.load` (parsing), `spec.schema` (JSON Schema) and every later layer, which reads the
+resulting `ClusterSpec`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "kubeaws.io/v1alpha1"
+KIND = "Cluster"
+SUPPORTED_KUBERNETES_VERSIONS = ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37")
+DEFAULT_KUBERNETES_VERSION = "1.31"
+
+NodeOS = Literal["ubuntu-22.04", "ubuntu-24.04"]
+BastionOS = Literal["al2023", "ubuntu-22.04", "ubuntu-24.04"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel,
+                              validate_default=True)
+
+
+class Metadata(_Model):
+    name: str = Field(description="Cluster name: DNS-1123 label, at most 40 characters.")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class VpcSpec(_Model):
+    """Either `cidr` (kubeaws creates the VPC) or `id` (bring an existing VPC and its subnets)."""
+
+    cidr: str | None = Field(default=None, description="CIDR of a VPC kubeaws creates, e.g. 10.0.0.0/16.")
+    id: str | None = Field(default=None, description="ID of an existing VPC (vpc-...); needs network.subnets.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> VpcSpec:
+        if self.cidr and self.id:
+            raise ValueError("set either cidr (a new VPC) or id (an existing VPC), not both")
+        if not self.cidr and not self.id:
+            self.cidr = "10.0.0.0/16"
+        return self
+
+
+class SubnetsSpec(_Model):
+    """Existing subnets, when bringing a VPC."""
+
+    public: list[str] = Field(default_factory=list, description="Existing public subnet IDs (subnet-...).")
+    private: list[str] = Field(default_factory=list, description="Existing private subnet IDs (subnet-...).")
+
+
+class CalicoSpec(_Model):
+    encapsulation: Literal["ipip", "vxlan"] = Field(default="ipip", description="Calico overlay mode.")
+
+
+class NetworkSpec(_Model):
+    vpc: VpcSpec = Field(default_factory=VpcSpec)
+    subnets: SubnetsSpec | None = None
+    availability_zones: list[str] = Field(default_factory=list, description="AZs of the region to use.")
+    nat_gateway: Literal["none", "single", "perAZ"] = "single"
+    pod_cidr: str = Field(default="192.168.0.0/16", alias="podCIDR")
+    service_cidr: str = Field(default="10.96.0.0/12", alias="serviceCIDR")
+    cni: Literal["calico", "flannel", "cilium", "aws-vpc-cni"] | None = Field(
+        default=None, description="Default: calico for kubeadm, aws-vpc-cni for eks.")
+    calico: CalicoSpec = Field(default_factory=CalicoSpec)
+    node_port_cidrs: list[str] | None = Field(
+        default=None, alias="nodePortCIDRs",
+        description="Who may reach NodePorts 30000-32767. Default: the VPC CIDR only.")
+    private_subnet_prefix: int | None = Field(default=None, ge=16, le=28,
+                                              description="Prefix length of each private subnet.")
+    public_subnet_prefix: int | None = Field(default=None, ge=16, le=28,
+                                             description="Prefix length of each public subnet.")
+
+
+class BastionSpec(_Model):
+    enabled: bool = True
+    instance_type: str = "t3.micro"
+    ami: str | None = Field(default=None, description="Explicit AMI ID; default: the OS's public SSM parameter.")
+    os: BastionOS = "al2023"
+    elastic_ip: bool = Field(default=False, alias="elasticIP")
+
+
+class AccessSpec(_Model):
+    api_endpoint: Literal["private", "public"] = "private"
+    admin_cidrs: list[str] = Field(default_factory=list, alias="adminCIDRs",
+                                   description="Who may reach SSH on the bastion and a public API endpoint.")
+    allow_world_access: bool = Field(default=False, description="Required to put 0.0.0.0/0 in adminCIDRs.")
+    bastion: BastionSpec = Field(default_factory=BastionSpec)
+    ssh_key_name: str | None = Field(default=None, description="Existing EC2 key pair for SSH.")
+
+
+class VolumeSpec(_Model):
+    size: int = Field(ge=1, le=16384, description="GiB.")
+    type: Literal["gp3", "gp2", "io1", "io2", "st1", "sc1"] = "gp3"
+    iops: int | None = Field(default=None, ge=100, le=256000)
+    throughput: int | None = Field(default=None, ge=125, le=2000)
+
+
+def _volume(size: int) -> Any:
+    return Field(default_factory=lambda: VolumeSpec(size=size))
+
+
+class ControlPlaneSpec(_Model):
+    count: int = Field(default=1, description="1, 3 or 5 members (etcd quorum).")
+    instance_type: str = "m5.large"
+    schedulable: bool = Field(default=False, description="Remove the control-plane taint (not recommended).")
+    ami: str | None = None
+    os: NodeOS = "ubuntu-22.04"
+    root_volume: VolumeSpec = _volume(50)
+    etcd_volume: VolumeSpec = _volume(20)
+
+
+class SizeSpec(_Model):
+    min: int = Field(default=1, ge=0)
+    desired: int = Field(default=1, ge=0)
+    max: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizeSpec:
+        if not self.min <= self.desired <= self.max:
+            raise ValueError(f"needs min <= desired <= max, got min={self.min} desired={self.desired} "
+                             f"max={self.max}")
+        return self
+
+
+class TaintSpec(_Model):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class NodeGroupSpec(_Model):
+    name: str
+    type: Literal["self-managed", "managed"] = "self-managed"
+    instance_types: list[str] = Field(default_factory=lambda: ["m5.large"], min_length=1)
+    capacity: Literal["on-demand", "spot"] = "on-demand"
+    size: SizeSpec = Field(default_factory=SizeSpec)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[TaintSpec] = Field(default_factory=list)
+    max_pods: int | None = Field(default=None, ge=1, le=737)
+    tags: dict[str, str] = Field(default_factory=dict)
+    extra_volumes: list[VolumeSpec] = Field(default_factory=list,
+                                            description="Raw, unformatted EBS disks (e.g. for Rook/Ceph).")
+    ami: str | None = None
+    os: NodeOS = "ubuntu-22.04"
+    root_volume: VolumeSpec = _volume(50)
+
+
+AddonOptions = dict[str, Any]
+
+
+class AddonsSpec(_Model):
+    """Each addon is a map of options; present means enabled."""
+
+    cloud_provider_aws: AddonOptions | None = Field(default=None, alias="cloudProviderAWS")
+    ebs_csi: AddonOptions | None = Field(default=None, alias="ebsCSI")
+    metrics_server: AddonOptions | None = None
+    cluster_autoscaler: AddonOptions | None = None
+    rook_ceph: AddonOptions | None = None
+
+
+class EtcdBackupSpec(_Model):
+    every_minutes: int = Field(default=30, ge=5, le=1440)
+    keep: int = Field(default=48, ge=1, le=10000)
+
+
+class MirrorsSpec(_Model):
+    image_repository: str | None = Field(default=None, description="Registry prefix for every image.")
+    packages: str | None = Field(default=None, description="Base URL mirroring the Kubernetes packages.")
+
+
+class IamSpec(_Model):
+    control_plane_role: str | None = Field(default=None, description="Existing role name or ARN to use.")
+    node_role: str | None = Field(default=None, description="Existing role name or ARN to use.")
+
+
+class EksEncryptionSpec(_Model):
+    enabled: bool = True
+    kms_key_arn: str | None = None
+
+
+class EksSpec(_Model):
+    authentication_mode: Literal["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"] = "API"
+    logging: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
+        default_factory=list)
+    encryption: EksEncryptionSpec = Field(default_factory=EksEncryptionSpec)
+    prefix_delegation: bool = False
+
+
+class ClusterBody(_Model):
+    region: str
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    mode: Literal["kubeadm", "eks"] = "kubeadm"
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    access: AccessSpec = Field(default_factory=AccessSpec)
+    control_plane: ControlPlaneSpec = Field(default_factory=ControlPlaneSpec)
+    node_groups: list[NodeGroupSpec] = Field(default_factory=list)
+    addons: AddonsSpec = Field(default_factory=AddonsSpec)
+    etcd_backup: EtcdBackupSpec | None = Field(default_factory=EtcdBackupSpec)
+    mirrors: MirrorsSpec = Field(default_factory=MirrorsSpec)
+    iam: IamSpec = Field(default_factory=IamSpec)
+    eks: EksSpec = Field(default_factory=EksSpec)
+    tags: dict[str, str] = Field(default_factory=dict, description="Put on every resource kubeaws creates.")
+
+    @property
+    def cni(self) -> str:
+        """The CNI in effect (the default depends on the mode)."""
+        if self.network.cni:
+            return self.network.cni
+        return "aws-vpc-cni" if self.mode == "eks" else "calico"
+
+
+class ClusterSpec(_Model):
+    api_version: Literal["kubeaws.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Cluster"]
+    metadata: Metadata
+    spec: ClusterBody
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

@@ -1,0 +1,94 @@
+"""Shared fixtures: a moto server (a real HTTP endpoint, one per test worker) and an AwsContext on it.
+
+moto runs in server mode, never in-process: kubeaws's executor calls AWS from several threads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubeaws.aws.retry import FAST_POLICY
+from kubeaws.aws.session import AwsContext, AwsSettings
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+REGION = "us-east-1"
+
+MOTO_ENV = {
+    "MOTO_ENABLE_AMI_VALIDATION": "1",
+    "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "1",
+    "MOTO_ENABLE_KEYPAIR_VALIDATION": "1",
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_credentials() -> None:
+    """Never let a test reach a real AWS account."""
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+         "AWS_DEFAULT_REGION": REGION}
+    )
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "KUBEAWS_LOCAL"):
+        os.environ.pop(var, None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 with AMI, instance-type and key-pair validation on."""
+    port = _free_port()
+    env = {**os.environ, **MOTO_ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback only
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def reset_moto(url: str) -> None:
+    req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10)  # noqa: S310 - loopback only
+
+
+@pytest.fixture
+def endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A freshly reset moto server; AWS_ENDPOINT_URL points at it for code that reads the environment."""
+    reset_moto(moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return moto_server
+
+
+def make_ctx(endpoint: str, cluster: str = "dev", region: str = REGION) -> AwsContext:
+    return AwsContext(AwsSettings(region=region, endpoint_url=endpoint), cluster=cluster, policy=FAST_POLICY)
+
+
+@pytest.fixture
+def ctx(endpoint: str) -> AwsContext:
+    """An AwsContext for cluster "dev" on the reset moto server, with fast retries."""
+    return make_ctx(endpoint)
