@@ -185,6 +185,8 @@ class Kind(ABC):
     immutable: ClassVar[frozenset[str]] = frozenset()
     #: Props that can never change for an existing cluster (plan stops with an error explaining why).
     refuse_change: ClassVar[frozenset[str]] = frozenset()
+    #: Props used on create but not readable back cheaply (root volume settings, user data): never diffed.
+    unobservable: ClassVar[frozenset[str]] = frozenset()
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
     #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).
@@ -209,7 +211,7 @@ class Kind(ABC):
         change. `create_only` props are skipped."""
         changes: Diff = {}
         for key, want in desired.props.items():
-            if key in desired.create_only:
+            if key in desired.create_only or key in self.unobservable:
                 continue
             have = actual.fields.get(key)
             if contains_unknown(want) or normalize(have) != normalize(want):
