@@ -64,7 +64,8 @@ class NetworkSpec(_Model):
     vpc: VpcSpec = Field(default_factory=VpcSpec)
     subnets: SubnetsSpec | None = None
     availability_zones: list[str] = Field(default_factory=list, description="AZs of the region to use.")
-    nat_gateway: Literal["none", "single", "perAZ"] = "single"
+    nat_gateway: Literal["none", "single", "perAZ"] | None = Field(
+        default=None, description="Default: single for a new VPC, none for a brought VPC.")
     pod_cidr: str = Field(default="192.168.0.0/16", alias="podCIDR")
     service_cidr: str = Field(default="10.96.0.0/12", alias="serviceCIDR")
     cni: Literal["calico", "flannel", "cilium", "aws-vpc-cni"] | None = Field(
@@ -77,6 +78,14 @@ class NetworkSpec(_Model):
                                               description="Prefix length of each private subnet.")
     public_subnet_prefix: int | None = Field(default=None, ge=16, le=28,
                                              description="Prefix length of each public subnet.")
+
+
+    @property
+    def nat_mode(self) -> str:
+        """The NAT layout in effect."""
+        if self.nat_gateway:
+            return self.nat_gateway
+        return "none" if self.vpc.id else "single"
 
 
 class BastionSpec(_Model):
