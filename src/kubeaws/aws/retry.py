@@ -94,7 +94,7 @@ def call_with_retry(fn: Callable[[], T], operation: str, policy: RetryPolicy,
     while True:
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not retryable
+        except Exception as exc:
             if not is_retryable(exc):
                 raise
             attempt += 1

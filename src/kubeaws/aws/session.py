@@ -95,8 +95,8 @@ class AwsContext:
             self._local.clients = cache
         if service not in cache:
             with self._session_lock:
-                client = self._session.client(service, endpoint_url=self.settings.endpoint_url,
-                                              config=self._config)
+                session: Any = self._session  # service names are dynamic here
+                client = session.client(service, endpoint_url=self.settings.endpoint_url, config=self._config)
             client.meta.events.register("before-call", self._count)
             for event, handler in self._hooks:
                 client.meta.events.register(event, handler)

@@ -187,6 +187,8 @@ class Kind(ABC):
     refuse_change: ClassVar[frozenset[str]] = frozenset()
     #: Props used on create but not readable back cheaply (root volume settings, user data): never diffed.
     unobservable: ClassVar[frozenset[str]] = frozenset()
+    #: List props compared as sets (order-insensitive), e.g. security group IDs.
+    set_fields: ClassVar[frozenset[str]] = frozenset()
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
     #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).
@@ -214,13 +216,20 @@ class Kind(ABC):
             if key in desired.create_only or key in self.unobservable:
                 continue
             have = actual.fields.get(key)
-            if contains_unknown(want) or normalize(have) != normalize(want):
+            if contains_unknown(want) or self.canonical(key, have) != self.canonical(key, want):
                 changes[key] = (have, want)
         if self.taggable:
             tag_changes = {k: v for k, v in desired.tags.items() if actual.tags.get(k) != v}
             if tag_changes:
                 changes["tags"] = ({k: actual.tags.get(k) for k in tag_changes}, tag_changes)
         return changes
+
+    def canonical(self, key: str, value: Any) -> Any:
+        """Comparable form of a prop value: normalized, and sorted for `set_fields`."""
+        value = normalize(value)
+        if key in self.set_fields and isinstance(value, list):
+            return sorted(value, key=repr)
+        return value
 
     # -- change ------------------------------------------------------------------------------------
     @abstractmethod

@@ -1,7 +1,7 @@
 """The graph of desired resources: explicit references between them give the apply order (topological) and
 its reverse gives the delete order.
 
-Built by model builders (`model.build`), read by the planner and the executor.
+Built by model builders (`model.build`), read by the engine (planner and executor).
 """
 
 from __future__ import annotations

@@ -1,0 +1,68 @@
+"""The typed Python API of kubeaws; the CLI is a thin layer over it.
+
+    spec = kubeaws.load_spec("cluster.yaml")
+    ctx = kubeaws.connect(spec)            # or connect(spec, endpoint_url="http://127.0.0.1:4599")
+    p = kubeaws.plan(spec, ctx)
+    result = kubeaws.apply(spec, ctx)
+    kubeaws.status(spec, ctx); kubeaws.delete(spec, ctx)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kubeaws.aws.retry import RetryPolicy
+from kubeaws.aws.session import AwsContext, settings_from_env
+from kubeaws.engine import apply as _apply
+from kubeaws.engine.plan import PlanState, make_plan
+from kubeaws.engine.status import cluster_status
+from kubeaws.engine.types import ApplyResult, Plan, StatusReport
+from kubeaws.model import build
+from kubeaws.spec.load import load_spec as _load_spec
+from kubeaws.spec.models import ClusterSpec
+
+__all__ = ["apply", "connect", "delete", "load_spec", "plan", "plan_state", "status"]
+
+
+def load_spec(path: str | os.PathLike[str]) -> ClusterSpec:
+    """Read and validate a spec file; raises SpecError listing every problem."""
+    return _load_spec(Path(path))
+
+
+def connect(spec: ClusterSpec, *, profile: str | None = None, region: str | None = None,
+            endpoint_url: str | None = None, policy: RetryPolicy | None = None) -> AwsContext:
+    """An AWS context for the spec's cluster (region from the spec unless overridden)."""
+    settings = settings_from_env(region or spec.spec.region, profile, endpoint_url)
+    return AwsContext(settings, cluster=spec.metadata.name, policy=policy)
+
+
+def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None) -> PlanState:
+    """The plan with what it was computed from (feed it to `apply` to avoid observing twice)."""
+    return make_plan(build(spec), ctx or connect(spec))
+
+
+def plan(spec: ClusterSpec, ctx: AwsContext | None = None) -> Plan:
+    """What `apply` would change. Makes only read calls."""
+    return plan_state(spec, ctx).plan
+
+
+def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | PlanState | None = None,
+          on_event: _apply.EventSink | None = None, max_workers: int = 8) -> ApplyResult:
+    """Make AWS match the spec. `plan` may be a PlanState from `plan_state` (reused as is) or a Plan (the
+    cluster is observed again so that nothing stale is applied)."""
+    ctx = ctx or connect(spec)
+    state = plan if isinstance(plan, PlanState) else make_plan(build(spec), ctx)
+    return _apply.execute(state, ctx, on_event, max_workers)
+
+
+def delete(spec: ClusterSpec, ctx: AwsContext | None = None, *, on_event: _apply.EventSink | None = None,
+           max_workers: int = 8) -> ApplyResult:
+    """Delete everything kubeaws created for the cluster; brought resources only lose the `shared` tag."""
+    ctx = ctx or connect(spec)
+    return _apply.destroy(ctx, build(spec), on_event, max_workers)
+
+
+def status(spec: ClusterSpec, ctx: AwsContext | None = None) -> StatusReport:
+    """What exists for the cluster and how many changes are pending."""
+    return cluster_status(build(spec), ctx or connect(spec))

@@ -1,0 +1,235 @@
+"""The executor: runs a plan's creates/updates/replacements on a bounded thread pool as soon as each
+resource's dependencies are done, then its deletes in reverse rank order; and tears a whole cluster down.
+
+Every resource is reported through `on_event` (started / done / failed / skipped). A failure stops only
+what depends on the failed resource; the result says what was done and what was not, and running the same
+command again finishes the job (every step is idempotent: resources are found again by their tags).
+
+Called by the public API (kubeaws.api.apply / delete).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kubeaws.aws.retry import error_code
+from kubeaws.aws.session import AwsContext
+from kubeaws.aws.tags import k8s_cluster_tag
+from kubeaws.engine.observe import Observation, observe
+from kubeaws.engine.plan import PlanState
+from kubeaws.engine.types import Action, ApplyResult, Change, Event, EventState
+from kubeaws.errors import KubeawsError, OwnershipError
+from kubeaws.model.graph import Graph
+from kubeaws.resources import registry
+from kubeaws.resources.base import Desired, Lookup, Observed, Ref
+
+EventSink = Callable[[Event], None]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line error for the user: AWS code and message, or the kubeaws message."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{error_code(exc)}: {err.get('Message', '')}".strip()
+    if isinstance(exc, KubeawsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Reporter:
+    """Collects events (thread-safe) and forwards them to the caller's sink."""
+
+    def __init__(self, result: ApplyResult, sink: EventSink | None) -> None:
+        self.result = result
+        self.sink = sink
+        self.lock = threading.Lock()
+
+    def emit(self, kind: str, name: str, action: Action, state: EventState, seconds: float = 0.0,
+             rid: str | None = None, error: str | None = None) -> None:
+        event = Event(kind, name, action, state, seconds, rid, error)
+        with self.lock:
+            if state != "started":
+                self.result.events.append(event)
+            if self.sink is not None:
+                self.sink(event)
+
+
+def execute(state: PlanState, ctx: AwsContext, on_event: EventSink | None = None,
+            max_workers: int = 8) -> ApplyResult:
+    """Apply a plan. Creates/updates/replacements first (dependency order, in parallel), then deletes."""
+    started = time.monotonic()
+    result = ApplyResult(cluster=state.plan.cluster, operation="apply")
+    rep = _Reporter(result, on_event)
+    kinds = registry.kinds()
+    results: dict[str, Observed] = {k: v for k, v in state.matched.items() if v is not None}
+    lookups = state.observation.lookups
+    changes = {c.key: c for c in state.plan.changes if c.action != "delete"}
+    replaced_old: list[Change] = []
+    lock = threading.Lock()
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, Lookup):
+            return lookups[value]
+        if isinstance(value, Ref):
+            return results[value.key].attr(value.attr)
+        return value
+
+    def run(change: Change) -> None:
+        desired = change.desired
+        assert desired is not None
+        kind = kinds[desired.kind]
+        resolved = desired.resolved(resolve)
+        t0 = time.monotonic()
+        action = change.action
+        if action == "noop":
+            return
+        rep.emit(desired.kind, desired.name, action, "started", rid=change.id)
+        try:
+            actual = change.actual
+            if action == "update" and actual is not None:
+                diff = kind.diff(actual, resolved)
+                if set(diff) & kind.immutable and not desired.brought_id:
+                    action = "replace"
+                elif diff:
+                    actual = kind.update(ctx, actual, resolved, diff)
+            if action in ("create", "replace"):
+                clash = kind.find_conflict(ctx, resolved)
+                if clash is not None:
+                    raise OwnershipError(f"{clash.kind} {clash.id} already exists with the name of {desired.key} "
+                                         f"and is not owned by cluster {ctx.cluster!r}")
+                new = kind.create(ctx, resolved)
+                if action == "replace" and change.actual is not None:
+                    with lock:
+                        replaced_old.append(Change("delete", change.kind, change.name, change.actual.id, {}, None,
+                                                   change.actual, reason="replaced"))
+                actual = new
+            assert actual is not None
+            with lock:
+                results[desired.key] = actual
+            rep.emit(desired.kind, desired.name, action, "done", time.monotonic() - t0, actual.id)
+        except Exception as exc:
+            rep.emit(desired.kind, desired.name, action, "failed", time.monotonic() - t0, change.id,
+                     describe_error(exc))
+            raise
+
+    failed = _run_graph(state.graph, changes, run, rep, max_workers)
+    if not failed:
+        deletes = [c for c in state.plan.changes if c.action == "delete"] + replaced_old
+        _run_deletes(ctx, deletes, rep, max_workers)
+    else:
+        for c in state.plan.changes:
+            if c.action == "delete":
+                rep.emit(c.kind, c.name, "delete", "skipped", rid=c.id, error="not run: an earlier step failed")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _run_graph(graph: Graph, changes: dict[str, Change], run: Callable[[Change], None], rep: _Reporter,
+               max_workers: int) -> set[str]:
+    """Run `run` for every change once its dependencies succeeded; return the keys that failed or were
+    skipped because a dependency failed."""
+    deps = {key: {d for d in graph[key].refs() if d in changes} for key in changes}
+    done: set[str] = set()
+    bad: set[str] = set()
+    running: dict[Future[None], str] = {}
+    remaining = set(changes)
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        while remaining or running:
+            for key in sorted(remaining):
+                if deps[key] & bad:
+                    remaining.discard(key)
+                    bad.add(key)
+                    c = changes[key]
+                    if c.action != "noop":
+                        rep.emit(c.kind, c.name, c.action, "skipped", rid=c.id,
+                                 error="not run: " + ", ".join(sorted(deps[key] & bad)) + " failed")
+                elif deps[key] <= done:
+                    remaining.discard(key)
+                    running[pool.submit(run, changes[key])] = key
+            if not running:
+                if remaining:  # only possible with a dependency outside the plan: treat as blocked
+                    bad.update(remaining)
+                    remaining.clear()
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                key = running.pop(fut)
+                if fut.exception() is not None:
+                    bad.add(key)
+                else:
+                    done.add(key)
+    return bad
+
+
+def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_workers: int) -> bool:
+    """Delete resources rank by rank (highest first), each rank in parallel. Stop after a rank with a
+    failure: lower ranks (VPC, subnets...) cannot go while their dependants remain."""
+    kinds = registry.kinds()
+    by_rank: dict[int, list[Change]] = {}
+    for c in deletes:
+        by_rank.setdefault(kinds[c.kind].rank, []).append(c)
+    ok = True
+    for rank in sorted(by_rank, reverse=True):
+        group = by_rank[rank]
+        if not ok:
+            for c in group:
+                rep.emit(c.kind, c.name, "delete", "skipped", rid=c.id,
+                         error="not run: an earlier deletion failed")
+            continue
+
+        def one(c: Change) -> bool:
+            assert c.actual is not None
+            t0 = time.monotonic()
+            rep.emit(c.kind, c.name, "delete", "started", rid=c.id)
+            try:
+                kinds[c.kind].delete(ctx, c.actual)
+            except Exception as exc:
+                rep.emit(c.kind, c.name, "delete", "failed", time.monotonic() - t0, c.id, describe_error(exc))
+                return False
+            rep.emit(c.kind, c.name, "delete", "done", time.monotonic() - t0, c.id)
+            return True
+
+        with ThreadPoolExecutor(max_workers=max_workers) as pool:
+            ok = all(list(pool.map(one, group)))
+    return ok
+
+
+def destroy(ctx: AwsContext, graph: Graph | None, on_event: EventSink | None = None,
+            max_workers: int = 8, observation: Observation | None = None) -> ApplyResult:
+    """Delete every resource tagged as owned by the cluster (whatever the spec says now), in reverse rank
+    order, then remove the `shared` tag from brought resources. Brought resources are never deleted."""
+    started = time.monotonic()
+    result = ApplyResult(cluster=ctx.cluster, operation="delete")
+    rep = _Reporter(result, on_event)
+    obs = observation or observe(ctx, graph)
+    deletes = [Change("delete", o.kind, (o.logical_key or "").split("/", 1)[-1] or o.id, o.id, {}, None, o)
+               for o in obs.all_owned()]
+    ok = _run_deletes(ctx, deletes, rep, max_workers)
+    if ok and graph is not None:
+        _untag_brought(ctx, graph, obs, rep)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _untag_brought(ctx: AwsContext, graph: Graph, obs: Observation, rep: _Reporter) -> None:
+    tag = k8s_cluster_tag(ctx.cluster)
+    for desired in graph:
+        brought: Desired = desired
+        if not brought.brought_id or brought.brought_id not in obs.brought:
+            continue
+        if tag not in obs.brought[brought.brought_id].tags:
+            continue
+        t0 = time.monotonic()
+        try:
+            registry.get(brought.kind).remove_tags(ctx, brought.brought_id, [tag])
+        except Exception as exc:
+            rep.emit(brought.kind, brought.name, "update", "failed", time.monotonic() - t0, brought.brought_id,
+                     describe_error(exc))
+            continue
+        rep.emit(brought.kind, brought.name, "update", "done", time.monotonic() - t0, brought.brought_id)

@@ -1,0 +1,103 @@
+"""Observation: what exists in AWS for a cluster. One `list_owned` per kind (in parallel), `get` for
+brought resources, and plan-time lookups (public SSM parameters naming AMIs).
+
+Called by engine.plan, engine.destroy and engine.status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from kubeaws.aws.session import AwsContext
+from kubeaws.errors import KubeawsError
+from kubeaws.model.graph import Graph
+from kubeaws.resources import registry
+from kubeaws.resources.base import Lookup, Observed, walk
+
+T = TypeVar("T")
+
+
+class LookupError_(KubeawsError):
+    """A plan-time lookup (e.g. an AMI's SSM parameter) found nothing."""
+
+
+@dataclass
+class Observation:
+    """Owned resources by kind, brought resources by ID, and resolved lookups."""
+
+    owned: dict[str, list[Observed]] = field(default_factory=dict)
+    brought: dict[str, Observed] = field(default_factory=dict)
+    lookups: dict[Lookup, Any] = field(default_factory=dict)
+
+    def all_owned(self) -> list[Observed]:
+        return [o for kind in sorted(self.owned) for o in self.owned[kind]]
+
+
+def parallel(tasks: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T]:
+    """Run independent read-only tasks concurrently; re-raise the first error."""
+    if not tasks:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        futures = {name: pool.submit(fn) for name, fn in tasks.items()}
+        return {name: fut.result() for name, fut in futures.items()}
+
+
+def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8) -> Observation:
+    """One pass over AWS: every kind's owned resources, the graph's brought resources and lookups."""
+    kinds = registry.kinds()
+    tasks: dict[str, Callable[[], Any]] = {f"owned:{name}": partial(kind.list_owned, ctx)
+                                           for name, kind in kinds.items()}
+    brought_ids: dict[str, list[str]] = {}
+    lookups: set[Lookup] = set()
+    if graph is not None:
+        for d in graph:
+            if d.brought_id:
+                brought_ids.setdefault(d.kind, []).append(d.brought_id)
+            walk(d.props, lambda v: lookups.add(v) if isinstance(v, Lookup) else None)
+    for kind_name, ids in brought_ids.items():
+        tasks[f"brought:{kind_name}"] = partial(kinds[kind_name].get, ctx, ids)
+    if lookups:
+        tasks["lookups"] = partial(resolve_lookups, ctx, lookups)
+    results = parallel(tasks, workers)
+    obs = Observation()
+    for name, value in results.items():
+        prefix, _, rest = name.partition(":")
+        if prefix == "owned":
+            obs.owned[rest] = value
+        elif prefix == "brought":
+            for o in value:
+                obs.brought[o.id] = o
+        else:
+            obs.lookups = value
+    return obs
+
+
+def resolve_lookups(ctx: AwsContext, lookups: set[Lookup]) -> dict[Lookup, Any]:
+    """Resolve SSM parameters in batches of 10 (GetParameters' limit); a missing one is an error that
+    says how to avoid it."""
+    out: dict[Lookup, Any] = {}
+    ssm = sorted((lk for lk in lookups if lk.source == "ssm"), key=lambda lk: lk.name)
+    for i in range(0, len(ssm), 10):
+        batch = ssm[i:i + 10]
+        try:
+            resp = ctx.call("ssm", "get_parameters", Names=[lk.name for lk in batch])
+        except ClientError as exc:
+            raise LookupError_(f"cannot read public SSM parameters in {ctx.region}: {exc}") from exc
+        found = {p["Name"]: p["Value"] for p in resp.get("Parameters", [])}
+        for lk in batch:
+            if lk.name not in found:
+                raise LookupError_(
+                    f"the public SSM parameter {lk.name} does not exist in {ctx.region}, so the AMI cannot be "
+                    "chosen automatically; set an explicit AMI ID in the spec (e.g. access.bastion.ami, "
+                    "controlPlane.ami or nodeGroups[].ami)")
+            out[lk] = found[lk.name]
+    unknown = [lk for lk in lookups if lk.source != "ssm"]
+    if unknown:
+        raise LookupError_(f"unsupported lookup source(s): {sorted(str(u) for u in unknown)}")
+    return out

@@ -1,0 +1,144 @@
+"""The planner: for every desired resource, find it (by ID if brought, else by its ownership tags) and diff
+it field by field; owned resources that are no longer desired (or duplicates) are planned for deletion.
+Plan = find + diff, no change is made.
+
+Called by the public API (kubeaws.api.plan / apply / status); its PlanState feeds engine.apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubeaws.aws.session import AwsContext
+from kubeaws.engine.observe import Observation, observe
+from kubeaws.engine.types import Change, Plan
+from kubeaws.errors import ImmutableChangeError, KubeawsError, OwnershipError
+from kubeaws.model.graph import Graph
+from kubeaws.resources import registry
+from kubeaws.resources.base import UNKNOWN, Desired, Lookup, Observed, Ref, contains_unknown
+
+
+class PlanError(KubeawsError):
+    """The spec cannot be planned against what exists (missing brought resources, immutable changes...)."""
+
+
+@dataclass
+class PlanState:
+    """A plan together with what it was computed from; `engine.apply` executes it."""
+
+    graph: Graph
+    observation: Observation
+    plan: Plan
+    #: key -> the observed resource each desired one matched (None when it is to be created).
+    matched: dict[str, Observed | None]
+
+
+def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = None) -> PlanState:
+    obs = observation or observe(ctx, graph)
+    kinds = registry.kinds()
+    changes: list[Change] = []
+    matched: dict[str, Observed | None] = {}
+    pending_new: set[str] = set()  # keys whose ID is unknown until apply (create / replace)
+    errors: list[str] = []
+
+    by_key: dict[str, list[Observed]] = {}
+    for kind_name in sorted(obs.owned):
+        for o in obs.owned[kind_name]:
+            by_key.setdefault(o.logical_key or f"{o.kind}/?{o.id}", []).append(o)
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, Lookup):
+            return obs.lookups.get(value, UNKNOWN)
+        if isinstance(value, Ref):
+            if value.key in pending_new:
+                return UNKNOWN
+            target = matched.get(value.key)
+            return UNKNOWN if target is None else target.attr(value.attr)
+        return value
+
+    duplicates: list[Observed] = []
+    for key in graph.topological():
+        desired = graph[key]
+        kind = kinds[desired.kind]
+        if desired.brought_id:
+            actual = obs.brought.get(desired.brought_id)
+            if actual is None:
+                errors.append(f"{desired.kind} {desired.brought_id} (brought as {key}) does not exist in "
+                              f"{ctx.region}: check the ID in the spec")
+                continue
+            matched[key] = actual
+            diff = kind.diff(actual, desired)
+            changes.append(Change("update" if diff else "noop", desired.kind, desired.name, actual.id, diff,
+                                  desired, actual, reason="brought: tags only"))
+            continue
+        candidates = by_key.pop(key, [])
+        resolved = desired.resolved(resolve)
+        actual = _best_match(kind, candidates, resolved)
+        duplicates.extend(c for c in candidates if c is not actual)
+        matched[key] = actual
+        if actual is None:
+            pending_new.add(key)
+            _check_conflict(kind, ctx, resolved, errors)
+            changes.append(Change("create", desired.kind, desired.name, None,
+                                  {k: (None, v) for k, v in resolved.props.items()}, desired, None))
+            continue
+        diff = kind.diff(actual, resolved)
+        refused = sorted(set(diff) & kind.refuse_change)
+        if refused:
+            errors.append(_refusal(desired, actual, refused, diff))
+            changes.append(Change("noop", desired.kind, desired.name, actual.id, {}, desired, actual))
+            continue
+        if set(diff) & kind.immutable:
+            pending_new.add(key)
+            changes.append(Change("replace", desired.kind, desired.name, actual.id, diff, desired, actual,
+                                  reason="changes " + ", ".join(sorted(set(diff) & kind.immutable))))
+        elif diff:
+            changes.append(Change("update", desired.kind, desired.name, actual.id, diff, desired, actual))
+        else:
+            changes.append(Change("noop", desired.kind, desired.name, actual.id, {}, desired, actual))
+    if errors:
+        raise PlanError("cannot plan:\n  - " + "\n  - ".join(errors))
+
+    leftovers = [o for group in by_key.values() for o in group] + duplicates
+    changes.extend(_deletes(leftovers, duplicates))
+    plan = Plan(cluster=graph.cluster, changes=changes)
+    return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
+
+
+def _best_match(kind: Any, candidates: list[Observed], desired: Desired) -> Observed | None:
+    """The candidate closest to the desired state (fewest differing fields, then oldest ID order)."""
+    if not candidates:
+        return None
+    return min(candidates, key=lambda o: (len(kind.diff(o, desired)), o.id))
+
+
+def _check_conflict(kind: Any, ctx: AwsContext, resolved: Desired, errors: list[str]) -> None:
+    if contains_unknown(resolved.props):
+        return  # depends on something still to be created: nothing can clash yet
+    clash = kind.find_conflict(ctx, resolved)
+    if clash is not None:
+        errors.append(str(OwnershipError(
+            f"{resolved.key}: {clash.kind} {clash.id} already exists with the same name and is not owned by "
+            f"cluster {ctx.cluster!r}. Delete or rename it, or tag it kubeaws.io/cluster={ctx.cluster} and "
+            f"kubernetes.io/cluster/{ctx.cluster}=owned to let kubeaws adopt it.")))
+
+
+def _refusal(desired: Desired, actual: Observed, fields: list[str], diff: dict[str, Any]) -> str:
+    detail = ", ".join(f"{f}: {diff[f][0]} -> {diff[f][1]}" for f in fields)
+    return str(ImmutableChangeError(
+        f"{desired.key} ({actual.id}) cannot change {detail}: AWS cannot change it and replacing it would "
+        "replace the whole cluster network. Put the old value back, or delete the cluster and create it again."))
+
+
+def _deletes(leftovers: list[Observed], duplicates: list[Observed]) -> list[Change]:
+    """Delete changes for owned resources that are no longer desired, in delete order (rank desc)."""
+    dup_ids = {id(o) for o in duplicates}
+    kinds = registry.kinds()
+    ordered = sorted(leftovers, key=lambda o: (-kinds[o.kind].rank, o.kind, o.id))
+    out: list[Change] = []
+    for o in ordered:
+        name = (o.logical_key or "").split("/", 1)[-1] or o.id
+        out.append(Change("delete", o.kind, name, o.id, {}, None, o,
+                          reason="duplicate" if id(o) in dup_ids else "no longer in the spec"))
+    return out

@@ -1,0 +1,92 @@
+"""Plan as text, kops/terraform style: grouped create / update / replace / delete, `old -> new` per field,
+list changes as added (+) and removed (-) items.
+
+Called by the CLI (`kubeaws plan`, and before `apply`/`delete`) and by the plan golden tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeaws.engine.types import Change, Plan, jsonable
+
+HEADINGS = (
+    ("create", "+", "Will create resources"),
+    ("update", "~", "Will modify resources"),
+    ("replace", "-/+", "Will replace resources"),
+    ("delete", "-", "Will delete resources"),
+)
+
+
+def fmt(value: Any) -> str:
+    """A compact, stable rendering of a prop value."""
+    value = jsonable(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "protocol" in value:  # a security-group rule
+        return rule_text(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def rule_text(rule: dict[str, Any]) -> str:
+    proto = {"-1": "all", "4": "ipip"}.get(str(rule.get("protocol")), str(rule.get("protocol")))
+    lo, hi = rule.get("from_port"), rule.get("to_port")
+    ports = "" if lo in (None, -1) else (f" {lo}" if lo == hi else f" {lo}-{hi}")
+    source = rule.get("cidr") or rule.get("source_group")
+    desc = f"  ({rule['description']})" if rule.get("description") else ""
+    return f"{proto}{ports} from {source}{desc}"
+
+
+def _field_lines(name: str, old: Any, new: Any, creating: bool) -> list[str]:
+    if isinstance(new, list) and (creating or isinstance(old, list)):
+        old_items = [fmt(v) for v in (old or [])]
+        new_items = [fmt(v) for v in new]
+        if creating:
+            return [f"      {name}:"] + [f"        {v}" for v in new_items] if new_items else [f"      {name}: []"]
+        added = [v for v in new_items if v not in old_items]
+        removed = [v for v in old_items if v not in new_items]
+        lines = [f"      {name}:"]
+        lines += [f"        + {v}" for v in added]
+        lines += [f"        - {v}" for v in removed]
+        if not added and not removed:
+            lines = [f"      {name}: {fmt(old)} -> {fmt(new)}"]
+        return lines
+    if isinstance(new, dict) and name == "tags":
+        return [f"      tags.{k}: {fmt((old or {}).get(k))} -> {fmt(v)}" for k, v in sorted(new.items())]
+    if creating:
+        return [f"      {name}: {fmt(new)}"]
+    return [f"      {name}: {fmt(old)} -> {fmt(new)}"]
+
+
+def _change_lines(change: Change, symbol: str) -> list[str]:
+    ident = f" ({change.id})" if change.id else ""
+    note = f"  # {change.reason}" if change.reason and change.action in ("replace", "delete") else ""
+    lines = [f"  {symbol} {change.key}{ident}{note}"]
+    creating = change.action == "create"
+    for name in sorted(change.diff):
+        old, new = change.diff[name]
+        if creating and new is None:
+            continue
+        lines.extend(_field_lines(name, old, new, creating))
+    return lines
+
+
+def plan_text(plan: Plan) -> str:
+    s = plan.summary()
+    lines = [f'Plan for cluster "{plan.cluster}": {s["create"]} to create, {s["update"]} to modify, '
+             f'{s["replace"]} to replace, {s["delete"]} to delete, {s["noop"]} unchanged.']
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
+    if not plan.pending:
+        lines.append("No changes: the cluster matches the spec.")
+        return "\n".join(lines) + "\n"
+    for action, symbol, heading in HEADINGS:
+        group = [c for c in plan.changes if c.action == action]
+        if not group:
+            continue
+        lines.append("")
+        lines.append(f"{heading}:")
+        for change in group:
+            lines.extend(_change_lines(change, symbol))
+    return "\n".join(lines) + "\n"

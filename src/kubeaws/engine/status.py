@@ -1,0 +1,20 @@
+"""Status: what exists for a cluster, by kind, and how many changes separate it from the spec.
+
+Called by the public API (kubeaws.api.status). One observation pass serves both the inventory and the plan.
+"""
+
+from __future__ import annotations
+
+from kubeaws.aws.session import AwsContext
+from kubeaws.engine.observe import observe
+from kubeaws.engine.plan import make_plan
+from kubeaws.engine.types import StatusReport
+from kubeaws.model.graph import Graph
+
+
+def cluster_status(graph: Graph, ctx: AwsContext) -> StatusReport:
+    obs = observe(ctx, graph)
+    state = make_plan(graph, ctx, obs)
+    resources = obs.all_owned() + sorted(obs.brought.values(), key=lambda o: (o.kind, o.id))
+    return StatusReport(cluster=graph.cluster, resources=resources, pending_changes=state.plan.pending,
+                        plan_summary=state.plan.summary())

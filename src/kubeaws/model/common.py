@@ -1,0 +1,44 @@
+"""Shared helpers for model builders: the cluster's naming and tagging, and how builders add resources.
+
+Called by every builder in model/ (pure functions, no AWS calls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubeaws.aws.tags import owned_tags, shared_tags
+from kubeaws.model.graph import Graph
+from kubeaws.resources.base import Desired, Ref
+from kubeaws.spec.models import ClusterSpec
+
+
+@dataclass
+class Builder:
+    """What every model builder works with: the spec and the graph being built."""
+
+    spec: ClusterSpec
+    graph: Graph
+
+    @property
+    def cluster(self) -> str:
+        return self.spec.metadata.name
+
+    def display(self, name: str) -> str:
+        return f"{self.cluster}-{name}"
+
+    def owned(self, kind: str, name: str, props: dict[str, Any], *, extra_tags: dict[str, str] | None = None,
+              create_only: frozenset[str] = frozenset(), depends_on: tuple[str, ...] = ()) -> Ref:
+        """Add a resource kubeaws creates and owns; return a Ref to it."""
+        tags = owned_tags(self.cluster, kind, name, self.display(name),
+                          {**self.spec.spec.tags, **(extra_tags or {})})
+        self.graph.add(Desired(kind=kind, name=name, props=props, tags=tags, create_only=create_only,
+                               depends_on=depends_on))
+        return Ref(kind, name)
+
+    def brought(self, kind: str, name: str, resource_id: str) -> Ref:
+        """Add a resource the user brings: only tagged `shared`, never modified otherwise nor deleted."""
+        self.graph.add(Desired(kind=kind, name=name, props={}, tags=shared_tags(self.cluster),
+                               brought_id=resource_id))
+        return Ref(kind, name)

@@ -1,0 +1,116 @@
+"""The network flows a cluster needs between node roles: the Kubernetes ports table, the CNI's pod traffic,
+DNS, SSH through the bastion and admin access. Security-group rules are derived from these flows
+(model.security) and the doctor checks brought security groups against the same table.
+
+Called by model.security and doctor. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+from kubeaws.resources.base import Ref
+from kubeaws.spec.models import ClusterSpec
+
+CONTROL_PLANE = "control-plane"
+NODES = "nodes"
+BASTION = "bastion"
+LB = "lb"
+NODE_ROLES = (CONTROL_PLANE, NODES)
+
+Cidr = str | Ref
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic `source` -> `target` on protocol/ports. `source` is a role, or "cidr" with `cidrs` set."""
+
+    source: str
+    target: str
+    protocol: str  # "tcp" | "udp" | "icmp" | "4" (IP-in-IP) | "-1" (all)
+    from_port: int
+    to_port: int
+    purpose: str
+    cidrs: tuple[Cidr, ...] = ()
+
+    def ports(self) -> str:
+        if self.protocol in ("-1", "4") or self.from_port == -1:
+            return "all"
+        return str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}"
+
+
+def cni_flows(cni: str, calico_encapsulation: str = "ipip") -> list[tuple[str, int, int, str]]:
+    """(protocol, from, to, purpose) of the pod traffic each CNI sends between nodes."""
+    if cni == "flannel":
+        return [("udp", 8472, 8472, "flannel VXLAN")]
+    if cni == "calico":
+        flows = [("tcp", 179, 179, "calico BGP"), ("tcp", 5473, 5473, "calico Typha")]
+        if calico_encapsulation == "vxlan":
+            flows.append(("udp", 4789, 4789, "calico VXLAN"))
+        else:
+            flows.append(("4", -1, -1, "calico IP-in-IP"))
+        return flows
+    if cni == "cilium":
+        return [("udp", 8472, 8472, "cilium VXLAN"), ("tcp", 4240, 4240, "cilium health"),
+                ("icmp", -1, -1, "cilium health ICMP")]
+    if cni == "aws-vpc-cni":
+        return [("-1", -1, -1, "pod traffic (VPC CNI, pods use VPC addresses)")]
+    raise ValueError(f"unknown CNI {cni!r}")
+
+
+def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
+    """Every flow the cluster needs, deduplicated, in a stable order."""
+    body = spec.spec
+    access = body.access
+    public_api = access.api_endpoint == "public"
+    admin = tuple(access.admin_cidrs)
+    bastion = access.bastion.enabled
+    node_ports = tuple(body.network.node_port_cidrs or [vpc_cidr])
+    flows: list[Flow] = []
+
+    def add(source: str, target: str, protocol: str, lo: int, hi: int, purpose: str,
+            cidrs: tuple[Cidr, ...] = ()) -> None:
+        flows.append(Flow(source, target, protocol, lo, hi, purpose, cidrs))
+
+    # Kubernetes API (6443): to the control plane and to the API load balancer.
+    for target in (CONTROL_PLANE, LB):
+        for source in (NODES, CONTROL_PLANE, *((BASTION,) if bastion else ())):
+            add(source, target, "tcp", 6443, 6443, "Kubernetes API")
+        if public_api and admin:
+            add("cidr", target, "tcp", 6443, 6443, "Kubernetes API from admin networks", admin)
+    add(LB, CONTROL_PLANE, "tcp", 6443, 6443, "Kubernetes API from the load balancer")
+    # etcd, controller-manager, scheduler: control plane only.
+    add(CONTROL_PLANE, CONTROL_PLANE, "tcp", 2379, 2380, "etcd")
+    add(CONTROL_PLANE, CONTROL_PLANE, "tcp", 10257, 10257, "kube-controller-manager")
+    add(CONTROL_PLANE, CONTROL_PLANE, "tcp", 10259, 10259, "kube-scheduler")
+    # kubelet API from the control plane to every node; from nodes too when metrics-server scrapes it.
+    for target in NODE_ROLES:
+        add(CONTROL_PLANE, target, "tcp", 10250, 10250, "kubelet API")
+        if body.addons.metrics_server is not None:
+            add(NODES, target, "tcp", 10250, 10250, "kubelet API from metrics-server")
+        add(LB, target, "tcp", 10256, 10256, "kube-proxy health from the load balancer")
+        for protocol in ("tcp", "udp"):
+            add("cidr", target, protocol, 30000, 32767, "NodePort services", node_ports)
+        if bastion:
+            add(BASTION, target, "tcp", 22, 22, "SSH from the bastion")
+    if bastion and admin:
+        add("cidr", BASTION, "tcp", 22, 22, "SSH from admin networks", admin)
+    # Pod traffic of the CNI and DNS between ALL nodes, control plane included.
+    for source, target in product(NODE_ROLES, NODE_ROLES):
+        for protocol, lo, hi, purpose in cni_flows(body.cni, body.network.calico.encapsulation):
+            add(source, target, protocol, lo, hi, purpose)
+        add(source, target, "udp", 53, 53, "DNS (CoreDNS may run on any node)")
+        add(source, target, "tcp", 53, 53, "DNS (CoreDNS may run on any node)")
+    return _dedupe(flows)
+
+
+def _dedupe(flows: list[Flow]) -> list[Flow]:
+    seen: set[tuple[object, ...]] = set()
+    out: list[Flow] = []
+    for f in flows:
+        key = (f.source, f.target, f.protocol, f.from_port, f.to_port, f.cidrs)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
