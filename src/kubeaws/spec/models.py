@@ -30,7 +30,8 @@ class _Model(BaseModel):
 
 
 class Metadata(_Model):
-    name: str = Field(description="Cluster name: DNS-1123 label, at most 40 characters.")
+    name: str = Field(description="Cluster name: DNS-1123 label, at most 28 characters (`<name>-api` must fit "
+                                  "the 32-character load balancer name limit).")
     labels: dict[str, str] = Field(default_factory=dict)
 
 

@@ -1,0 +1,55 @@
+"""Test helpers: spec factories and AWS call recorders shared by several test modules."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+from kubeaws.spec.models import ClusterSpec
+
+BASE: dict[str, Any] = {
+    "apiVersion": "kubeaws.io/v1alpha1",
+    "kind": "Cluster",
+    "metadata": {"name": "dev"},
+    "spec": {
+        "region": "us-east-1",
+        "kubernetesVersion": "1.31",
+        "network": {"vpc": {"cidr": "10.0.0.0/16"}, "availabilityZones": ["us-east-1a", "us-east-1b"]},
+        "access": {"adminCIDRs": ["203.0.113.0/24"]},
+        "nodeGroups": [{"name": "general", "instanceTypes": ["m5.large"]}],
+    },
+}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def make_spec(name: str = "dev", **spec_overrides: Any) -> ClusterSpec:
+    """A valid spec with `spec:` fields overridden (nested dicts merged)."""
+    doc = merge(BASE, {"metadata": {"name": name}, "spec": spec_overrides})
+    return ClusterSpec.model_validate(doc)
+
+
+class CallRecorder:
+    """A botocore `before-call` hook recording (operation, params) of every request. Thread-safe."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, model: Any, params: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls.append((model.name, copy.deepcopy(params.get("body", {}) if isinstance(params, dict)
+                                                           else {})))
+
+    def operations(self) -> list[str]:
+        with self._lock:
+            return [op for op, _ in self.calls]
