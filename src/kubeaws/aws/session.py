@@ -124,7 +124,7 @@ class AwsContext:
         """Every item of a paginated describe/list, each page fetched with `call` (so retried)."""
         client = self.client(service)
         paginator = client.get_paginator(operation)
-        model = paginator._model  # input/output token names from botocore's pagination model
+        model = paginator._pagination_cfg  # input/output token names from botocore's pagination config
         in_token = model["input_token"]
         out_token = model["output_token"]
         in_token = in_token[0] if isinstance(in_token, list) else in_token
