@@ -59,7 +59,7 @@ def moto_server() -> Iterator[str]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback only
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
             break
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -73,7 +73,7 @@ def moto_server() -> Iterator[str]:
 
 def reset_moto(url: str) -> None:
     req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10)  # noqa: S310 - loopback only
+    urllib.request.urlopen(req, timeout=10)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from kubeaws.engine.types import Change, Plan
 from kubeaws.errors import ImmutableChangeError, KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
 from kubeaws.resources import registry
-from kubeaws.resources.base import UNKNOWN, Desired, Lookup, Observed, Ref, contains_unknown
+from kubeaws.resources.base import UNKNOWN, Desired, Lookup, Observed, Ref, Unknown, contains_unknown
 
 
 class PlanError(KubeawsError):
@@ -51,10 +51,10 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         if isinstance(value, Lookup):
             return obs.lookups.get(value, UNKNOWN)
         if isinstance(value, Ref):
-            if value.key in pending_new:
-                return UNKNOWN
             target = matched.get(value.key)
-            return UNKNOWN if target is None else target.attr(value.attr)
+            if value.key in pending_new or target is None:
+                return Unknown(value)
+            return target.attr(value.attr)
         return value
 
     duplicates: list[Observed] = []
@@ -72,7 +72,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
             changes.append(Change("update" if diff else "noop", desired.kind, desired.name, actual.id, diff,
                                   desired, actual, reason="brought: tags only"))
             continue
-        candidates = by_key.pop(key, [])
+        candidates = [c for c in by_key.pop(key, []) if c.state not in kind.gone_states]
         resolved = desired.resolved(resolve)
         actual = _best_match(kind, candidates, resolved)
         duplicates.extend(c for c in candidates if c is not actual)
@@ -84,6 +84,11 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
                                   {k: (None, v) for k, v in resolved.props.items()}, desired, None))
             continue
         diff = kind.diff(actual, resolved)
+        if actual.state in kind.broken_states:
+            pending_new.add(key)
+            changes.append(Change("replace", desired.kind, desired.name, actual.id, diff, desired, actual,
+                                  reason=f"found in state {actual.state}"))
+            continue
         refused = sorted(set(diff) & kind.refuse_change)
         if refused:
             errors.append(_refusal(desired, actual, refused, diff))
@@ -100,9 +105,17 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
     if errors:
         raise PlanError("cannot plan:\n  - " + "\n  - ".join(errors))
 
-    leftovers = [o for group in by_key.values() for o in group] + duplicates
+    leftovers = [o for group in by_key.values() for o in group
+                 if o.state not in kinds[o.kind].gone_states] + duplicates
     changes.extend(_deletes(leftovers, duplicates))
-    plan = Plan(cluster=graph.cluster, changes=changes)
+    names: dict[str, str] = {}
+    for key, found in matched.items():  # topological order: a group is named before its rule set
+        if found is not None:
+            names.setdefault(found.id, key)
+    for gone in leftovers:
+        if gone.logical_key:
+            names.setdefault(gone.id, gone.logical_key.replace("SecurityGroupRules/", "SecurityGroup/"))
+    plan = Plan(cluster=graph.cluster, changes=changes, names=names)
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
 
 

@@ -19,29 +19,34 @@ HEADINGS = (
 )
 
 
-def fmt(value: Any) -> str:
-    """A compact, stable rendering of a prop value."""
+def _fmt(value: Any, names: dict[str, str] | None = None) -> str:
+    """A compact, stable rendering of a prop value; IDs of resources the plan knows are shown by name."""
+    names = names or {}
     value = jsonable(value)
     if isinstance(value, str):
-        return value
+        return f"{value} ({names[value]})" if value in names else value
     if isinstance(value, dict) and "protocol" in value:  # a security-group rule
-        return rule_text(value)
+        return rule_text(value, names)
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def rule_text(rule: dict[str, Any]) -> str:
+def rule_text(rule: dict[str, Any], names: dict[str, str] | None = None) -> str:
     proto = {"-1": "all", "4": "ipip"}.get(str(rule.get("protocol")), str(rule.get("protocol")))
     lo, hi = rule.get("from_port"), rule.get("to_port")
     ports = "" if lo in (None, -1) else (f" {lo}" if lo == hi else f" {lo}-{hi}")
-    source = rule.get("cidr") or rule.get("source_group")
+    source = str(rule.get("cidr") or rule.get("source_group"))
+    source = (names or {}).get(source, source).removesuffix(" (known after apply)")
     desc = f"  ({rule['description']})" if rule.get("description") else ""
     return f"{proto}{ports} from {source}{desc}"
 
 
-def _field_lines(name: str, old: Any, new: Any, creating: bool) -> list[str]:
+def _field_lines(name: str, old: Any, new: Any, creating: bool, names: dict[str, str]) -> list[str]:
+    def fmt(value: Any) -> str:
+        return _fmt(value, names)
+
     if isinstance(new, list) and (creating or isinstance(old, list)):
-        old_items = [fmt(v) for v in (old or [])]
-        new_items = [fmt(v) for v in new]
+        old_items = sorted(fmt(v) for v in (old or []))
+        new_items = sorted(fmt(v) for v in new)
         if creating:
             return [f"      {name}:"] + [f"        {v}" for v in new_items] if new_items else [f"      {name}: []"]
         added = [v for v in new_items if v not in old_items]
@@ -59,7 +64,7 @@ def _field_lines(name: str, old: Any, new: Any, creating: bool) -> list[str]:
     return [f"      {name}: {fmt(old)} -> {fmt(new)}"]
 
 
-def _change_lines(change: Change, symbol: str) -> list[str]:
+def _change_lines(change: Change, symbol: str, names: dict[str, str]) -> list[str]:
     ident = f" ({change.id})" if change.id else ""
     note = f"  # {change.reason}" if change.reason and change.action in ("replace", "delete") else ""
     lines = [f"  {symbol} {change.key}{ident}{note}"]
@@ -68,7 +73,7 @@ def _change_lines(change: Change, symbol: str) -> list[str]:
         old, new = change.diff[name]
         if creating and new is None:
             continue
-        lines.extend(_field_lines(name, old, new, creating))
+        lines.extend(_field_lines(name, old, new, creating, names))
     return lines
 
 
@@ -88,5 +93,5 @@ def plan_text(plan: Plan) -> str:
         lines.append("")
         lines.append(f"{heading}:")
         for change in group:
-            lines.extend(_change_lines(change, symbol))
+            lines.extend(_change_lines(change, symbol, plan.names))
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubeaws.resources.base import UNKNOWN, Desired, Observed, Ref, walk
+from kubeaws.resources.base import Desired, Observed, Ref, Unknown
 
 Action = Literal["create", "update", "replace", "delete", "noop"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "noop")
@@ -22,7 +22,7 @@ def jsonable(value: Any) -> Any:
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
-    if value is UNKNOWN or isinstance(value, Ref):
+    if isinstance(value, Unknown | Ref):
         return str(value)
     return value
 
@@ -56,6 +56,8 @@ class Plan:
     cluster: str
     changes: list[Change]
     warnings: list[str] = field(default_factory=list)
+    #: AWS ID -> "Kind/name" of every resource the plan found, to show IDs by name.
+    names: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)
@@ -158,9 +160,3 @@ class StatusReport:
                                  for o in items]
                           for kind, items in self.by_kind().items()},
         }
-
-
-def unknown_free(value: Any) -> bool:
-    hit: list[bool] = []
-    walk(value, lambda v: hit.append(True) if v is UNKNOWN else None)
-    return not hit

@@ -49,23 +49,23 @@ class Lookup:
         return f"<{self.source}:{self.name}>"
 
 
-class _Unknown:
-    """A value that will only be known after apply (the ID of a resource still to be created)."""
+@dataclass(frozen=True)
+class Unknown:
+    """A value only known after apply: an attribute of a resource still to be created or replaced.
+    `ref` says which, so a plan can show "SecurityGroup/nodes (known after apply)"."""
 
-    _instance: _Unknown | None = None
+    ref: Ref | None = None
 
-    def __new__(cls) -> _Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    def __str__(self) -> str:
+        if self.ref is None:
+            return "(known after apply)"
+        attr = "" if self.ref.attr == "id" else f".{self.ref.attr}"
+        return f"{self.ref.key}{attr} (known after apply)"
 
-    def __repr__(self) -> str:
-        return "(known after apply)"
-
-    __str__ = __repr__
+    __repr__ = __str__
 
 
-UNKNOWN = _Unknown()
+UNKNOWN = Unknown()
 
 
 @dataclass
@@ -127,7 +127,7 @@ def substitute(value: Any, resolve: Callable[[Any], Any]) -> Any:
 
 def contains_unknown(value: Any) -> bool:
     hit: list[bool] = []
-    walk(value, lambda v: hit.append(True) if v is UNKNOWN else None)
+    walk(value, lambda v: hit.append(True) if isinstance(v, Unknown) else None)
     return bool(hit)
 
 
@@ -187,6 +187,10 @@ class Kind(ABC):
     refuse_change: ClassVar[frozenset[str]] = frozenset()
     #: Props used on create but not readable back cheaply (root volume settings, user data): never diffed.
     unobservable: ClassVar[frozenset[str]] = frozenset()
+    #: States in which a found resource is unusable and must be replaced (e.g. a NAT gateway "failed").
+    broken_states: ClassVar[frozenset[str]] = frozenset()
+    #: States in which a found resource is already going away: the planner ignores it.
+    gone_states: ClassVar[frozenset[str]] = frozenset()
     #: List props compared as sets (order-insensitive), e.g. security group IDs.
     set_fields: ClassVar[frozenset[str]] = frozenset()
     #: Whether the user may bring an existing resource of this kind (by ID).

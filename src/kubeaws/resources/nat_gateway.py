@@ -31,6 +31,8 @@ class NatGateway(Ec2Kind):
     result_key = "NatGateways"
     filter_param = "Filter"
     states = ("pending", "available", "failed", "deleting")  # not "deleted": it lingers for an hour
+    broken_states = frozenset({"failed"})  # a failed gateway never recovers: the plan replaces it
+    gone_states = frozenset({"deleting"})  # already going away: planned as if absent
     #: How long AWS may take to make a gateway available or deleted (usually 1-5 minutes).
     timeout: float = LONG_WAIT
 

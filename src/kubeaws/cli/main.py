@@ -1,0 +1,283 @@
+"""The `kubeaws` command line: init, schema, plan, apply, status, delete, and `local start|stop|status`.
+
+A thin layer over the Python API (kubeaws.api). Importing this module is cheap: boto3, the spec models and
+the engine are imported inside the commands that need them, so `kubeaws --help` answers at once.
+Console-script entry: `main()`.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kubeaws import __version__
+from kubeaws.cli import output
+from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
+from kubeaws.cli.output import Out, Progress
+
+app = typer.Typer(name="kubeaws", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="One YAML file to a Kubernetes cluster on AWS (kubeadm on EC2 or EKS): "
+                       "plan, apply, status, delete.")
+local_app = typer.Typer(no_args_is_help=True, help="The local AWS emulator (moto) used by --local.")
+app.add_typer(local_app, name="local")
+
+
+class Mode(StrEnum):
+    kubeadm = "kubeadm"
+    eks = "eks"
+
+
+SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output format.")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: the SDK's resolution).")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region for the calls (overrides spec.region).")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Use the local AWS emulator (also: KUBEAWS_LOCAL=1).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kubeaws {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """One YAML file to a Kubernetes cluster on AWS: plan, apply, status, delete."""
+
+
+# -- spec helpers -----------------------------------------------------------------------------------------
+@app.command()
+def init(name: Annotated[str, typer.Option("--name", help="Cluster name (DNS label).")],
+         region: Annotated[str, typer.Option("--region", help="AWS region, e.g. us-east-1.")],
+         mode: Annotated[Mode, typer.Option("--mode", help="Self-managed kubeadm on EC2, or EKS.")] = Mode.kubeadm,
+         out_file: Annotated[Path | None, typer.Option("--output-file", "-o",
+                                                       help="Write the spec here (default: stdout).")] = None,
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write a commented starter spec."""
+    out = Out()
+
+    def body() -> int:
+        from kubeaws.spec.template import render_init
+
+        if out_file is not None and out_file.exists() and not force:
+            raise BadInput(f"{out_file} already exists; pass --force to overwrite it")
+        text = render_init(name, region, mode=mode.value)
+        if out_file is None:
+            out.text(text)
+            return 0
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text)
+        out.info(f"wrote {out_file}; next: kubeaws plan -f {out_file}")
+        return 0
+
+    run(out, body)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec file (for editors and CI validation)."""
+    out = Out()
+
+    def body() -> int:
+        from kubeaws.spec.schema import json_schema
+
+        out.emit_json(json_schema())
+        return 0
+
+    run(out, body)
+
+
+# -- cluster commands -----------------------------------------------------------------------------------
+@app.command()
+def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: ProfileOpt = None,
+         region: RegionOpt = None, local: LocalOpt = False) -> None:
+    """Show what apply would change (read-only AWS calls)."""
+    opts = ClusterOptions(file, output_format, profile, region, local)
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws import api
+        from kubeaws.engine.render import plan_text
+
+        spec = load(opts.file)
+        the_plan = api.plan(spec, connect(spec, opts, out))
+        if out.json:
+            out.emit_json(the_plan.to_dict())
+        else:
+            out.text(plan_text(the_plan))
+            if the_plan.pending:
+                out.info(f"[dim]apply with: {opts.command('apply')}[/dim]")
+        return 0
+
+    run(out, body)
+
+
+@app.command()
+def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
+          profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False) -> None:
+    """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel."""
+    opts = ClusterOptions(file, output_format, profile, region, local)
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws import api
+        from kubeaws.engine.render import plan_text
+        from kubeaws.engine.types import ApplyResult
+
+        spec = load(opts.file)
+        ctx = connect(spec, opts, out)
+        state = api.plan_state(spec, ctx)
+        text = plan_text(state.plan)
+        if out.json and not yes:
+            out.info(text)
+        out.text(text)
+        if not state.plan.pending:
+            out.print("[green]Nothing to apply.[/green]")
+            if out.json:
+                out.emit_json(ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict())
+            return 0
+        confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?', "apply")
+        with Progress(out, f"Applying {spec.metadata.name}") as progress:
+            result = api.apply(spec, ctx, plan=state, on_event=progress)
+        if out.json:
+            out.emit_json(result.to_dict())
+        else:
+            output.report_result(out, result, opts.command("apply"))
+        return 0 if result.ok else 1
+
+    run(out, body)
+
+
+@app.command()
+def status(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: ProfileOpt = None,
+           region: RegionOpt = None, local: LocalOpt = False) -> None:
+    """Show what exists for the cluster and whether it matches the spec."""
+    opts = ClusterOptions(file, output_format, profile, region, local)
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws import api
+
+        spec = load(opts.file)
+        report = api.status(spec, connect(spec, opts, out))
+        if out.json:
+            out.emit_json(report.to_dict())
+        else:
+            output.report_status(out, report, opts.command("plan"))
+        return 0
+
+    run(out, body)
+
+
+@app.command()
+def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
+           profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False) -> None:
+    """Delete everything kubeaws created for the cluster (brought VPCs/subnets are only untagged)."""
+    opts = ClusterOptions(file, output_format, profile, region, local)
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws import api
+        from kubeaws.engine.types import ApplyResult
+
+        spec = load(opts.file)
+        ctx = connect(spec, opts, out)
+        report = api.status(spec, ctx)
+        preview = Out("text") if out.json and not yes else out
+        if out.json and not yes:
+            preview.stdout = preview.stderr
+        count = output.report_delete_preview(preview, report)
+        if not count:
+            out.print(f'[green]Nothing to delete[/green]: no resources found for cluster "{spec.metadata.name}".')
+            if out.json:
+                out.emit_json(ApplyResult(cluster=spec.metadata.name, operation="delete").to_dict())
+            return 0
+        confirm(out, yes, f'Delete these {count} resources of cluster "{spec.metadata.name}"?', "delete")
+        with Progress(out, f"Deleting {spec.metadata.name}") as progress:
+            result = api.delete(spec, ctx, on_event=progress)
+        if out.json:
+            out.emit_json(result.to_dict())
+        else:
+            output.report_result(out, result, opts.command("delete"))
+        return 0 if result.ok else 1
+
+    run(out, body)
+
+
+# -- local emulator -------------------------------------------------------------------------------------
+@local_app.command("start")
+def local_start(port: Annotated[int | None, typer.Option("--port", help="Port (default: $KUBEAWS_LOCAL_PORT "
+                                                                         "or 4599).")] = None,
+                output_format: OutputOpt = OutputFormat.text) -> None:
+    """Start the local AWS emulator (or reuse the running one) and print its URL."""
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws.local import emulator
+
+        url = emulator.ensure_running(port)
+        if out.json:
+            out.emit_json(emulator.status())
+        else:
+            out.print(f"local AWS emulator running at {url}")
+            out.print("use it with --local (or KUBEAWS_LOCAL=1), e.g. kubeaws plan -f cluster.yaml --local")
+        return 0
+
+    run(out, body)
+
+
+@local_app.command("stop")
+def local_stop(output_format: OutputOpt = OutputFormat.text) -> None:
+    """Stop the local AWS emulator (everything it held is gone)."""
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws.local import emulator
+
+        stopped = emulator.stop()
+        if out.json:
+            out.emit_json({"stopped": stopped})
+        else:
+            out.print("local AWS emulator stopped" if stopped else "local AWS emulator was not running")
+        return 0
+
+    run(out, body)
+
+
+@local_app.command("status")
+def local_status(output_format: OutputOpt = OutputFormat.text,
+                 resources: Annotated[bool, typer.Option("--resources", help="Also count what moto holds "
+                                                                             "(about a second).")] = False) -> None:
+    """Whether the local AWS emulator runs, where, and since when."""
+    out = Out(output_format.value)
+
+    def body() -> int:
+        from kubeaws.local import emulator
+
+        info = emulator.status(resources=resources)
+        if out.json:
+            out.emit_json(info)
+        else:
+            output.local_status_text(out, info)
+        return 0
+
+    run(out, body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(prog_name="kubeaws")
+    except BrokenPipeError:  # e.g. `kubeaws schema | head`: stop quietly
+        sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - silence the interpreter's final flush
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

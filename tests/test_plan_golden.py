@@ -1,0 +1,69 @@
+"""Plan text golden files. Regenerate with KUBEAWS_UPDATE_GOLDEN=1 and review the diff like code.
+
+AWS IDs (vpc-..., sg-..., ami-...) are replaced by stable placeholders before comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from kubeaws import api
+from kubeaws.aws.session import AwsContext
+from kubeaws.engine.render import plan_text
+from tests.helpers import make_spec
+
+GOLDEN = Path(__file__).parent / "golden"
+ID = re.compile(r"\b(vpc|subnet|igw|nat|eipalloc|rtb|sg|i|ami|rtbassoc|eni)-[0-9a-f]{8,17}\b")
+
+
+def normalize(text: str) -> str:
+    seen: dict[str, str] = {}
+    per_prefix: dict[str, int] = {}
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(0) not in seen:
+            n = per_prefix.get(m.group(1), 0)
+            per_prefix[m.group(1)] = n + 1
+            seen[m.group(0)] = f"{m.group(1)}-<{n}>"
+        return seen[m.group(0)]
+
+    return ID.sub(repl, text)
+
+
+def check(name: str, text: str) -> None:
+    path = GOLDEN / name
+    text = normalize(text)
+    if os.environ.get("KUBEAWS_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"missing golden {path}: run with KUBEAWS_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from golden (KUBEAWS_UPDATE_GOLDEN=1 to regenerate)"
+
+
+def test_create_plan_text(ctx: AwsContext) -> None:
+    spec = make_spec(access={"bastion": {"elasticIP": True}})
+    check("plan_create.txt", plan_text(api.plan(spec, ctx)))
+
+
+def test_change_plan_text(ctx: AwsContext) -> None:
+    result = api.apply(make_spec(), ctx)
+    assert result.ok
+    changed = make_spec(network={"natGateway": "perAZ", "cni": "flannel"}, access={"bastion": {"enabled": False}},
+                        tags={"team": "dsp"})
+    check("plan_change.txt", plan_text(api.plan(changed, ctx)))
+
+
+def test_plan_json_contract(ctx: AwsContext) -> None:
+    doc = api.plan(make_spec(), ctx).to_dict()
+    assert set(doc) == {"cluster", "changes", "summary"}
+    assert doc["cluster"] == "dev"
+    assert set(doc["summary"]) == {"create", "update", "replace", "delete", "noop"}
+    for change in doc["changes"]:
+        assert set(change) == {"action", "kind", "name", "id", "diff"}
+        assert change["action"] in doc["summary"]
+        for value in change["diff"].values():
+            assert isinstance(value, list) and len(value) == 2
+    json.dumps(doc)  # serializable as is
+    assert doc["summary"]["create"] == len(doc["changes"])
