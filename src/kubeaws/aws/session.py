@@ -82,26 +82,51 @@ class AwsContext:
         self._session_lock = threading.Lock()
         self._session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
         self._local = threading.local()
+        self._shared: dict[str, Any] = {}
+        self._shared_lock = threading.Lock()
         # botocore's own retries are off: `call` retries with jitter and counts every attempt.
         self._config = Config(retries={"total_max_attempts": 1, "mode": "standard"},
                               connect_timeout=10, read_timeout=60, max_pool_connections=32)
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        """The calling thread's client for `service` (created once per thread; session access locked)."""
+        """The calling thread's client for `service`: created once per thread (session access locked), or
+        the context's shared client inside `sharing()` (read-only observation, where building a client per
+        pool thread would cost more than the calls themselves)."""
+        if getattr(self._local, "sharing", False):
+            return self._shared_client(service)
         cache: dict[str, Any] | None = getattr(self._local, "clients", None)
         if cache is None:
             cache = {}
             self._local.clients = cache
         if service not in cache:
-            with self._session_lock:
-                session: Any = self._session  # service names are dynamic here
-                client = session.client(service, endpoint_url=self.settings.endpoint_url, config=self._config)
-            client.meta.events.register("before-call", self._count)
-            for event, handler in self._hooks:
-                client.meta.events.register(event, handler)
-            cache[service] = client
+            cache[service] = self._new_client(service)
         return cache[service]
+
+    def _shared_client(self, service: str) -> Any:
+        with self._shared_lock:
+            if service not in self._shared:
+                self._shared[service] = self._new_client(service)
+            return self._shared[service]
+
+    @contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Within the block, this thread uses the shared clients (boto3 clients are thread-safe)."""
+        previous = getattr(self._local, "sharing", False)
+        self._local.sharing = True
+        try:
+            yield
+        finally:
+            self._local.sharing = previous
+
+    def _new_client(self, service: str) -> Any:
+        with self._session_lock:
+            session: Any = self._session  # service names are dynamic here
+            client = session.client(service, endpoint_url=self.settings.endpoint_url, config=self._config)
+        client.meta.events.register("before-call", self._count)
+        for event, handler in self._hooks:
+            client.meta.events.register(event, handler)
+        return client
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls.record(model.service_model.service_name, model.name)
@@ -110,7 +135,9 @@ class AwsContext:
         """Register a botocore event handler on every client (existing ones in this thread, future ones
         everywhere). Used by tests to inject faults."""
         self._hooks.append((event, handler))
-        for client in (getattr(self._local, "clients", None) or {}).values():
+        with self._shared_lock:
+            shared = list(self._shared.values())
+        for client in [*(getattr(self._local, "clients", None) or {}).values(), *shared]:
             client.meta.events.register(event, handler)
 
     # -- calls -----------------------------------------------------------------------------------

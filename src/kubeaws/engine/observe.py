@@ -64,7 +64,13 @@ def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8) -> Observati
         tasks[f"brought:{kind_name}"] = partial(kinds[kind_name].get, ctx, ids)
     if lookups:
         tasks["lookups"] = partial(resolve_lookups, ctx, lookups)
-    results = parallel(tasks, workers)
+    def shared(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            with ctx.sharing():
+                return fn()
+        return run
+
+    results = parallel({name: shared(fn) for name, fn in tasks.items()}, workers)
     obs = Observation()
     for name, value in results.items():
         prefix, _, rest = name.partition(":")
@@ -97,7 +103,10 @@ def resolve_lookups(ctx: AwsContext, lookups: set[Lookup]) -> dict[Lookup, Any]:
                     "chosen automatically; set an explicit AMI ID in the spec (e.g. access.bastion.ami, "
                     "controlPlane.ami or nodeGroups[].ami)")
             out[lk] = found[lk.name]
-    unknown = [lk for lk in lookups if lk.source != "ssm"]
+    if any(lk.source == "sts" for lk in lookups):
+        account = ctx.account_id()
+        out.update({lk: account for lk in lookups if lk.source == "sts" and lk.name == "account_id"})
+    unknown = [lk for lk in lookups if lk not in out]
     if unknown:
         raise LookupError_(f"unsupported lookup source(s): {sorted(str(u) for u in unknown)}")
     return out

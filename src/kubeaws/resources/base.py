@@ -50,6 +50,20 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Computed:
+    """A value computed by a pure function (a renderer) from arguments that may hold Refs and Lookups:
+    the engine resolves the arguments, then calls `fn(**args)`. While an argument is still unknown the
+    value is Unknown. Used for user data and names that embed IDs known only at plan or apply time."""
+
+    fn: Callable[..., Any]
+    args: Mapping[str, Any]
+    label: str = ""
+
+    def __str__(self) -> str:
+        return f"<{self.label or getattr(self.fn, '__name__', 'computed')}>"
+
+
+@dataclass(frozen=True)
 class Unknown:
     """A value only known after apply: an attribute of a resource still to be created or replaced.
     `ref` says which, so a plan can show "SecurityGroup/nodes (known after apply)"."""
@@ -104,7 +118,9 @@ class Desired:
 
 def walk(value: Any, visit: Callable[[Any], None]) -> None:
     """Call `visit` on every leaf of a JSON-like structure."""
-    if isinstance(value, Mapping):
+    if isinstance(value, Computed):
+        walk(value.args, visit)
+    elif isinstance(value, Mapping):
         for v in value.values():
             walk(v, visit)
     elif isinstance(value, list | tuple):
@@ -115,7 +131,12 @@ def walk(value: Any, visit: Callable[[Any], None]) -> None:
 
 
 def substitute(value: Any, resolve: Callable[[Any], Any]) -> Any:
-    """Copy a JSON-like structure, replacing Ref and Lookup leaves with `resolve(leaf)`."""
+    """Copy a JSON-like structure, replacing Ref and Lookup leaves with `resolve(leaf)` and evaluating
+    Computed leaves once their arguments are known."""
+    if isinstance(value, Computed):
+        args = substitute(value.args, resolve)
+        unknown = _first_unknown(args)
+        return unknown if unknown is not None else value.fn(**args)
     if isinstance(value, Mapping):
         return {k: substitute(v, resolve) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -123,6 +144,12 @@ def substitute(value: Any, resolve: Callable[[Any], Any]) -> Any:
     if isinstance(value, Ref | Lookup):
         return resolve(value)
     return value
+
+
+def _first_unknown(value: Any) -> Unknown | None:
+    found: list[Unknown] = []
+    walk(value, lambda v: found.append(v) if isinstance(v, Unknown) else None)
+    return found[0] if found else None
 
 
 def contains_unknown(value: Any) -> bool:
