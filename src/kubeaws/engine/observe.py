@@ -64,6 +64,11 @@ def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8) -> Observati
         tasks[f"brought:{kind_name}"] = partial(kinds[kind_name].get, ctx, ids)
     if lookups:
         tasks["lookups"] = partial(resolve_lookups, ctx, lookups)
+    # Build the shared clients up front: built inside the pool, the first one would hold every thread.
+    with ctx.sharing():
+        for service in sorted({kind.service for kind in kinds.values()}):
+            ctx.client(service)
+
     def shared(fn: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
             with ctx.sharing():

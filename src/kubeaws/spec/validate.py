@@ -13,6 +13,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from kubeaws.errors import FieldProblem
 from kubeaws.spec.layout import LayoutError, subnet_layout
@@ -76,13 +77,15 @@ def parse_path(path: str) -> list[PathPart]:
 
 @functools.lru_cache(maxsize=1)
 def known_regions() -> tuple[str, ...]:
-    """EC2 regions of the commercial, China and GovCloud partitions, from botocore's bundled data."""
-    import boto3
+    """Regions of the commercial, China and GovCloud partitions, from botocore's bundled partitions.json
+    (7 KB; the full endpoints.json would cost ~150 ms on every command)."""
+    import botocore
 
-    session = boto3.session.Session()
+    data = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
     regions: set[str] = set()
-    for partition in ("aws", "aws-cn", "aws-us-gov"):
-        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    for partition in data["partitions"]:
+        if partition["id"] in ("aws", "aws-cn", "aws-us-gov"):
+            regions.update(r for r in partition["regions"] if not r.endswith("-global"))
     return tuple(sorted(regions))
 
 
