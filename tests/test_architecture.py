@@ -20,11 +20,13 @@ ALLOWED = {
     "spec": set(),
     "aws": set(),
     "resources": {"aws"},
-    "model": {"spec", "resources", "aws"},
+    "model": {"spec", "resources", "aws", "bootstrap", "addons"},
     "engine": {"model", "resources", "aws", "spec"},
     "local": set(),
-    "api": {"spec", "model", "engine", "aws", "resources"},
-    "cli": {"spec", "model", "engine", "aws", "resources", "api", "local"},
+    "addons": {"spec"},
+    "bootstrap": {"spec", "addons"},
+    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
+    "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons"},
 }
 
 

@@ -1,0 +1,120 @@
+"""Pinned versions of everything kubeaws installs on a self-managed (kubeadm) cluster: Kubernetes patch
+releases, container images, CNI/operator manifests fetched at boot, and the image-mirror rewrite.
+
+One table, so that a version bump is a one-line change reviewed in one place. Read by `kubeaws.addons`
+(manifest rendering) and `kubeaws.bootstrap` (kubeadm configs, containerd sandbox image, boot-time downloads).
+
+`RemoteManifest.sha256` is the digest the bootstrap checks after download (`sha256sum -c`). A digest of
+`None` means "not pinned yet": the bootstrap then logs a WARNING line and applies the file unchecked. Fill
+the digests (from a machine with access to the upstream URLs) before production use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Kubernetes minor -> pinned patch release (kubeadm/kubelet/kubectl packages and control-plane images).
+KUBERNETES_PATCH: dict[str, str] = {
+    "1.30": "1.30.14",
+    "1.31": "1.31.13",
+    "1.32": "1.32.9",
+    "1.33": "1.33.5",
+    "1.34": "1.34.1",
+    "1.35": "1.35.0",
+    "1.36": "1.36.0",
+    "1.37": "1.37.0",
+}
+
+# Kubernetes minor -> pause (sandbox) image tag that kubeadm of that minor expects.
+PAUSE_TAG: dict[str, str] = {"1.30": "3.9"}
+PAUSE_DEFAULT = "3.10"
+
+# Kubernetes minor -> version-matched components (fall back to the newest entry for later minors).
+CLOUD_CONTROLLER_MANAGER: dict[str, str] = {"1.30": "v1.30.8", "1.31": "v1.31.7", "1.32": "v1.32.3",
+                                            "1.33": "v1.33.0"}
+CLUSTER_AUTOSCALER: dict[str, str] = {"1.30": "v1.30.5", "1.31": "v1.31.3", "1.32": "v1.32.2",
+                                      "1.33": "v1.33.0"}
+
+IMAGES: dict[str, str] = {
+    "pause": "registry.k8s.io/pause",
+    "flannel": "docker.io/flannel/flannel:v0.26.1",
+    "flannel-cni-plugin": "docker.io/flannel/flannel-cni-plugin:v1.5.1-flannel2",
+    "metrics-server": "registry.k8s.io/metrics-server/metrics-server:v0.7.2",
+    "cloud-controller-manager": "registry.k8s.io/provider-aws/cloud-controller-manager",
+    "cluster-autoscaler": "registry.k8s.io/autoscaling/cluster-autoscaler",
+    "ebs-csi-driver": "public.ecr.aws/ebs-csi-driver/aws-ebs-csi-driver:v1.35.0",
+    "csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:v5.1.0",
+    "csi-attacher": "registry.k8s.io/sig-storage/csi-attacher:v4.7.0",
+    "csi-resizer": "registry.k8s.io/sig-storage/csi-resizer:v1.12.0",
+    "csi-snapshotter": "registry.k8s.io/sig-storage/csi-snapshotter:v8.1.0",
+    "livenessprobe": "registry.k8s.io/sig-storage/livenessprobe:v2.14.0",
+    "csi-node-driver-registrar": "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.12.0",
+    "ceph": "quay.io/ceph/ceph:v18.2.4",
+}
+
+CALICO_VERSION = "v3.28.2"
+CILIUM_VERSION = "1.16.3"
+ROOK_VERSION = "v1.15.4"
+HELM_VERSION = "v3.16.2"
+
+
+@dataclass(frozen=True)
+class RemoteManifest:
+    """A file the bootstrap downloads at boot (too large to vendor): pinned URL and digest."""
+
+    name: str
+    url: str
+    sha256: str | None = None
+
+
+REMOTE: dict[str, tuple[RemoteManifest, ...]] = {
+    "calico": (
+        RemoteManifest("tigera-operator.yaml",
+                       f"https://raw.githubusercontent.com/projectcalico/calico/{CALICO_VERSION}/manifests/"
+                       "tigera-operator.yaml"),
+    ),
+    "cilium": (
+        RemoteManifest("helm.tar.gz", f"https://get.helm.sh/helm-{HELM_VERSION}-linux-amd64.tar.gz"),
+        RemoteManifest("cilium.tgz", f"https://helm.cilium.io/cilium-{CILIUM_VERSION}.tgz"),
+    ),
+    "rookCeph": (
+        RemoteManifest("rook-crds.yaml", f"https://raw.githubusercontent.com/rook/rook/{ROOK_VERSION}/deploy/"
+                                         "examples/crds.yaml"),
+        RemoteManifest("rook-common.yaml", f"https://raw.githubusercontent.com/rook/rook/{ROOK_VERSION}/deploy/"
+                                           "examples/common.yaml"),
+        RemoteManifest("rook-operator.yaml", f"https://raw.githubusercontent.com/rook/rook/{ROOK_VERSION}/deploy/"
+                                             "examples/operator.yaml"),
+    ),
+}
+
+
+def _by_minor(table: dict[str, str], minor: str) -> str:
+    if minor in table:
+        return table[minor]
+    return table[max(table, key=lambda v: tuple(int(p) for p in v.split(".")))]
+
+
+def kubernetes_patch(minor: str) -> str:
+    """The pinned patch release of a Kubernetes minor ("1.31" -> "1.31.13")."""
+    return KUBERNETES_PATCH.get(minor, f"{minor}.0")
+
+
+def pause_image(minor: str) -> str:
+    return f"{IMAGES['pause']}:{PAUSE_TAG.get(minor, PAUSE_DEFAULT)}"
+
+
+def versioned_image(component: str, minor: str) -> str:
+    """Images whose tag follows the Kubernetes minor (cloud-controller-manager, cluster-autoscaler)."""
+    table = CLOUD_CONTROLLER_MANAGER if component == "cloud-controller-manager" else CLUSTER_AUTOSCALER
+    return f"{IMAGES[component]}:{_by_minor(table, minor)}"
+
+
+def mirror_image(image: str, repository: str | None) -> str:
+    """Rewrite an image to the mirror: the registry host is replaced by `repository`
+    ("registry.k8s.io/metrics-server/metrics-server:v0.7.2" -> "<repo>/metrics-server/metrics-server:v0.7.2").
+    The same rule kubeadm applies with `imageRepository` to the control-plane images."""
+    if not repository:
+        return image
+    first, _, rest = image.partition("/")
+    path = rest if rest and ("." in first or ":" in first or first == "localhost") else image
+    return f"{repository.rstrip('/')}/{path}"

@@ -1,0 +1,190 @@
+"""kubeadm configuration files of a self-managed cluster: `InitConfiguration` + `ClusterConfiguration` +
+`KubeletConfiguration` for the first control-plane member, `JoinConfiguration` for the other members and for
+each node group.
+
+Pure renderer. Called by `bootstrap.userdata` (the files travel in the user data with placeholders that the
+boot script fills from IMDS and the state bucket: `@@ENDPOINT@@`, `@@PORT@@`, `@@CA_HASH@@`, `@@TOKEN@@`,
+`@@NODE_NAME@@`, `@@NODE_IP@@`; the token therefore never appears in user data) and by `kubeaws render`.
+
+API version: `kubeadm.k8s.io/v1beta3` before Kubernetes 1.31, `v1beta4` from 1.31 on (v1beta4 turns every
+`extraArgs`/`kubeletExtraArgs` map into a list of `{name, value}`; no other field used here differs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+
+from kubeaws.addons import versions
+from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
+
+Role = Literal["control-plane", "node"]
+
+AUDIT_POLICY = "/etc/kubernetes/audit-policy.yaml"
+AUDIT_LOG_DIR = "/var/log/kubernetes/audit"
+ENCRYPTION_CONFIG = "/etc/kubernetes/encryption/config.yaml"
+PATCHES_DIR = "/etc/kubeaws/patches"
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def _minor(spec: ClusterSpec) -> tuple[int, int]:
+    major, minor = spec.spec.kubernetes_version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def api_version(spec: ClusterSpec) -> str:
+    """The kubeadm config API version for the spec's Kubernetes version."""
+    return "kubeadm.k8s.io/v1beta4" if _minor(spec) >= (1, 31) else "kubeadm.k8s.io/v1beta3"
+
+
+def _args(spec: ClusterSpec, args: dict[str, str]) -> Any:
+    if api_version(spec).endswith("v1beta4"):
+        return [{"name": k, "value": v} for k, v in sorted(args.items())]
+    return dict(sorted(args.items()))
+
+
+def _external_cloud(spec: ClusterSpec) -> bool:
+    return spec.spec.addons.cloud_provider_aws is not None
+
+
+def _kubelet_args(spec: ClusterSpec, labels: dict[str, str] | None = None) -> dict[str, str]:
+    args = {"node-ip": "@@NODE_IP@@"}
+    if _external_cloud(spec):
+        args["cloud-provider"] = "external"
+    if labels:
+        args["node-labels"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return args
+
+
+def _registration(spec: ClusterSpec, taints: list[dict[str, str]], labels: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    return {"name": "@@NODE_NAME@@", "criSocket": CRI_SOCKET, "taints": taints,
+            "kubeletExtraArgs": _args(spec, _kubelet_args(spec, labels))}
+
+
+def _control_plane_taints(spec: ClusterSpec) -> list[dict[str, str]]:
+    return [] if spec.spec.control_plane.schedulable else [dict(CONTROL_PLANE_TAINT)]
+
+
+def _discovery() -> dict[str, Any]:
+    return {"bootstrapToken": {"apiServerEndpoint": "@@ENDPOINT@@:@@PORT@@", "token": "@@TOKEN@@",
+                               "caCertHashes": ["@@CA_HASH@@"]}}
+
+
+def cluster_configuration(spec: ClusterSpec) -> dict[str, Any]:
+    body = spec.spec
+    api_args = {
+        "audit-log-path": f"{AUDIT_LOG_DIR}/audit.log", "audit-policy-file": AUDIT_POLICY,
+        "audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100",
+        "profiling": "false", "encryption-provider-config": ENCRYPTION_CONFIG,
+    }
+    cm_args = {"profiling": "false", "terminated-pod-gc-threshold": "1000"}
+    if _external_cloud(spec):
+        cm_args["cloud-provider"] = "external"
+    cfg: dict[str, Any] = {
+        "apiVersion": api_version(spec), "kind": "ClusterConfiguration",
+        "clusterName": spec.name,
+        "kubernetesVersion": "v" + versions.kubernetes_patch(body.kubernetes_version),
+        "controlPlaneEndpoint": "@@ENDPOINT@@:@@PORT@@",
+        "networking": {"podSubnet": body.network.pod_cidr, "serviceSubnet": body.network.service_cidr,
+                       "dnsDomain": "cluster.local"},
+        "apiServer": {
+            "certSANs": ["@@ENDPOINT@@", "127.0.0.1", "localhost"],
+            "extraArgs": _args(spec, api_args),
+            "extraVolumes": [
+                {"name": "audit-policy", "hostPath": AUDIT_POLICY, "mountPath": AUDIT_POLICY, "readOnly": True,
+                 "pathType": "File"},
+                {"name": "audit-log", "hostPath": AUDIT_LOG_DIR, "mountPath": AUDIT_LOG_DIR,
+                 "pathType": "DirectoryOrCreate"},
+                {"name": "encryption-config", "hostPath": "/etc/kubernetes/encryption",
+                 "mountPath": "/etc/kubernetes/encryption", "readOnly": True, "pathType": "DirectoryOrCreate"},
+            ],
+        },
+        "controllerManager": {"extraArgs": _args(spec, cm_args)},
+        "scheduler": {"extraArgs": _args(spec, {"profiling": "false"})},
+        "etcd": {"local": {"dataDir": "/var/lib/etcd"}},
+    }
+    if body.mirrors.image_repository:
+        cfg["imageRepository"] = body.mirrors.image_repository
+    return cfg
+
+
+def kubelet_configuration(spec: ClusterSpec) -> dict[str, Any]:
+    """Cluster-wide kubelet settings (kubeadm stores them in the kubelet-config ConfigMap for every node)."""
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}},
+        "authorization": {"mode": "Webhook"},
+        "protectKernelDefaults": True,
+        "readOnlyPort": 0,
+        "rotateCertificates": True,
+        "serverTLSBootstrap": False,
+        "eventRecordQPS": 5,
+    }
+
+
+def _dump(docs: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+
+
+def init_config(spec: ClusterSpec) -> str:
+    init: dict[str, Any] = {
+        "apiVersion": api_version(spec), "kind": "InitConfiguration",
+        "localAPIEndpoint": {"advertiseAddress": "@@NODE_IP@@", "bindPort": 6443},
+        "nodeRegistration": _registration(spec, _control_plane_taints(spec)),
+    }
+    return _dump([init, cluster_configuration(spec), kubelet_configuration(spec)])
+
+
+def join_control_plane_config(spec: ClusterSpec) -> str:
+    join = {
+        "apiVersion": api_version(spec), "kind": "JoinConfiguration",
+        "discovery": _discovery(),
+        "nodeRegistration": _registration(spec, _control_plane_taints(spec)),
+        "controlPlane": {"localAPIEndpoint": {"advertiseAddress": "@@NODE_IP@@", "bindPort": 6443}},
+    }
+    return _dump([join])
+
+
+def node_labels(group: NodeGroupSpec) -> dict[str, str]:
+    """Kubelet labels of a node group's nodes: the group's labels plus kubeaws' own."""
+    return {**group.labels, "kubeaws.io/node-group": group.name, "kubeaws.io/capacity": group.capacity}
+
+
+def kubelet_patch(group: NodeGroupSpec) -> str | None:
+    """The kubeadm `kubeletconfiguration` patch of a group (per-node settings such as maxPods), if any."""
+    if group.max_pods is None:
+        return None
+    return yaml.safe_dump({"maxPods": group.max_pods})
+
+
+def join_node_config(spec: ClusterSpec, group: NodeGroupSpec) -> str:
+    taints = [{"key": t.key, **({"value": t.value} if t.value else {}), "effect": t.effect} for t in group.taints]
+    join: dict[str, Any] = {
+        "apiVersion": api_version(spec), "kind": "JoinConfiguration",
+        "discovery": _discovery(),
+        "nodeRegistration": _registration(spec, taints, node_labels(group)),
+    }
+    if group.max_pods is not None:
+        join["patches"] = {"directory": PATCHES_DIR}
+    return _dump([join])
+
+
+def find_group(spec: ClusterSpec, name: str | None) -> NodeGroupSpec:
+    for group in spec.spec.node_groups:
+        if group.name == name:
+            return group
+    raise ValueError(f"no node group named {name!r} in spec.nodeGroups")
+
+
+def render_kubeadm_configs(spec: ClusterSpec, role: Role, group: str | None = None) -> dict[str, str]:
+    """File name -> kubeadm config YAML (with boot-time placeholders): for "control-plane" `init.yaml` and
+    `join-control-plane.yaml`, for "node" `join-<group>.yaml`."""
+    if role == "control-plane":
+        return {"init.yaml": init_config(spec), "join-control-plane.yaml": join_control_plane_config(spec)}
+    ng = find_group(spec, group)
+    return {f"join-{ng.name}.yaml": join_node_config(spec, ng)}

@@ -1,0 +1,227 @@
+"""EC2 user data (cloud-config) and boot scripts of a self-managed (kubeadm) cluster.
+
+Pure renderers. Called by the model builders (the launch templates' `user_data`, through a `Computed` value
+that receives the state bucket name) and by `kubeaws render -o DIR` (`artifacts`).
+
+The user data is a `#cloud-config` with `write_files` (boot script, kubeadm config templates, systemd units)
+and `runcmd` (runs the boot script). It holds no secret: CAs, the encryption key and the join token are read
+from the state bucket with the instance role. The addon manifests are too big for user data: kubeaws uploads
+them to the state bucket (`bucket_objects`: keys `addons/<file>`, to be written as `StateObject`s by the model)
+and the first control-plane member downloads them. EC2 limits user data to 16 KB: when the plain text is
+bigger, every file is written gzip+base64 (`encoding: gz+b64`, decoded by cloud-init's write_files), which
+keeps the document a valid cloud-config; a document still too big raises ValueError.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+import yaml
+
+from kubeaws import addons
+from kubeaws.addons import versions
+from kubeaws.bootstrap import kubeadm
+from kubeaws.bootstrap.kubeadm import Role
+from kubeaws.spec.models import ClusterSpec
+
+USER_DATA_LIMIT = 16384
+LIB_DIR = "/usr/local/lib/kubeaws"
+AWSCLI_PIP = "awscli==1.36.40"
+PKGS_K8S_IO = "https://pkgs.k8s.io"
+
+
+@cache
+def _env() -> jinja2.Environment:
+    # Comment delimiters moved away from `{#`, which bash uses (`${#array[@]}`).
+    return jinja2.Environment(loader=jinja2.PackageLoader("kubeaws.bootstrap", "templates"),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
+                              comment_start_string="<#", comment_end_string="#>")
+
+
+def package_base(spec: ClusterSpec) -> str:
+    """The apt repository of the Kubernetes packages (pkgs.k8s.io layout, or the `mirrors.packages` mirror)."""
+    base = (spec.spec.mirrors.packages or PKGS_K8S_IO).rstrip("/")
+    return f"{base}/core:/stable:/v{spec.spec.kubernetes_version}/deb"
+
+
+def _mirrored_url(spec: ClusterSpec, url: str) -> str:
+    """`https://host/path` -> `<mirrors.packages>/host/path` when a package mirror is set."""
+    mirror = spec.spec.mirrors.packages
+    return f"{mirror.rstrip('/')}/{url.removeprefix('https://')}" if mirror else url
+
+
+def _apply_steps(spec: ClusterSpec) -> list[str]:
+    """Shell lines of install_addons (after the remote files were fetched into $RUN_DIR)."""
+    body = spec.spec
+    steps: list[str] = []
+
+    def crd(name: str) -> None:
+        steps.append(f'retry "CRD {name}" "${{KUBECTL[@]}}" wait --for condition=established '
+                     f'--timeout=10s crd/{name}')
+
+    if body.cni == "calico":
+        steps.append('kubectl_apply "$RUN_DIR/tigera-operator.yaml"')
+        crd("installations.operator.tigera.io")
+        steps.append('kubectl_apply "$CONF_DIR/addons/cni-calico.yaml"')
+    elif body.cni == "flannel":
+        steps.append('kubectl_apply "$CONF_DIR/addons/cni-flannel.yaml"')
+    elif body.cni == "cilium":
+        steps.append('tar -xzf "$RUN_DIR/helm.tar.gz" -C "$RUN_DIR" linux-amd64/helm')
+        steps.append('retry "helm install cilium" "$RUN_DIR/linux-amd64/helm" upgrade --install cilium '
+                     '"$RUN_DIR/cilium.tgz" --namespace kube-system --kubeconfig "$K8S_DIR/admin.conf" '
+                     '-f "$CONF_DIR/addons/cilium-values.yaml"')
+    manifests = addons.render_manifests(spec)
+    for name in manifests:
+        if not name.startswith("cni-") and name != "rook-ceph.yaml":
+            steps.append(f'kubectl_apply "$CONF_DIR/addons/{name}"')
+    if body.addons.rook_ceph is not None:
+        for name in ("rook-crds.yaml", "rook-common.yaml", "rook-operator.yaml"):
+            steps.append(f'kubectl_apply "$RUN_DIR/{name}"')
+        crd("cephclusters.ceph.rook.io")
+        steps.append('kubectl_apply "$CONF_DIR/addons/rook-ceph.yaml"')
+    return steps
+
+
+def _common_context(spec: ClusterSpec, role: Role, bucket: str) -> dict[str, Any]:
+    body = spec.spec
+    minor = body.kubernetes_version
+    mirror = body.mirrors.image_repository
+    return {
+        "role": role, "cluster": spec.name, "bucket": bucket, "region": body.region,
+        "k8s_patch": versions.kubernetes_patch(minor), "pkg_base": package_base(spec),
+        "pause_image": versions.mirror_image(versions.pause_image(minor), mirror),
+        "image_mirror": mirror or "", "awscli_pip": AWSCLI_PIP,
+        "extra_packages": " etcd-client" if role == "control-plane" else "",
+    }
+
+
+def render_scripts(spec: ClusterSpec, role: Role, bucket: str, group: str | None = None) -> dict[str, str]:
+    """File name -> bash script (installed under /usr/local/lib/kubeaws) for a role."""
+    ctx = _common_context(spec, role, bucket)
+    env = _env()
+    if role == "node":
+        ng = kubeadm.find_group(spec, group)
+        return {f"bootstrap-node-{ng.name}.sh": env.get_template("node.sh.j2").render(ctx, group=ng.name)}
+    body = spec.spec
+    backup = body.etcd_backup
+    remotes = [versions.RemoteManifest(r.name, _mirrored_url(spec, r.url), r.sha256)
+               for r in addons.remote_manifests(spec)]
+    cp = env.get_template("control-plane.sh.j2").render(
+        ctx, members=body.control_plane.count, schedulable=body.control_plane.schedulable,
+        api_eni=api_uses_eni(spec), remotes=remotes, apply_steps=_apply_steps(spec),
+        etcd_backup=backup is not None, addon_files=sorted(addons.addon_files(spec)))
+    out = {"bootstrap-control-plane.sh": cp,
+           "token-refresh.sh": env.get_template("token-refresh.sh.j2").render(ctx)}
+    if backup is not None:
+        out["etcd-backup.sh"] = env.get_template("etcd-backup.sh.j2").render(
+            ctx, keep=backup.keep, every=backup.every_minutes)
+    return out
+
+
+def api_uses_eni(spec: ClusterSpec) -> bool:
+    """A single private control-plane member holds the stable API address as a secondary ENI."""
+    cp = spec.spec
+    return cp.control_plane.count == 1 and cp.access.api_endpoint == "private"
+
+
+def _units(spec: ClusterSpec) -> dict[str, str]:
+    def service(name: str, what: str) -> str:
+        return (f"[Unit]\nDescription=kubeaws: {what}\nAfter=kubelet.service\n\n[Service]\nType=oneshot\n"
+                f"ExecStart=/bin/bash {LIB_DIR}/{name}.sh\n")
+
+    def timer(what: str, schedule: str) -> str:
+        return f"[Unit]\nDescription=kubeaws: {what}\n\n[Timer]\n{schedule}\nPersistent=true\n\n" \
+               "[Install]\nWantedBy=timers.target\n"
+
+    units = {
+        "kubeaws-token-refresh.service": service("token-refresh", "refresh the join token in the state bucket"),
+        "kubeaws-token-refresh.timer": timer("hourly join token refresh", "OnBootSec=5min\nOnUnitActiveSec=1h"),
+    }
+    backup = spec.spec.etcd_backup
+    if backup is not None:
+        units["kubeaws-etcd-backup.service"] = service("etcd-backup", "etcd snapshot to the state bucket")
+        units["kubeaws-etcd-backup.timer"] = timer(
+            "etcd snapshot", f"OnBootSec=10min\nOnUnitActiveSec={backup.every_minutes}min")
+    return units
+
+
+def _files(spec: ClusterSpec, role: Role, bucket: str, group: str | None) -> list[tuple[str, str, str]]:
+    """(path, permissions, content) of every file the user data writes."""
+    files = [(f"{LIB_DIR}/{name}", "0755", text) for name, text in render_scripts(spec, role, bucket, group).items()]
+    files += [(f"/etc/kubeaws/kubeadm/{name}", "0644", text)
+              for name, text in kubeadm.render_kubeadm_configs(spec, role, group).items()]
+    if role == "node":
+        patch = kubeadm.kubelet_patch(kubeadm.find_group(spec, group))
+        if patch:
+            files.append((f"{kubeadm.PATCHES_DIR}/kubeletconfiguration+merge.yaml", "0644", patch))
+        return files
+    audit = resources.files("kubeaws.bootstrap").joinpath("templates/audit-policy.yaml").read_text()
+    files.append((kubeadm.AUDIT_POLICY, "0644", audit))
+    files += [(f"/etc/systemd/system/{name}", "0644", text) for name, text in _units(spec).items()]
+    return files
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _cloud_config(files: list[tuple[str, str, str]], script: str, compress: bool) -> str:
+    entries: list[dict[str, Any]] = []
+    for path, mode, content in files:
+        entry: dict[str, Any] = {"path": path, "owner": "root:root", "permissions": mode}
+        if compress:
+            data = gzip.compress(content.encode(), compresslevel=9, mtime=0)
+            entry.update(encoding="gz+b64", content=base64.b64encode(data).decode())
+        else:
+            entry["content"] = content
+        entries.append(entry)
+    doc = {"write_files": entries, "runcmd": [["/bin/bash", f"{LIB_DIR}/{script}"]]}
+    return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100000)
+
+
+def render_user_data(spec: ClusterSpec, role: Role, bucket: str, group: str | None = None) -> str:
+    """The cloud-config user data of the control-plane launch template ("control-plane") or of a node
+    group's launch template ("node", `group` = the group's name). Plain text, at most 16 KB."""
+    files = _files(spec, role, bucket, group)
+    script = next(path.rsplit("/", 1)[1] for path, _, _ in files if "/bootstrap-" in path)
+    text = _cloud_config(files, script, compress=False)
+    if len(text.encode()) > USER_DATA_LIMIT:
+        text = _cloud_config(files, script, compress=True)
+    if len(text.encode()) > USER_DATA_LIMIT:
+        raise ValueError(f"user data of {role} {group or ''} is {len(text.encode())} bytes even compressed "
+                         f"(EC2 limit {USER_DATA_LIMIT})")
+    return text
+
+
+def bucket_objects(spec: ClusterSpec) -> dict[str, str]:
+    """State-bucket key -> content of the files kubeaws uploads for the control plane (the addon manifests
+    and Helm values, read by the first member as `addons/<file>`). Not secret."""
+    return {f"addons/{name}": text for name, text in addons.addon_files(spec).items()}
+
+
+def artifacts(spec: ClusterSpec, bucket: str) -> dict[str, str]:
+    """Every generated file for `kubeaws render -o DIR` (relative path -> content)."""
+    out: dict[str, str] = {"user-data/control-plane.yaml": render_user_data(spec, "control-plane", bucket)}
+    out.update({f"kubeadm/{k}": v for k, v in kubeadm.render_kubeadm_configs(spec, "control-plane").items()})
+    out.update({f"scripts/{k}": v for k, v in render_scripts(spec, "control-plane", bucket).items()})
+    for group in spec.spec.node_groups:
+        if group.type != "self-managed":
+            continue
+        out[f"user-data/node-{group.name}.yaml"] = render_user_data(spec, "node", bucket, group.name)
+        out.update({f"kubeadm/{k}": v for k, v in kubeadm.render_kubeadm_configs(spec, "node", group.name).items()})
+        out.update({f"scripts/{k}": v for k, v in render_scripts(spec, "node", bucket, group.name).items()})
+    out.update({f"addons/{k}": v for k, v in addons.addon_files(spec).items()})
+    return dict(sorted(out.items()))

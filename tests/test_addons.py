@@ -1,0 +1,91 @@
+"""Addon manifests: every document valid for the spec's Kubernetes version (kubernetes-validate --strict),
+CR kinds (no schema there) limited to the expected ones, images rewritten to the mirror, pinned versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from kubeaws.addons import CR_KINDS, render_helm_values, render_manifests, versions
+from kubeaws.spec.load import load_spec
+from kubeaws.spec.models import ClusterSpec
+from tests.helpers import make_spec
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ALL = {"cloudProviderAWS": {}, "ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}, "rookCeph": {}}
+
+
+def _specs() -> list[ClusterSpec]:
+    return [load_spec(EXAMPLES / "dev.yaml"), load_spec(EXAMPLES / "ha.yaml"),
+            make_spec(network={"cni": "flannel"}, addons=ALL, kubernetesVersion="1.30"),
+            make_spec(network={"cni": "calico", "calico": {"encapsulation": "vxlan"}}, addons=ALL,
+                      kubernetesVersion="1.33", mirrors={"imageRepository": "registry.example.cn/k8s"})]
+
+
+@pytest.mark.parametrize("spec", _specs(), ids=lambda s: f"{s.name}-{s.spec.kubernetes_version}-{s.spec.cni}")
+def test_every_manifest_validates_strictly(spec: ClusterSpec) -> None:
+    version = versions.kubernetes_patch(spec.spec.kubernetes_version)
+    crs = set()
+    for name, text in render_manifests(spec).items():
+        for doc in yaml.safe_load_all(text):
+            if doc["kind"] in CR_KINDS:
+                crs.add(doc["kind"])
+                continue
+            kubernetes_validate.validate(doc, version, strict=True)
+            assert doc["metadata"]["name"], name
+    expected = set()
+    if spec.spec.cni == "calico":
+        expected |= {"Installation", "APIServer"}
+    if spec.spec.addons.rook_ceph is not None:
+        expected |= {"CephCluster", "CephBlockPool"}
+    assert crs == expected
+
+
+def test_selected_files() -> None:
+    ha = load_spec(EXAMPLES / "ha.yaml")
+    assert list(render_manifests(ha)) == ["cloud-provider-aws.yaml", "ebs-csi.yaml", "metrics-server.yaml",
+                                          "cluster-autoscaler.yaml", "rook-ceph.yaml"]
+    values = yaml.safe_load(render_helm_values(ha)["cilium-values.yaml"])
+    assert values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"] == ["192.168.0.0/16"]
+    dev = load_spec(EXAMPLES / "dev.yaml")
+    assert list(render_manifests(dev)) == ["cni-calico.yaml", "ebs-csi.yaml", "metrics-server.yaml"]
+    assert render_helm_values(dev) == {}
+
+
+def test_cluster_autoscaler_discovers_the_clusters_asgs() -> None:
+    text = render_manifests(load_spec(EXAMPLES / "ha.yaml"))["cluster-autoscaler.yaml"]
+    assert ("--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
+            "k8s.io/cluster-autoscaler/prod-ha") in text
+    assert "cluster-autoscaler:v1.31." in text
+
+
+def test_calico_encapsulation_and_pod_cidr() -> None:
+    spec = make_spec(network={"cni": "calico", "podCIDR": "172.16.0.0/16", "calico": {"encapsulation": "vxlan"}})
+    inst = next(yaml.safe_load_all(render_manifests(spec)["cni-calico.yaml"]))
+    pool = inst["spec"]["calicoNetwork"]["ipPools"][0]
+    assert pool["cidr"] == "172.16.0.0/16" and pool["encapsulation"] == "VXLAN"
+    flannel = render_manifests(make_spec(network={"cni": "flannel", "podCIDR": "10.244.0.0/16"}))
+    assert '"Network": "10.244.0.0/16"' in flannel["cni-flannel.yaml"]
+
+
+def test_every_image_goes_through_the_mirror() -> None:
+    spec = make_spec(network={"cni": "flannel"}, addons=ALL, mirrors={"imageRepository": "registry.example.cn/k8s"})
+    images = []
+    for text in render_manifests(spec).values():
+        images += [line.split("image:", 1)[1].strip() for line in text.splitlines() if "image:" in line]
+    assert images and all(i.startswith("registry.example.cn/k8s/") for i in images), images
+    assert "registry.example.cn/k8s/metrics-server/metrics-server:v0.7.2" in images
+
+
+def test_rook_selects_the_storage_groups() -> None:
+    docs = list(yaml.safe_load_all(render_manifests(load_spec(EXAMPLES / "ha.yaml"))["rook-ceph.yaml"]))
+    cluster = docs[0]
+    term = cluster["spec"]["placement"]["all"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["nodeSelectorTerms"][0]["matchExpressions"][0] == {
+        "key": "kubeaws.io/node-group", "operator": "In", "values": ["storage"]}
+    assert cluster["spec"]["storage"]["useAllDevices"] is True and cluster["spec"]["mon"]["count"] == 3
+    sc = docs[2]
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
