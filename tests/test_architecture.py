@@ -19,14 +19,14 @@ MODULES = sorted(p for p in SRC.rglob("*.py"))
 ALLOWED = {
     "spec": set(),
     "aws": set(),
-    "resources": {"aws"},
+    "resources": {"aws", "pki"},
     "model": {"spec", "resources", "aws", "bootstrap", "addons"},
     "engine": {"model", "resources", "aws", "spec"},
     "local": set(),
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
     "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
-    "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons"},
+    "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki"},
 }
 
 

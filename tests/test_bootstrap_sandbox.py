@@ -90,8 +90,8 @@ def test_first_member_initializes_then_rerun_is_noop(tmp_path: Path) -> None:
     for key in ("ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt", "etcd/ca.key",
                 "sa.key", "sa.pub", "encryption-key"):
         box.put(f"pki/{key}", "material")
-    box.put("addons/metrics-server.yaml", "kind: List\n")
-    box.put("addons/cni-calico.yaml", "kind: List\n")
+    box.put("cluster/addons/metrics-server.yaml", "kind: List\n")
+    box.put("cluster/addons/cni-calico.yaml", "kind: List\n")
     result = box.run()
     assert result.returncode == 0, box.log()
     calls = box.calls()

@@ -89,6 +89,14 @@ class AwsContext:
         self._config = Config(retries={"total_max_attempts": 1, "mode": "standard"},
                               connect_timeout=10, read_timeout=60, max_pool_connections=32)
 
+    @property
+    def is_emulator(self) -> bool:
+        """True when the endpoint is a local AWS emulator (loopback address), not AWS."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.settings.endpoint_url or "").hostname or ""
+        return host in {"127.0.0.1", "localhost", "::1"} or host.endswith(".localhost")
+
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
         """The calling thread's client for `service`: created once per thread (session access locked), or

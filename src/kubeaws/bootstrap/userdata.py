@@ -6,7 +6,7 @@ that receives the state bucket name) and by `kubeaws render -o DIR` (`artifacts`
 The user data is a `#cloud-config` with `write_files` (boot script, kubeadm config templates, systemd units)
 and `runcmd` (runs the boot script). It holds no secret: CAs, the encryption key and the join token are read
 from the state bucket with the instance role. The addon manifests are too big for user data: kubeaws uploads
-them to the state bucket (`bucket_objects`: keys `addons/<file>`, to be written as `StateObject`s by the model)
+them to the state bucket (`bucket_objects`: keys `cluster/addons/<file>`, to be written as `StateObject`s by the model)
 and the first control-plane member downloads them. EC2 limits user data to 16 KB: when the plain text is
 bigger, every file is written gzip+base64 (`encoding: gz+b64`, decoded by cloud-init's write_files), which
 keeps the document a valid cloud-config; a document still too big raises ValueError.
@@ -208,8 +208,8 @@ def render_user_data(spec: ClusterSpec, role: Role, bucket: str, group: str | No
 
 def bucket_objects(spec: ClusterSpec) -> dict[str, str]:
     """State-bucket key -> content of the files kubeaws uploads for the control plane (the addon manifests
-    and Helm values, read by the first member as `addons/<file>`). Not secret."""
-    return {f"addons/{name}": text for name, text in addons.addon_files(spec).items()}
+    and Helm values, read by the first member as `cluster/addons/<file>`). Not secret."""
+    return {f"cluster/addons/{name}": text for name, text in addons.addon_files(spec).items()}
 
 
 def artifacts(spec: ClusterSpec, bucket: str) -> dict[str, str]:

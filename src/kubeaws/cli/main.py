@@ -1,4 +1,5 @@
-"""The `kubeaws` command line: init, schema, plan, apply, status, delete, and `local start|stop|status`.
+"""The `kubeaws` command line: init, schema, plan, apply, status, delete, render, kubeconfig, and
+`local start|stop|status`.
 
 A thin layer over the Python API (kubeaws.api). Importing this module is cheap: boto3, the spec models and
 the engine are imported inside the commands that need them, so `kubeaws --help` answers at once.
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import output
+from kubeaws.cli import access, output
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
 from kubeaws.cli.output import Out, Progress
 
@@ -24,6 +25,7 @@ app = typer.Typer(name="kubeaws", no_args_is_help=True, add_completion=False, pr
                        "plan, apply, status, delete.")
 local_app = typer.Typer(no_args_is_help=True, help="The local AWS emulator (moto) used by --local.")
 app.add_typer(local_app, name="local")
+access.register(app)
 
 
 class Mode(StrEnum):

@@ -34,6 +34,7 @@ class Observation:
     owned: dict[str, list[Observed]] = field(default_factory=dict)
     brought: dict[str, Observed] = field(default_factory=dict)
     lookups: dict[Lookup, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def all_owned(self) -> list[Observed]:
         return [o for kind in sorted(self.owned) for o in self.owned[kind]]
@@ -85,14 +86,30 @@ def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8) -> Observati
             for o in value:
                 obs.brought[o.id] = o
         else:
-            obs.lookups = value
+            obs.lookups, obs.warnings = value
     return obs
 
 
-def resolve_lookups(ctx: AwsContext, lookups: set[Lookup]) -> dict[Lookup, Any]:
-    """Resolve SSM parameters in batches of 10 (GetParameters' limit); a missing one is an error that
-    says how to avoid it."""
+#: On a local emulator, what stands in for a public AMI parameter it does not have (moto ships Amazon
+#: Linux's parameters only, and refuses to create names under /aws/). Nothing boots there anyway.
+EMULATOR_STAND_IN = {"arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+                     "amd64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}
+
+
+def _stand_in(ctx: AwsContext, name: str) -> str | None:
+    """The emulator's Amazon Linux AMI for the architecture of parameter `name` (local emulator only)."""
+    if not ctx.is_emulator:
+        return None
+    param = EMULATOR_STAND_IN["arm64" if "arm64" in name else "amd64"]
+    found = ctx.call("ssm", "get_parameters", Names=[param]).get("Parameters", [])
+    return str(found[0]["Value"]) if found else None
+
+
+def resolve_lookups(ctx: AwsContext, lookups: set[Lookup]) -> tuple[dict[Lookup, Any], list[str]]:
+    """Resolve SSM parameters in batches of 10 (GetParameters' limit) and the account ID; a missing
+    parameter is an error that says how to avoid it. Returns the values and warnings for the plan."""
     out: dict[Lookup, Any] = {}
+    warnings: list[str] = []
     ssm = sorted((lk for lk in lookups if lk.source == "ssm"), key=lambda lk: lk.name)
     for i in range(0, len(ssm), 10):
         batch = ssm[i:i + 10]
@@ -102,6 +119,10 @@ def resolve_lookups(ctx: AwsContext, lookups: set[Lookup]) -> dict[Lookup, Any]:
             raise LookupError_(f"cannot read public SSM parameters in {ctx.region}: {exc}") from exc
         found = {p["Name"]: p["Value"] for p in resp.get("Parameters", [])}
         for lk in batch:
+            if lk.name not in found and (stand_in := _stand_in(ctx, lk.name)):
+                warnings.append(f"local emulator: {lk.name} does not exist there; {stand_in} stands in for it "
+                                "(instances never boot on the emulator)")
+                found[lk.name] = stand_in
             if lk.name not in found:
                 raise LookupError_(
                     f"the public SSM parameter {lk.name} does not exist in {ctx.region}, so the AMI cannot be "
@@ -114,4 +135,4 @@ def resolve_lookups(ctx: AwsContext, lookups: set[Lookup]) -> dict[Lookup, Any]:
     unknown = [lk for lk in lookups if lk not in out]
     if unknown:
         raise LookupError_(f"unsupported lookup source(s): {sorted(str(u) for u in unknown)}")
-    return out
+    return out, warnings

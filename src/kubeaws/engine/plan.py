@@ -115,7 +115,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
     for gone in leftovers:
         if gone.logical_key:
             names.setdefault(gone.id, gone.logical_key.replace("SecurityGroupRules/", "SecurityGroup/"))
-    plan = Plan(cluster=graph.cluster, changes=changes, names=names)
+    plan = Plan(cluster=graph.cluster, changes=changes, names=names, warnings=list(obs.warnings))
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
 
 

@@ -6,10 +6,14 @@ Called by the CLI (`kubeaws plan`, and before `apply`/`delete`) and by the plan 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from kubeaws.engine.types import Change, Plan, jsonable
+
+#: Text longer than this (or on several lines) is shown as its size and digest.
+LONG_TEXT = 160
 
 HEADINGS = (
     ("create", "+", "Will create resources"),
@@ -24,6 +28,9 @@ def _fmt(value: Any, names: dict[str, str] | None = None) -> str:
     names = names or {}
     value = jsonable(value)
     if isinstance(value, str):
+        if "\n" in value or len(value) > LONG_TEXT:  # user data, manifests: a digest, not the text
+            digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+            return f"<{len(value.encode())} bytes, sha256 {digest}>"
         return f"{value} ({names[value]})" if value in names else value
     if isinstance(value, dict) and "protocol" in value:  # a security-group rule
         return rule_text(value, names)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from kubeaws.model.bastion import build_bastion
 from kubeaws.model.common import Builder
 from kubeaws.model.graph import Graph
+from kubeaws.model.kubeadm import build_kubeadm
 from kubeaws.model.network import build_network
 from kubeaws.model.security import build_security
 from kubeaws.spec.models import ClusterSpec
@@ -19,5 +20,7 @@ def build(spec: ClusterSpec) -> Graph:
     net = build_network(b)
     groups = build_security(b, net)
     build_bastion(b, net, groups)
+    if spec.spec.mode == "kubeadm":
+        build_kubeadm(b, net, groups)
     b.graph.validate()
     return b.graph

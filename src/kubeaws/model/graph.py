@@ -34,6 +34,12 @@ class Graph:
         self._nodes[desired.key] = desired
         return desired
 
+    def replace(self, desired: Desired) -> None:
+        """Swap a resource for an updated version of itself (same key), e.g. to add dependencies."""
+        if desired.key not in self._nodes:
+            raise GraphError(f"{desired.key} is not in the graph")
+        self._nodes[desired.key] = desired
+
     def __contains__(self, key: str) -> bool:
         return key in self._nodes
 

@@ -220,6 +220,9 @@ class Kind(ABC):
     gone_states: ClassVar[frozenset[str]] = frozenset()
     #: List props compared as sets (order-insensitive), e.g. security group IDs.
     set_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Read calls `list_owned` makes (besides pagination): 1 wherever AWS has a describe that filters by
+    #: tag; more where it has none (ELBv2 describes return no tags: describe + DescribeTags).
+    list_reads: ClassVar[int] = 1
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
     #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).

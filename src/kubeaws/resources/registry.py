@@ -25,6 +25,18 @@ MODULES = (
     "kubeaws.resources.security_group",
     "kubeaws.resources.security_group_rules",
     "kubeaws.resources.instance",
+    "kubeaws.resources.iam_role",
+    "kubeaws.resources.instance_profile",
+    "kubeaws.resources.bucket",
+    "kubeaws.resources.pki",
+    "kubeaws.resources.state_object",
+    "kubeaws.resources.volume",
+    "kubeaws.resources.network_interface",
+    "kubeaws.resources.load_balancer",
+    "kubeaws.resources.target_group",
+    "kubeaws.resources.listener",
+    "kubeaws.resources.launch_template",
+    "kubeaws.resources.auto_scaling_group",
 )
 
 

@@ -1,0 +1,94 @@
+"""CLI commands `kubeaws render` (every generated artifact to a directory, no AWS call) and `kubeaws
+kubeconfig` (an admin kubeconfig signed by the cluster CA, printed, written or merged into ~/.kube/config).
+
+Registered on the main typer app by kubeaws.cli.main.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, connect, load, run
+from kubeaws.cli.output import Out
+
+SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("render")(render)
+    app.command("kubeconfig")(kubeconfig)
+
+
+def render(file: SpecFile,
+           out_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory to write into.")],
+           account_id: Annotated[str, typer.Option("--account-id", help="AWS account the state bucket name is "
+                                                   "derived from (default: an example account).")] = "",
+           ) -> None:
+    """Write every generated artifact (user data, kubeadm configs, scripts, manifests, policies) without
+    touching AWS."""
+    out = Out("text")
+
+    def body() -> int:
+        from kubeaws.access import EXAMPLE_ACCOUNT, render_artifacts
+
+        if account_id and not (account_id.isdigit() and len(account_id) == 12):
+            raise BadInput(f"--account-id must be 12 digits, got {account_id!r}")
+        spec = load(file)
+        files = render_artifacts(spec, account_id or EXAMPLE_ACCOUNT)
+        for rel, content in sorted(files.items()):
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            if rel.endswith(".sh"):
+                path.chmod(0o755)
+        out.print(f"wrote {len(files)} files to {out_dir}")
+        if not account_id:
+            out.info(f"[dim]bucket names use the example account {EXAMPLE_ACCOUNT}; pass --account-id for "
+                     "yours[/dim]")
+        return 0
+
+    run(out, body)
+
+
+def kubeconfig(file: SpecFile,
+               merge: Annotated[bool, typer.Option("--merge", help="Add a context to ~/.kube/config ($KUBECONFIG) "
+                                                   "without touching the others.")] = False,
+               output_file: Annotated[Path | None, typer.Option("--output-file", help="Write here instead of "
+                                                                "stdout.")] = None,
+               lifetime: Annotated[float, typer.Option("--lifetime-hours", min=0.1, max=8760.0,
+                                                       help="Validity of the client certificate.")] = 24.0,
+               profile: Annotated[str | None, typer.Option("--profile")] = None,
+               region: Annotated[str | None, typer.Option("--region")] = None,
+               local: Annotated[bool, typer.Option("--local")] = False) -> None:
+    """An admin kubeconfig for the cluster (client certificate signed by the cluster CA)."""
+    opts = ClusterOptions(file, OutputFormat.text, profile, region, local)
+    out = Out("text")
+
+    def body() -> int:
+        from kubeaws import pki
+        from kubeaws.access import admin_kubeconfig
+
+        spec = load(opts.file)
+        result = admin_kubeconfig(spec, connect(spec, opts, out), lifetime)
+        if merge:
+            target = Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
+            existing = target.read_text() if target.exists() else None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(pki.merge_kubeconfig(existing, result.text))
+            target.chmod(0o600)
+            out.info(f"context {spec.metadata.name!r} merged into {target}")
+        elif output_file:
+            output_file.write_text(result.text)
+            output_file.chmod(0o600)
+            out.info(f"wrote {output_file}")
+        else:
+            out.text(result.text)
+        if result.hint:
+            out.info(result.hint)
+        return 0
+
+    run(out, body)

@@ -1,0 +1,113 @@
+"""Control-plane builder (docs/kubeadm.md): `controlPlane.count` members (1/3/5), member i pinned to AZ
+`azs[i % len(azs)]`. Per member an encrypted etcd data Volume `etcd-<i>` and an Auto Scaling group
+`control-plane-<i>` (named `<cluster>-control-plane-<i>`, size 1, that AZ's private subnet, tag
+`kubeaws.io/control-plane-member=<i>` propagated to the instance, registered in the API target group); all
+members share one LaunchTemplate `control-plane` (IMDSv2 with hop limit 2 for containers, encrypted root
+volume, the control-plane instance profile and user data given by the caller).
+
+Also holds `add_launch_template` / `volume_device`, shared with model.nodegroups. Called by `model.build`.
+Pure: spec in, desired resources out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeaws.aws.tags import k8s_cluster_tag
+from kubeaws.model.common import Builder
+from kubeaws.model.endpoint import EndpointRefs
+from kubeaws.model.flows import CONTROL_PLANE
+from kubeaws.model.images import image
+from kubeaws.model.network import NetworkRefs
+from kubeaws.resources.base import Computed, Lookup, Ref
+from kubeaws.resources.launch_template import content_hash, hashed_props
+from kubeaws.spec.models import VolumeSpec
+
+MEMBER_TAG = "kubeaws.io/control-plane-member"
+ETCD_MEMBER_TAG = "kubeaws.io/etcd-member"
+ROLE_TAG = "kubeaws.io/role"
+#: Health checks of Auto Scaling groups: EC2 status, with time for kubeadm to bring a member up.
+HEALTH_CHECK = {"health_check_type": "EC2", "health_check_grace_period": 300}
+
+
+@dataclass
+class ControlPlaneRefs:
+    """The control plane's resources, by member index."""
+
+    launch_template: Ref
+    auto_scaling_groups: list[Ref] = field(default_factory=list)
+    etcd_volumes: list[Ref] = field(default_factory=list)
+    azs: list[str | Ref] = field(default_factory=list)
+
+
+def volume_device(volume: VolumeSpec, device_name: str | None) -> dict[str, Any]:
+    """A launch-template block device (device_name None = the AMI's root device), always encrypted."""
+    return {"device_name": device_name, "size": volume.size, "volume_type": volume.type, "iops": volume.iops,
+            "throughput": volume.throughput, "encrypted": True, "delete_on_termination": True}
+
+
+def metadata_options(hop_limit: int) -> dict[str, Any]:
+    """IMDSv2 only; hop limit 2 lets containers reach IMDS, 1 keeps them out."""
+    return {"http_tokens": "required", "http_endpoint": "enabled", "http_put_response_hop_limit": hop_limit}
+
+
+def add_launch_template(b: Builder, name: str, props: dict[str, Any], launch_tags: dict[str, str],
+                        role: str) -> tuple[Ref, Computed]:
+    """Add LaunchTemplate `name` (AWS name `<cluster>-<name>`); return a Ref to it and the Computed content
+    hash its Auto Scaling groups carry (`launch_template_hash`), so a content change rolls them in the same
+    apply. Instances and volumes are tagged with `launch_tags` (+ Name and the Kubernetes cluster tag, never
+    the kubeaws identity tags). A Lookup AMI is create_only: a moving SSM parameter must not churn."""
+    tags = {**b.spec.spec.tags, **launch_tags, ROLE_TAG: role, "Name": b.display(name),
+            k8s_cluster_tag(b.cluster): "owned"}
+    full = {"name": b.display(name), **props, "instance_tags": tags, "volume_tags": dict(tags)}
+    create_only = frozenset({"image_id"}) if isinstance(full["image_id"], Lookup) else frozenset()
+    ref = b.owned("LaunchTemplate", name, full, extra_tags={ROLE_TAG: role}, create_only=create_only)
+    digest = Computed(content_hash, {"props": hashed_props(full, create_only)}, f"{name} launch template content")
+    return ref, digest
+
+
+def member_placement(net: NetworkRefs, i: int) -> tuple[str | Ref, Ref]:
+    """(AZ, private subnet) of member i: AZ `azs[i % len(azs)]`. With brought subnets whose AZs the spec
+    does not pair with them, the AZ is read from the subnet (Ref to its `az`)."""
+    subnet = net.private_subnets[i % len(net.private_subnets)]
+    if len(net.azs) == len(net.private_subnets):
+        return net.azs[i % len(net.azs)], subnet
+    return Ref(subnet.kind, subnet.name, "az"), subnet
+
+
+def build_control_plane(b: Builder, net: NetworkRefs, groups: dict[str, Ref], endpoint: EndpointRefs, *,
+                        instance_profile: str | Ref, user_data: str | Computed) -> ControlPlaneRefs:
+    """Add the control plane: one launch template, and per member an etcd volume and an Auto Scaling group."""
+    cp = b.spec.spec.control_plane
+    template, digest = add_launch_template(b, "control-plane", {
+        "image_id": image(cp.os, cp.instance_type, cp.ami),
+        "instance_type": cp.instance_type,
+        "key_name": b.spec.spec.access.ssh_key_name,
+        "iam_instance_profile": instance_profile,
+        "security_group_ids": [groups[CONTROL_PLANE]],
+        "metadata_options": metadata_options(2),
+        "block_devices": [volume_device(cp.root_volume, None)],
+        "user_data": user_data,
+    }, {}, CONTROL_PLANE)
+    refs = ControlPlaneRefs(launch_template=template)
+    for i in range(cp.count):
+        az, subnet = member_placement(net, i)
+        etcd = cp.etcd_volume
+        volume = b.owned("Volume", f"etcd-{i}", {
+            "availability_zone": az, "size": etcd.size, "volume_type": etcd.type, "iops": etcd.iops,
+            "throughput": etcd.throughput, "encrypted": True,
+        }, extra_tags={ETCD_MEMBER_TAG: str(i), ROLE_TAG: "etcd"})
+        depends = (volume.key,) + ((endpoint.network_interface.key,) if endpoint.network_interface else ())
+        group = b.owned("AutoScalingGroup", f"control-plane-{i}", {
+            "name": b.display(f"control-plane-{i}"), "launch_template_id": template,
+            "launch_template_hash": digest, "min_size": 1, "max_size": 1, "desired_capacity": 1,
+            "subnet_ids": [subnet], "mixed_instances": None,
+            "target_group_arns": sorted(endpoint.target_group_arns, key=str), **HEALTH_CHECK,
+            "capacity_rebalance": False,
+        }, extra_tags={MEMBER_TAG: str(i), ROLE_TAG: CONTROL_PLANE},
+            create_only=frozenset({"desired_capacity"}), depends_on=depends)
+        refs.auto_scaling_groups.append(group)
+        refs.etcd_volumes.append(volume)
+        refs.azs.append(az)
+    return refs
