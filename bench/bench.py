@@ -84,6 +84,8 @@ class SpecResult:
     replan_calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     replan_pending: int = -1
     kinds: int = 0
+    #: kind -> (read calls of one list_owned after apply, reads the kind declares it needs)
+    kind_reads: dict[str, tuple[int, int]] = field(default_factory=dict)
     delete_seconds: float = 0.0
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
 
@@ -136,6 +138,10 @@ def bench_spec(spec_path: Path, url: str, runs: int) -> SpecResult:
     res.replan_calls = log.snapshot()
     res.replan_pending = plan.pending
     res.kinds = len(registry.kinds())
+    for name, kind in registry.kinds().items():
+        with ctx.counting() as kind_log:
+            kind.list_owned(ctx)
+        res.kind_reads[name] = (sum(n for (_, op), n in kind_log.snapshot().items() if is_read(op)), kind.list_reads)
 
     start = time.perf_counter()
     deleted = api.delete(spec, ctx)
@@ -158,6 +164,8 @@ def checks(res: SpecResult) -> list[tuple[str, bool, str]]:
         ("re-plan 0 mutating calls", mutating == 0, str(mutating)),
         ("re-plan <= 1 describe per kind", describes <= res.kinds,
          f"{describes} describes for {res.kinds} kinds (most repeated operation: {worst}x)"),
+        ("each kind: 1 read (ELBv2: declared 2-3)", all(n <= declared for n, declared in res.kind_reads.values()),
+         ", ".join(f"{k} {n}" for k, (n, _) in sorted(res.kind_reads.items()) if n > 1) or "all 1"),
     ]
 
 

@@ -220,7 +220,8 @@ def group(template_id: str, net: dict[str, Any], **overrides: Any) -> Desired:
 
 
 def fake_instance_refresh(ctx: AwsContext, started: list[dict[str, Any]]) -> None:
-    """moto has no StartInstanceRefresh (HTTP 500): answer it here, recording the request."""
+    """moto has no StartInstanceRefresh (HTTP 500): answer it here, recording the request. The kind is told it
+    talks to AWS (on a local emulator it skips the roll)."""
 
     def answer(model: Any, params: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         if model.name != "StartInstanceRefresh":
@@ -231,7 +232,8 @@ def fake_instance_refresh(ctx: AwsContext, started: list[dict[str, Any]]) -> Non
     ctx.add_hook("before-call.autoscaling.StartInstanceRefresh", answer)
 
 
-def test_auto_scaling_group_lifecycle(ctx: AwsContext, net: dict[str, Any]) -> None:
+def test_auto_scaling_group_lifecycle(ctx: AwsContext, net: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))  # roll as on AWS
     lt = LT.create(ctx, template(net))
     want = group(lt.id, net)
     created = ASG.create(ctx, want)
@@ -274,9 +276,12 @@ def test_auto_scaling_group_lifecycle(ctx: AwsContext, net: dict[str, Any]) -> N
     ASG.delete(ctx, found)  # already gone: no error
 
 
-def test_auto_scaling_group_instance_refresh_missing_in_moto(ctx: AwsContext, net: dict[str, Any]) -> None:
+def test_auto_scaling_group_instance_refresh_missing_in_moto(ctx: AwsContext, net: dict[str, Any],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the test hook, moto answers StartInstanceRefresh with an HTML 500 page: the update fails and the hash
-    tag is not rewritten, so the next plan tries the roll again."""
+    tag is not rewritten, so the next plan tries the roll again. (The kind is told it talks to AWS: on a local
+    emulator it skips the roll.)"""
+    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
     lt = LT.create(ctx, template(net))
     found = ASG.create(ctx, group(lt.id, net))
     changed = group(lt.id, net, launch_template_hash="h2")
@@ -284,6 +289,16 @@ def test_auto_scaling_group_instance_refresh_missing_in_moto(ctx: AwsContext, ne
         ASG.update(ctx, found, changed, ASG.diff(found, changed))
     [found] = ASG.list_owned(ctx)
     assert set(ASG.diff(found, changed)) == {"launch_template_hash"}
+
+
+def test_emulator_skips_the_roll(ctx: AwsContext, net: dict[str, Any]) -> None:
+    """On a local emulator a launch-template change updates the group and its hash tag without a roll."""
+    lt = LT.create(ctx, template(net))
+    found = ASG.create(ctx, group(lt.id, net))
+    changed = group(lt.id, net, launch_template_hash="h2")
+    ASG.update(ctx, found, changed, ASG.diff(found, changed))
+    [found] = ASG.list_owned(ctx)
+    assert ASG.diff(found, changed) == {}
 
 
 def test_auto_scaling_group_mixed_instances_for_spot(ctx: AwsContext, net: dict[str, Any]) -> None:

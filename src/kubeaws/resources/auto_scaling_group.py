@@ -131,7 +131,8 @@ class AutoScalingGroup(Kind):
         return [self.observe(g) for g in groups]
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
-        found = self._describe(ctx, Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [ctx.cluster]}])
+        # MaxRecords 100 (the API maximum; the default is 50): one page for any reasonable cluster.
+        found = self._describe(ctx, Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [ctx.cluster]}], MaxRecords=100)
         return self.owned_only(ctx, found)
 
     def _by_name(self, ctx: AwsContext, name: str) -> Observed | None:
@@ -212,7 +213,10 @@ class AutoScalingGroup(Kind):
         return replace(actual, fields=fields, tags={**actual.tags, **desired.tags})
 
     def roll(self, ctx: AwsContext, name: str) -> str:
-        """Start a rolling instance refresh onto the launch template's default version; its ID."""
+        """Start a rolling instance refresh onto the launch template's default version; its ID. Not on a
+        local emulator: moto has no StartInstanceRefresh, and no instance ever boots there to be rolled."""
+        if ctx.is_emulator:
+            return ""
         try:
             started = ctx.call("autoscaling", "start_instance_refresh", AutoScalingGroupName=name,
                                Strategy="Rolling", Preferences=REFRESH_PREFERENCES)
