@@ -19,6 +19,9 @@ import yaml
 from kubeaws.addons import versions
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 
+#: libyaml's safe emitter when available (much faster, same output for these documents).
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 Role = Literal["control-plane", "node"]
 
 AUDIT_POLICY = "/etc/kubernetes/audit-policy.yaml"
@@ -128,7 +131,7 @@ def kubelet_configuration(spec: ClusterSpec) -> dict[str, Any]:
 
 
 def _dump(docs: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(docs, Dumper=_DUMPER, sort_keys=False, default_flow_style=False)
 
 
 def init_config(spec: ClusterSpec) -> str:
@@ -159,7 +162,7 @@ def kubelet_patch(group: NodeGroupSpec) -> str | None:
     """The kubeadm `kubeletconfiguration` patch of a group (per-node settings such as maxPods), if any."""
     if group.max_pods is None:
         return None
-    return yaml.safe_dump({"maxPods": group.max_pods})
+    return yaml.dump({"maxPods": group.max_pods}, Dumper=_DUMPER)
 
 
 def join_node_config(spec: ClusterSpec, group: NodeGroupSpec) -> str:

@@ -12,7 +12,9 @@ Called by model/ (builds Desired records) and engine/ (plan, apply, delete, stat
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -136,7 +138,7 @@ def substitute(value: Any, resolve: Callable[[Any], Any]) -> Any:
     if isinstance(value, Computed):
         args = substitute(value.args, resolve)
         unknown = _first_unknown(args)
-        return unknown if unknown is not None else value.fn(**args)
+        return unknown if unknown is not None else _evaluate(value, args)
     if isinstance(value, Mapping):
         return {k: substitute(v, resolve) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -144,6 +146,29 @@ def substitute(value: Any, resolve: Callable[[Any], Any]) -> Any:
     if isinstance(value, Ref | Lookup):
         return resolve(value)
     return value
+
+
+_MEMO: OrderedDict[int, tuple[Computed, dict[str, Any], Any]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+_MEMO_SIZE = 256
+
+
+def _evaluate(computed: Computed, args: dict[str, Any]) -> Any:
+    """`computed.fn(**args)`, remembered for the same Computed and equal arguments: one Computed (e.g. a
+    launch template's user data) is often evaluated several times in a plan (its own prop, and inside the
+    content hash of the Auto Scaling group), and rendering is the costly part of planning."""
+    key = id(computed)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+    if hit is not None and hit[0] is computed and hit[1] == args:
+        return hit[2]
+    result = computed.fn(**args)
+    with _MEMO_LOCK:
+        _MEMO[key] = (computed, args, result)  # holding `computed` keeps its id from being reused
+        _MEMO.move_to_end(key)
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return result
 
 
 def _first_unknown(value: Any) -> Unknown | None:
