@@ -17,7 +17,9 @@ from kubeaws.resources import registry
 from tests.conftest import make_ctx, reset_moto
 from tests.helpers import make_spec
 
-SPEC = make_spec(network={"natGateway": "perAZ"}, access={"bastion": {"elasticIP": True}})
+# The HA shape: NLB + target group + listener, IAM, state bucket and objects, 3 etcd volumes, ASGs, EIPs.
+SPEC = make_spec(controlPlane={"count": 3}, access={"bastion": {"elasticIP": True}},
+                 network={"natGateway": "perAZ", "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"]})
 
 
 class Crash(Exception):
@@ -41,7 +43,8 @@ class CrashAfter:
                 raise Crash(f"crash after call {self.n} ({model.name})")
 
 
-@pytest.mark.parametrize("k", [1, 2, 4, 8, 13, 21, 34])
+# An apply of SPEC makes ~90 mutating calls: interrupt it early, in the middle and near the end.
+@pytest.mark.parametrize("k", [1, 2, 5, 13, 34, 55, 72, 88])
 def test_interrupted_apply_converges_without_duplicates(moto_server: str, k: int) -> None:
     reset_moto(moto_server)
     crashing = make_ctx(moto_server)
