@@ -26,7 +26,8 @@ ALLOWED = {
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
     "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
-    "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki"},
+    "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
+            "eks_auth"},
 }
 
 
