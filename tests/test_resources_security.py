@@ -257,3 +257,20 @@ def test_stale_rule_set_still_reconciles(ctx: AwsContext, two_groups: tuple[Obse
         RULES.update(ctx, stale, empty, RULES.diff(stale, empty))
     assert log.snapshot() == {("ec2", "RevokeSecurityGroupIngress"): 2, ("ec2", "DescribeSecurityGroups"): 1}
     assert find(RULES, ctx, nodes.id).fields["ingress"] == []
+
+
+def test_delete_sweeps_leaked_interfaces(ctx: AwsContext) -> None:
+    """A network interface left `available` in the group (the VPC CNI and load balancers leak them) is deleted
+    with the group; one in use is not touched by the sweep (moto: the attached one stays attached)."""
+    vpc = make_vpc(ctx)
+    group = SG.create(ctx, group_desired(vpc, "nodes"))
+    ec2 = ctx.client("ec2")
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24",
+                               AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    leaked = ec2.create_network_interface(SubnetId=subnet,
+                                          Groups=[group.id])["NetworkInterface"]["NetworkInterfaceId"]
+    other = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    SG.delete(ctx, group)
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [group.id]}])["SecurityGroups"]
+    remaining = {e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]}
+    assert leaked not in remaining and other in remaining

@@ -207,7 +207,7 @@ def destroy(ctx: AwsContext, graph: Graph | None, on_event: EventSink | None = N
     started = time.monotonic()
     result = ApplyResult(cluster=ctx.cluster, operation="delete")
     rep = _Reporter(result, on_event)
-    obs = observation or observe(ctx, graph)
+    obs = observation or observe(ctx, graph, every_kind=True)
     deletes = [Change("delete", o.kind, (o.logical_key or "").split("/", 1)[-1] or o.id, o.id, {}, None, o)
                for o in obs.all_owned()]
     ok = _run_deletes(ctx, deletes, rep, max_workers)

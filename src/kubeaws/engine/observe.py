@@ -49,9 +49,10 @@ def parallel(tasks: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T
         return {name: fut.result() for name, fut in futures.items()}
 
 
-def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8) -> Observation:
-    """One pass over AWS: every kind's owned resources, the graph's brought resources and lookups."""
-    kinds = registry.kinds()
+def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8, every_kind: bool = False) -> Observation:
+    """One pass over AWS: owned resources of the kinds the graph's mode can own (of every kind with
+    `every_kind`, as delete needs), the graph's brought resources and lookups."""
+    kinds = registry.kinds() if every_kind or graph is None else registry.for_mode(graph.mode)
     tasks: dict[str, Callable[[], Any]] = {f"owned:{name}": partial(kind.list_owned, ctx)
                                            for name, kind in kinds.items()}
     brought_ids: dict[str, list[str]] = {}

@@ -140,8 +140,9 @@ def _check_conflict(kind: Any, ctx: AwsContext, resolved: Desired, errors: list[
 def _refusal(desired: Desired, actual: Observed, fields: list[str], diff: dict[str, Any]) -> str:
     detail = ", ".join(f"{f}: {diff[f][0]} -> {diff[f][1]}" for f in fields)
     return str(ImmutableChangeError(
-        f"{desired.key} ({actual.id}) cannot change {detail}: AWS cannot change it and replacing it would "
-        "replace the whole cluster network. Put the old value back, or delete the cluster and create it again."))
+        f"{desired.key} ({actual.id}) cannot change {detail}: AWS cannot change it in place, and kubeaws will not "
+        "replace it (everything built on it would go too). Put the old value back, or delete the cluster and "
+        "create it again."))
 
 
 def _deletes(leftovers: list[Observed], duplicates: list[Observed]) -> list[Change]:

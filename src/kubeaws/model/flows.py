@@ -61,6 +61,8 @@ def cni_flows(cni: str, calico_encapsulation: str = "ipip") -> list[tuple[str, i
 
 def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
     """Every flow the cluster needs, deduplicated, in a stable order."""
+    if spec.spec.mode == "eks":
+        return eks_flows(spec, vpc_cidr)
     body = spec.spec
     access = body.access
     public_api = access.api_endpoint == "public"
@@ -114,3 +116,34 @@ def _dedupe(flows: list[Flow]) -> list[Flow]:
             seen.add(key)
             out.append(f)
     return out
+
+
+def eks_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
+    """EKS: `control-plane` is the cluster's additional security group (on the EKS-managed ENIs); the API
+    endpoint's public side is governed by EKS' public access CIDRs, not by a security group."""
+    body = spec.spec
+    bastion = body.access.bastion.enabled
+    admin = tuple(body.access.admin_cidrs)
+    node_ports = tuple(body.network.node_port_cidrs or [vpc_cidr])
+    flows: list[Flow] = []
+
+    def add(source: str, target: str, protocol: str, lo: int, hi: int, purpose: str,
+            cidrs: tuple[Cidr, ...] = ()) -> None:
+        flows.append(Flow(source, target, protocol, lo, hi, purpose, cidrs))
+
+    add(NODES, CONTROL_PLANE, "tcp", 443, 443, "Kubernetes API")
+    if bastion:
+        add(BASTION, CONTROL_PLANE, "tcp", 443, 443, "Kubernetes API from the bastion")
+        add(BASTION, NODES, "tcp", 22, 22, "SSH from the bastion")
+        if admin:
+            add("cidr", BASTION, "tcp", 22, 22, "SSH from admin networks", admin)
+    add(CONTROL_PLANE, NODES, "tcp", 10250, 10250, "kubelet API")
+    add(CONTROL_PLANE, NODES, "tcp", 443, 443, "admission webhooks")
+    add(CONTROL_PLANE, NODES, "tcp", 1025, 65535, "extension API servers and webhooks on high ports")
+    for protocol, lo, hi, purpose in cni_flows(body.cni, body.network.calico.encapsulation):
+        add(NODES, NODES, protocol, lo, hi, purpose)
+    add(NODES, NODES, "udp", 53, 53, "DNS (CoreDNS may run on any node)")
+    add(NODES, NODES, "tcp", 53, 53, "DNS (CoreDNS may run on any node)")
+    for protocol in ("tcp", "udp"):
+        add("cidr", NODES, protocol, 30000, 32767, "NodePort services", node_ports)
+    return _dedupe(flows)

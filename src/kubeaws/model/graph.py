@@ -19,8 +19,10 @@ class GraphError(KubeawsError):
 class Graph:
     """Desired resources keyed by "Kind/name"."""
 
-    def __init__(self, cluster: str) -> None:
+    def __init__(self, cluster: str, mode: str | None = None) -> None:
         self.cluster = cluster
+        #: The cluster's mode (kubeadm / eks): which kinds it can own; None = any.
+        self.mode = mode
         self._nodes: dict[str, Desired] = {}
 
     def add(self, desired: Desired) -> Desired:

@@ -21,7 +21,7 @@ from kubeaws.model.control_plane import HEALTH_CHECK, add_launch_template, metad
 from kubeaws.model.flows import NODES
 from kubeaws.model.images import image
 from kubeaws.model.network import NetworkRefs
-from kubeaws.resources.base import Computed, Ref
+from kubeaws.resources.base import Computed, Lookup, Ref
 from kubeaws.spec.models import NodeGroupSpec
 
 #: Device names of extra volumes: /dev/sdf ... /dev/sdo.
@@ -69,15 +69,17 @@ def extra_devices(ng: NodeGroupSpec, index: int) -> list[dict[str, Any]]:
 
 
 def build_node_groups(b: Builder, net: NetworkRefs, groups: dict[str, Ref], *, instance_profile: str | Ref,
-                      user_data_for: Callable[[str], str | Computed]) -> dict[str, NodeGroupRefs]:
-    """Add a launch template and an Auto Scaling group per self-managed node group; return them by name."""
+                      user_data_for: Callable[[str], str | Computed],
+                      image_for: Callable[[NodeGroupSpec], str | Lookup] | None = None) -> dict[str, NodeGroupRefs]:
+    """Add a launch template and an Auto Scaling group per self-managed node group; return them by name.
+    `image_for` picks each group's AMI (default: the group's OS image; EKS passes its optimized AMI)."""
     out: dict[str, NodeGroupRefs] = {}
     for index, ng in enumerate(b.spec.spec.node_groups):
         if ng.type != "self-managed":
             continue
         mixed = mixed_policy(ng)
         template, digest = add_launch_template(b, f"ng-{ng.name}", {
-            "image_id": image(ng.os, ng.instance_types[0], ng.ami),
+            "image_id": image_for(ng) if image_for else image(ng.os, ng.instance_types[0], ng.ami),
             # Also set with a mixed instances policy: its overrides take precedence on AWS, and the first type
             # is what a launch without the policy (the local emulator) uses.
             "instance_type": ng.instance_types[0],

@@ -22,7 +22,7 @@ DESCRIPTIONS = {
 
 
 def roles(b: Builder) -> list[str]:
-    out = [CONTROL_PLANE, NODES, LB]
+    out = [CONTROL_PLANE, NODES] if b.spec.spec.mode == "eks" else [CONTROL_PLANE, NODES, LB]
     if b.spec.spec.access.bastion.enabled:
         out.insert(0, BASTION)
     return out

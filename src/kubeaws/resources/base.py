@@ -248,6 +248,9 @@ class Kind(ABC):
     #: Read calls `list_owned` makes (besides pagination): 1 wherever AWS has a describe that filters by
     #: tag; more where it has none (ELBv2 describes return no tags: describe + DescribeTags).
     list_reads: ClassVar[int] = 1
+    #: Cluster modes whose clusters may own resources of this kind: a plan observes only these kinds (delete
+    #: observes every kind, whatever the spec says).
+    modes: ClassVar[frozenset[str]] = frozenset({"kubeadm", "eks"})
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
     #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).

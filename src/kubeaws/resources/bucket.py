@@ -71,6 +71,7 @@ class Bucket(Kind):
     kind = "Bucket"
     service = "s3"
     rank = 14
+    modes = frozenset({"kubeadm"})
     immutable = frozenset({"name"})
     refuse_change = frozenset({"name"})
 

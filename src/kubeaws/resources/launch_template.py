@@ -136,7 +136,6 @@ class LaunchTemplate(Kind):
             name = dev.get("device_name") or self._root_device(ctx, p["image_id"])
             devices.append({"DeviceName": name, "Ebs": {**ebs, "Encrypted": True}})
         data: dict[str, Any] = {
-            "ImageId": p["image_id"],
             "SecurityGroupIds": sorted(p.get("security_group_ids") or []),
             "MetadataOptions": metadata_params(options),
             "BlockDeviceMappings": devices,
@@ -144,6 +143,8 @@ class LaunchTemplate(Kind):
                                   for rtype, key in (("instance", "instance_tags"), ("volume", "volume_tags"))
                                   if p.get(key)],
         }
+        if p.get("image_id"):  # none for EKS managed node groups: EKS picks the AMI
+            data["ImageId"] = p["image_id"]
         if p.get("instance_type"):
             data["InstanceType"] = p["instance_type"]
         if p.get("key_name"):

@@ -41,6 +41,7 @@ class Listener(Elbv2Kind):
 
     kind = "Listener"
     rank = 52
+    modes = frozenset({"kubeadm"})
     list_reads = 3  # DescribeLoadBalancers + DescribeListeners per load balancer + DescribeTags
     immutable = frozenset({"load_balancer_arn"})
 

@@ -34,6 +34,7 @@ class LoadBalancer(Elbv2Kind):
 
     kind = "LoadBalancer"
     rank = 50
+    modes = frozenset({"kubeadm"})
     list_reads = 2  # DescribeLoadBalancers + DescribeTags (the describe returns no tags)
     immutable = frozenset({"name", "scheme", "type"})
     set_fields = frozenset({"subnet_ids", "security_group_ids"})

@@ -39,6 +39,7 @@ class NetworkInterface(Ec2Kind):
 
     kind = "NetworkInterface"
     rank = 40
+    modes = frozenset({"kubeadm"})
     immutable = frozenset({"subnet_id"})
     set_fields = frozenset({"security_group_ids"})
     updatable = frozenset({"security_group_ids", "description"})

@@ -46,6 +46,7 @@ class ClusterPki(Kind):
     kind = "ClusterPki"
     service = "s3"
     rank = 16
+    modes = frozenset({"kubeadm"})
     immutable = frozenset({"bucket", "prefix"})
     taggable = False  # objects carry no tags: ownership is the cluster's own bucket
 

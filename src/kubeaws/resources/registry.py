@@ -37,6 +37,12 @@ MODULES = (
     "kubeaws.resources.listener",
     "kubeaws.resources.launch_template",
     "kubeaws.resources.auto_scaling_group",
+    "kubeaws.resources.kms_key",
+    "kubeaws.resources.eks_cluster",
+    "kubeaws.resources.oidc_provider",
+    "kubeaws.resources.access_entry",
+    "kubeaws.resources.eks_addon",
+    "kubeaws.resources.eks_nodegroup",
 )
 
 
@@ -65,6 +71,11 @@ def get(kind: str) -> Kind:
         return _KINDS[kind]
     except KeyError:
         raise KeyError(f"unknown resource kind {kind!r}") from None
+
+
+def for_mode(mode: str | None) -> dict[str, Kind]:
+    """The kinds a cluster of `mode` can own (every kind when `mode` is None, e.g. for delete)."""
+    return {name: k for name, k in kinds().items() if mode is None or mode in k.modes}
 
 
 def apply_order() -> list[Kind]:

@@ -45,6 +45,24 @@ def conflict_message(group: Observed, cluster: str) -> str:
     )
 
 
+def sweep_leaked_interfaces(ctx: AwsContext, group_id: str) -> list[str]:
+    """Delete the network interfaces left `available` (attached to nothing) in the group: the VPC CNI and
+    load balancers leak them, and they keep the group and its subnets from being deleted. In-use interfaces
+    are left alone (they go with their instance or load balancer). Returns the deleted IDs."""
+    leaked = ctx.paginate("ec2", "describe_network_interfaces", "NetworkInterfaces",
+                          Filters=[{"Name": "group-id", "Values": [group_id]},
+                                   {"Name": "status", "Values": ["available"]}])
+    deleted: list[str] = []
+    for eni in leaked:
+        try:
+            ctx.call("ec2", "delete_network_interface", NetworkInterfaceId=eni["NetworkInterfaceId"])
+            deleted.append(eni["NetworkInterfaceId"])
+        except ClientError as exc:
+            if error_code(exc) not in ("InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterface.InUse"):
+                raise
+    return deleted
+
+
 @register
 class SecurityGroup(Kind):
     """A VPC security group, unique by (VPC, name); its rules are the SecurityGroupRules kind."""
@@ -104,10 +122,13 @@ class SecurityGroup(Kind):
                         attrs={"arn": created.get("SecurityGroupArn")})
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
+        def attempt() -> Any:
+            sweep_leaked_interfaces(ctx, actual.id)
+            return ctx.call("ec2", "delete_security_group", GroupId=actual.id)
+
         try:
             # ENIs of terminated instances and load balancers keep the group in use for a while.
-            retry_on_codes(lambda: ctx.call("ec2", "delete_security_group", GroupId=actual.id),
-                           DEPENDENCY_CODES, timeout=ctx.policy.dependency_timeout,
+            retry_on_codes(attempt, DEPENDENCY_CODES, timeout=ctx.policy.dependency_timeout,
                            what=f"security group {actual.id} to be unused", policy=ctx.policy)
         except ClientError as exc:
             if error_code(exc) != GROUP_NOT_FOUND:

@@ -33,6 +33,7 @@ class StateObject(Kind):
     kind = "StateObject"
     service = "s3"
     rank = 17
+    modes = frozenset({"kubeadm"})
     immutable = frozenset({"bucket", "key"})
     taggable = False  # objects carry no tags: ownership is the cluster's own bucket
 

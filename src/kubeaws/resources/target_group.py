@@ -38,6 +38,7 @@ class TargetGroup(Elbv2Kind):
 
     kind = "TargetGroup"
     rank = 51
+    modes = frozenset({"kubeadm"})
     list_reads = 2  # DescribeTargetGroups + DescribeTags
     immutable = frozenset({"name", "port", "protocol", "vpc_id", "target_type"})
     unobservable = frozenset({"attributes"})

@@ -43,6 +43,7 @@ class Volume(Ec2Kind):
 
     kind = "Volume"
     rank = 40
+    modes = frozenset({"kubeadm"})
     immutable = frozenset({"availability_zone", "encrypted"})
     refuse_change = frozenset({"availability_zone", "encrypted"})
     updatable = frozenset({"size", "volume_type", "iops", "throughput"})

@@ -1,0 +1,145 @@
+"""EKS cluster builder: the cluster and node IAM roles, the Secrets encryption key, the EKS control plane, its
+OIDC provider (IRSA), node-role mapping (access entries), the core EKS addons, self-managed node groups
+(launch template + Auto Scaling group with nodeadm user data on the EKS-optimized AMI) and managed node groups
+(with a kubeaws launch template so tags, IMDSv2 and encryption still apply).
+
+Called by `model.build` for `mode: eks`. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeaws.aws.tags import k8s_cluster_tag
+from kubeaws.bootstrap.eks import render_nodeadm_user_data
+from kubeaws.model.common import Builder
+from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
+from kubeaws.model.flows import CONTROL_PLANE, NODES
+from kubeaws.model.images import architecture
+from kubeaws.model.maxpods import effective_max_pods
+from kubeaws.model.network import NetworkRefs
+from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
+from kubeaws.resources.base import Computed, Lookup, Ref
+from kubeaws.spec.models import NodeGroupSpec
+
+MANAGED = "arn:aws:iam::aws:policy/"
+CLUSTER_POLICIES = [f"{MANAGED}AmazonEKSClusterPolicy"]
+NODE_POLICIES = sorted(f"{MANAGED}{p}" for p in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly",
+                                                  "AmazonEKS_CNI_Policy"))
+CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+#: The root CA thumbprint of the EKS OIDC issuers (AWS no longer checks it for them; the API still wants one).
+OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
+
+
+def trust(service: str) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
+                                                    "Action": "sts:AssumeRole"}]}
+
+
+def eks_image(version: str, ng: NodeGroupSpec) -> str | Lookup:
+    """The group's explicit AMI, else the EKS-optimized Amazon Linux 2023 AMI for the cluster version."""
+    if ng.ami:
+        return ng.ami
+    arch = architecture(ng.instance_types[0])
+    return Lookup("ssm", f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/{arch}/standard/recommended/"
+                         "image_id")
+
+
+def _role(b: Builder, logical: str, service: str, policies: list[str], brought: str | None) -> Ref:
+    if brought:
+        return b.brought("IamRole", logical, brought)
+    return b.owned("IamRole", logical, {
+        "name": b.display(logical), "path": f"/kubeaws/{b.cluster}/", "assume_role_policy": trust(service),
+        "inline_policies": {}, "managed_policy_arns": policies})
+
+
+def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
+    body = b.spec.spec
+    access = body.access
+    cluster_role = _role(b, "eks-cluster", "eks.amazonaws.com", CLUSTER_POLICIES, body.iam.control_plane_role)
+    node_role = _role(b, "node", "ec2.amazonaws.com", NODE_POLICIES, body.iam.node_role)
+    node_role_arn = Ref(node_role.kind, node_role.name, "arn")
+    b.owned("InstanceProfile", "node", {"name": b.display("node"), "path": f"/kubeaws/{b.cluster}/",
+                                        "role_name": Ref(node_role.kind, node_role.name, "name")})
+
+    key_arn: str | Ref | None = None
+    if body.eks.encryption.enabled:
+        key_arn = body.eks.encryption.kms_key_arn or Ref(b.owned("KmsKey", "secrets", {
+            "description": f"kubeaws {b.cluster}: EKS Secrets encryption",
+            "alias": f"alias/kubeaws/{b.cluster}",
+        }).kind, "secrets", "arn")
+
+    public = access.api_endpoint == "public"
+    cluster = b.owned("EksCluster", "main", {
+        "name": b.cluster, "version": body.kubernetes_version,
+        "role_arn": Ref(cluster_role.kind, cluster_role.name, "arn"),
+        "subnet_ids": sorted([*net.private_subnets, *net.public_subnets], key=str),
+        "security_group_ids": [groups[CONTROL_PLANE]],
+        "endpoint_public": public, "endpoint_private": True,
+        "public_access_cidrs": sorted(access.admin_cidrs) if public else [],
+        "logging": sorted(body.eks.logging), "encryption_key_arn": key_arn,
+        "authentication_mode": body.eks.authentication_mode,
+        "service_cidr": body.network.service_cidr,
+    })
+    b.owned("OidcProvider", "main", {"url": Ref(cluster.kind, cluster.name, "oidc_issuer"),
+                                      "client_ids": ["sts.amazonaws.com"], "thumbprints": [OIDC_THUMBPRINT]})
+
+    mapped: list[str] = []
+    if body.eks.authentication_mode in ("API", "API_AND_CONFIG_MAP"):
+        mapped.append(b.owned("AccessEntry", "node", {"cluster_name": Ref(cluster.kind, cluster.name, "name"),
+                                                      "principal_arn": node_role_arn, "type": "EC2_LINUX"}).key)
+    for addon in CORE_ADDONS:
+        b.owned("EksAddon", addon, {"cluster_name": Ref(cluster.kind, cluster.name, "name"), "addon_name": addon,
+                                    "addon_version": None, "service_account_role_arn": None},
+                create_only=frozenset({"addon_version"}))
+
+    spec = b.spec
+
+    def user_data(group: str) -> Computed:
+        return Computed(render_nodeadm_user_data, {
+            "spec": spec, "group": group, "cluster_endpoint": Ref(cluster.kind, cluster.name, "endpoint"),
+            "certificate_authority": Ref(cluster.kind, cluster.name, "certificate_authority"),
+            "service_cidr": body.network.service_cidr,
+            "max_pods": effective_max_pods(spec, group),
+        }, f"nodeadm user data ({group})")
+
+    self_managed = build_node_groups(b, net, groups, instance_profile=Ref("InstanceProfile", "node", "name"),
+                                     user_data_for=user_data,
+                                     image_for=lambda ng: eks_image(body.kubernetes_version, ng))
+    # A node must never boot before its role is mapped: it would never join.
+    for refs in self_managed.values():
+        desired = b.graph[refs.auto_scaling_group.key]
+        b.graph.replace(_with_deps(desired, mapped))
+    for index, ng in enumerate(body.node_groups):
+        if ng.type == "managed":
+            _managed_group(b, net, groups, cluster, node_role_arn, ng, index, mapped)
+
+
+def _with_deps(desired: Any, keys: list[str]) -> Any:
+    from dataclasses import replace
+
+    return replace(desired, depends_on=tuple(sorted({*desired.depends_on, *keys})))
+
+
+def _managed_group(b: Builder, net: NetworkRefs, groups: dict[str, Ref], cluster: Ref, node_role_arn: Ref,
+                   ng: NodeGroupSpec, index: int, mapped: list[str]) -> None:
+    """A managed node group with a kubeaws launch template (no AMI or user data: EKS provides them)."""
+    template, _digest = add_launch_template(b, f"mng-{ng.name}", {
+        "image_id": None, "instance_type": None, "key_name": b.spec.spec.access.ssh_key_name,
+        "iam_instance_profile": None, "security_group_ids": [groups[NODES]],
+        "metadata_options": metadata_options(2),
+        "block_devices": [volume_device(ng.root_volume, "/dev/xvda"), *extra_devices(ng, index)],
+        "user_data": None,
+    }, {**ng.tags, "kubeaws.io/node-group": ng.name}, NODES)
+    labels = {**ng.labels, "kubeaws.io/node-group": ng.name, "kubeaws.io/capacity": ng.capacity}
+    b.owned("EksNodegroup", ng.name, {
+        "cluster_name": Ref(cluster.kind, cluster.name, "name"), "nodegroup_name": b.display(ng.name),
+        "node_role_arn": node_role_arn, "subnet_ids": sorted(net.private_subnets, key=str),
+        "launch_template": {"id": template, "version": Ref(template.kind, template.name, "latest_version")},
+        "scaling": {"min": ng.size.min, "max": ng.size.max, "desired": ng.size.desired},
+        "labels": labels,
+        "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in ng.taints],
+        "capacity_type": "SPOT" if ng.capacity == "spot" else "ON_DEMAND",
+        "instance_types": list(ng.instance_types),
+    }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), k8s_cluster_tag(b.cluster): "owned"},
+        depends_on=tuple(mapped))
