@@ -65,3 +65,33 @@ def test_eks_plan_on_the_emulator(ctx: AwsContext) -> None:
     kinds = {c.kind for c in plan.changes}
     assert {"EksCluster", "AccessEntry", "EksAddon", "EksNodegroup", "OidcProvider", "KmsKey"} <= kinds
     assert any("stands in" in w for w in plan.warnings)  # moto has no EKS-optimized AMI parameter
+
+
+def test_irsa_roles_and_addons() -> None:
+    g = build(make_spec(**{**EKS, "addons": {"clusterAutoscaler": {}, "ebsCSI": {}, "metricsServer": {}}}))
+    ebs = g["EksAddon/aws-ebs-csi-driver"].props
+    assert ebs["service_account_role_arn"] == Ref("IamRole", "ebs-csi", "arn")
+    assert "EksAddon/metrics-server" in g
+    ca = g["IamRole/cluster-autoscaler"].props
+    policy = ca["inline_policies"]["kubeaws-cluster-autoscaler"]
+    scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnGroups")
+    assert scale["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/dev": "owned"}}
+    trust = ca["assume_role_policy"]
+    assert isinstance(trust, Computed)
+    doc = trust.fn(**{**trust.args, "provider_arn": "arn:aws:iam::1:oidc-provider/oidc.eks.x/id/ABC",
+                      "issuer": "https://oidc.eks.x/id/ABC"})
+    cond = doc["Statement"][0]["Condition"]["StringEquals"]
+    assert cond == {"oidc.eks.x/id/ABC:sub": "system:serviceaccount:kube-system:cluster-autoscaler",
+                    "oidc.eks.x/id/ABC:aud": "sts.amazonaws.com"}
+
+
+def test_max_pods_above_the_eni_limit_is_a_spec_error() -> None:
+    import pytest
+
+    from kubeaws.errors import SpecError
+
+    spec = make_spec(**{**EKS, "nodeGroups": [{"name": "small", "instanceTypes": ["t3.medium"], "maxPods": 50}]})
+    with pytest.raises(SpecError) as err:
+        build(spec)
+    text = str(err.value)
+    assert "spec.nodeGroups[0].maxPods" in text and "17" in text

@@ -12,11 +12,13 @@ from typing import Any
 
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.bootstrap.eks import render_nodeadm_user_data
+from kubeaws.errors import SpecError
 from kubeaws.model.common import Builder
 from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
 from kubeaws.model.flows import CONTROL_PLANE, NODES
 from kubeaws.model.images import architecture
-from kubeaws.model.maxpods import effective_max_pods
+from kubeaws.model.irsa import build_irsa
+from kubeaws.model.maxpods import check_max_pods, effective_max_pods
 from kubeaws.model.network import NetworkRefs
 from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
 from kubeaws.resources.base import Computed, Lookup, Ref
@@ -55,6 +57,9 @@ def _role(b: Builder, logical: str, service: str, policies: list[str], brought: 
 
 def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     body = b.spec.spec
+    problems = check_max_pods(b.spec)
+    if problems:
+        raise SpecError(problems=problems)
     access = body.access
     cluster_role = _role(b, "eks-cluster", "eks.amazonaws.com", CLUSTER_POLICIES, body.iam.control_plane_role)
     node_role = _role(b, "node", "ec2.amazonaws.com", NODE_POLICIES, body.iam.node_role)
@@ -88,9 +93,16 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     if body.eks.authentication_mode in ("API", "API_AND_CONFIG_MAP"):
         mapped.append(b.owned("AccessEntry", "node", {"cluster_name": Ref(cluster.kind, cluster.name, "name"),
                                                       "principal_arn": node_role_arn, "type": "EC2_LINUX"}).key)
-    for addon in CORE_ADDONS:
+    irsa = build_irsa(b)
+    addons: dict[str, Ref | None] = {name: None for name in CORE_ADDONS}
+    if body.addons.ebs_csi is not None:
+        addons["aws-ebs-csi-driver"] = irsa["ebs-csi"]
+    if body.addons.metrics_server is not None:
+        addons["metrics-server"] = None  # the EKS community add-on (for the HPA)
+    for addon, role_arn in addons.items():
+        # No version: EKS installs the add-on's default version for the cluster's Kubernetes version.
         b.owned("EksAddon", addon, {"cluster_name": Ref(cluster.kind, cluster.name, "name"), "addon_name": addon,
-                                    "addon_version": None, "service_account_role_arn": None},
+                                    "addon_version": None, "service_account_role_arn": role_arn},
                 create_only=frozenset({"addon_version"}))
 
     spec = b.spec

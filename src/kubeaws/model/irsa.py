@@ -1,0 +1,69 @@
+"""IAM roles for service accounts (IRSA) on EKS: a role per addon that calls AWS (cluster-autoscaler, EBS CSI
+driver), trusted only by that addon's Kubernetes service account through the cluster's OIDC provider, with
+least-privilege permissions.
+
+Called by model.eks. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeaws.model.common import Builder
+from kubeaws.resources.base import Computed, Ref
+
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+
+
+def web_identity_trust(provider_arn: str, issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
+    """Only `system:serviceaccount:<namespace>:<service_account>` of this cluster may assume the role."""
+    host = issuer.removeprefix("https://")
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                                       f"{host}:aud": "sts.amazonaws.com"}},
+    }]}
+
+
+def cluster_autoscaler_policy(cluster: str) -> dict[str, Any]:
+    """Read what it needs everywhere; scale and terminate only the Auto Scaling groups tagged for discovery by
+    this cluster (`k8s.io/cluster-autoscaler/<cluster>=owned`)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Discover", "Effect": "Allow", "Resource": "*", "Action": [
+            "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+            "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+            "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+            "eks:DescribeNodegroup"]},
+        {"Sid": "ScaleOwnGroups", "Effect": "Allow", "Resource": "*", "Action": [
+            "autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup",
+            "autoscaling:UpdateAutoScalingGroup"],
+         "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}}},
+    ]}
+
+
+def irsa_role(b: Builder, logical: str, namespace: str, service_account: str,
+              inline: dict[str, Any] | None = None, managed: list[str] | None = None) -> Ref:
+    """A role assumable only by one service account of the cluster; returns a Ref to its ARN."""
+    trust = Computed(web_identity_trust, {
+        "provider_arn": Ref("OidcProvider", "main", "arn"), "issuer": Ref("EksCluster", "main", "oidc_issuer"),
+        "namespace": namespace, "service_account": service_account}, f"{logical} trust policy")
+    role = b.owned("IamRole", logical, {
+        "name": b.display(logical), "path": f"/kubeaws/{b.cluster}/", "assume_role_policy": trust,
+        "inline_policies": {f"kubeaws-{logical}": inline} if inline else {},
+        "managed_policy_arns": sorted(managed or [])})
+    return Ref(role.kind, role.name, "arn")
+
+
+def build_irsa(b: Builder) -> dict[str, Ref]:
+    """IRSA roles of the addons the spec enables; addon name -> role ARN."""
+    addons = b.spec.spec.addons
+    roles: dict[str, Ref] = {}
+    if addons.cluster_autoscaler is not None:
+        roles["cluster-autoscaler"] = irsa_role(b, "cluster-autoscaler", "kube-system", "cluster-autoscaler",
+                                                inline=cluster_autoscaler_policy(b.cluster))
+    if addons.ebs_csi is not None:
+        roles["ebs-csi"] = irsa_role(b, "ebs-csi", "kube-system", "ebs-csi-controller-sa", managed=[EBS_CSI_POLICY])
+    return roles
