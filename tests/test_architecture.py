@@ -19,7 +19,7 @@ MODULES = sorted(p for p in SRC.rglob("*.py"))
 ALLOWED = {
     "spec": set(),
     "aws": set(),
-    "resources": {"aws", "pki"},
+    "resources": {"aws", "pki", "kube_client", "eks_auth"},
     "model": {"spec", "resources", "aws", "bootstrap", "addons"},
     "engine": {"model", "resources", "aws", "spec"},
     "local": set(),
@@ -27,7 +27,8 @@ ALLOWED = {
     "bootstrap": {"spec", "addons"},
     "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth"},
+            "eks_auth", "doctor"},
+    "doctor": {"spec", "model", "resources", "aws"},
 }
 
 

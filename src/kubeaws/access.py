@@ -1,5 +1,6 @@
-"""Access to a cluster and its generated artifacts: the admin kubeconfig (a client certificate signed by the
-cluster CA read from the state bucket) and `kubeaws render` (every generated file, without touching AWS).
+"""Access to a cluster and its generated artifacts: the admin kubeconfig (kubeadm: a client certificate signed
+by the cluster CA read from the state bucket; EKS: the endpoint and CA from DescribeCluster, with a user that
+runs `kubeaws token`) and `kubeaws render` (every generated file, without touching AWS).
 
 Called by the public API (kubeaws.api) and the CLI commands `kubeconfig` and `render`.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -42,14 +44,58 @@ def _get(ctx: AwsContext, bucket: str, key: str) -> bytes:
         raise
 
 
-def admin_kubeconfig(spec: ClusterSpec, ctx: AwsContext, lifetime_hours: float = 24.0) -> Kubeconfig:
-    """A kubeconfig for the cluster admin (group system:masters) valid for `lifetime_hours`."""
-    from kubeaws import pki
-    from kubeaws.model.state import state_bucket_name
+def _bastion_address(spec: ClusterSpec, ctx: AwsContext) -> tuple[str, str]:
+    """(ssh user, public address) of the cluster's bastion; a placeholder address when there is none."""
     from kubeaws.resources import registry
 
-    if spec.spec.mode != "kubeadm":
-        raise KubeawsError("kubeconfig for EKS clusters uses `kubeaws token`; this cluster is not kubeadm")
+    bastions = [o for o in registry.get("Instance").list_owned(ctx) if o.logical_key == "Instance/bastion"]
+    address = (bastions[0].attrs.get("public_ip") if bastions else None) or "<bastion address>"
+    return ("ubuntu" if spec.spec.access.bastion.os.startswith("ubuntu") else "ec2-user"), address
+
+
+def _tunnel_hint(spec: ClusterSpec, ctx: AwsContext, host: str, port: int, local: int) -> str:
+    user, address = _bastion_address(spec, ctx)
+    return (f"The API endpoint {host} is private. Open a tunnel through the bastion:\n"
+            f"  ssh -N -L {local}:{host}:{port} {user}@{address}\n"
+            f"then use: kubectl --server https://127.0.0.1:{local} --tls-server-name {host} ...")
+
+
+def eks_admin_kubeconfig(spec: ClusterSpec, ctx: AwsContext) -> Kubeconfig:
+    """The kubeconfig of an EKS cluster: endpoint and CA from DescribeCluster, user `kubeaws token`."""
+    from kubeaws.eks_auth import eks_kubeconfig
+
+    name = spec.metadata.name
+    try:
+        cluster = ctx.call("eks", "describe_cluster", name=name)["cluster"]
+    except ClientError as exc:
+        if error_code(exc) in ("ResourceNotFoundException", "NotFoundException", "404"):
+            raise KubeawsError(f"EKS cluster {name} does not exist in {ctx.region}: run `kubeaws apply` first "
+                               "(with these credentials and region)") from exc
+        raise
+    endpoint = cluster.get("endpoint") or ""
+    ca = (cluster.get("certificateAuthority") or {}).get("data") or ""
+    if not endpoint or not ca:
+        raise KubeawsError(f"EKS cluster {name} has no endpoint or CA yet (status {cluster.get('status')}): "
+                           "wait until `kubeaws apply` has finished")
+    text = eks_kubeconfig(name, ctx.region, endpoint, ca, profile=ctx.settings.profile)
+    vpc = cluster.get("resourcesVpcConfig") or {}
+    private = not vpc.get("endpointPublicAccess", False)
+    hint = ""
+    if private:
+        host = urlsplit(endpoint).netloc.rsplit(":", 1)[0] or endpoint
+        hint = (_tunnel_hint(spec, ctx, host, 443, 8443)
+                + "\nor set `access.apiEndpoint: public` (with adminCIDRs) and apply again.")
+    return Kubeconfig(text=text, server=endpoint, private=private, hint=hint)
+
+
+def admin_kubeconfig(spec: ClusterSpec, ctx: AwsContext, lifetime_hours: float = 24.0) -> Kubeconfig:
+    """A kubeconfig for the cluster admin. kubeadm: a client certificate (group system:masters) valid for
+    `lifetime_hours`; EKS: `eks_admin_kubeconfig` (the token is short-lived; `lifetime_hours` is unused)."""
+    from kubeaws import pki
+    from kubeaws.model.state import state_bucket_name
+
+    if spec.spec.mode == "eks":
+        return eks_admin_kubeconfig(spec, ctx)
     bucket = state_bucket_name(spec.metadata.name, ctx.account_id(), spec.spec.region)
     info = json.loads(_get(ctx, bucket, "cluster/cluster.json"))
     ca = _get(ctx, bucket, "pki/ca.crt")
@@ -57,33 +103,49 @@ def admin_kubeconfig(spec: ClusterSpec, ctx: AwsContext, lifetime_hours: float =
     server = f"https://{info['endpoint']}:{info.get('port', 6443)}"
     text = pki.admin_kubeconfig(spec.metadata.name, server, ca, ca_key, lifetime_hours)
     private = spec.spec.access.api_endpoint == "private"
-    hint = ""
-    if private:
-        bastions = [o for o in registry.get("Instance").list_owned(ctx) if o.logical_key == "Instance/bastion"]
-        address = (bastions[0].attrs.get("public_ip") if bastions else None) or "<bastion address>"
-        user = "ubuntu" if spec.spec.access.bastion.os.startswith("ubuntu") else "ec2-user"
-        hint = (f"The API endpoint {info['endpoint']} is private. Open a tunnel through the bastion:\n"
-                f"  ssh -N -L 6443:{info['endpoint']}:{info.get('port', 6443)} {user}@{address}\n"
-                f"then use: kubectl --server https://127.0.0.1:6443 --tls-server-name {info['endpoint']} ...")
+    hint = _tunnel_hint(spec, ctx, info["endpoint"], info.get("port", 6443), 6443) if private else ""
     return Kubeconfig(text=text, server=server, private=private, hint=hint)
 
 
+def _eks_render(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
+    """EKS files for `render`: user data per self-managed group, aws-auth / access-entry plan (placeholder
+    endpoint and CA), and the trust policy + managed policies of the roles kubeaws creates."""
+    from kubeaws.bootstrap.eks import eks_artifacts
+    from kubeaws.model import maxpods
+    from kubeaws.model.eks import CLUSTER_POLICIES, NODE_POLICIES, trust
+
+    files: dict[str, Any] = dict(eks_artifacts(spec, max_pods=lambda g: maxpods.effective_max_pods(spec, g),
+                                               account_id=account_id))
+    iam = spec.spec.iam
+    roles = {"eks-cluster": ("eks.amazonaws.com", CLUSTER_POLICIES, iam.control_plane_role),
+             "node": ("ec2.amazonaws.com", NODE_POLICIES, iam.node_role)}
+    for logical, (service, managed, brought) in roles.items():
+        if not brought:
+            files[f"iam/{logical}-role.json"] = {
+                "roleName": f"{spec.metadata.name}-{logical}", "path": f"/kubeaws/{spec.metadata.name}/",
+                "assumeRolePolicyDocument": trust(service), "managedPolicyArns": sorted(managed)}
+    return files
+
+
 def render_artifacts(spec: ClusterSpec, account_id: str = EXAMPLE_ACCOUNT) -> dict[str, str]:
-    """Every generated artifact by relative path: user data per role and group, kubeadm configs, scripts,
-    addon manifests, IAM and bucket policies. Pure: no AWS call."""
+    """Every generated artifact by relative path. kubeadm: user data per role and group, kubeadm configs,
+    scripts, addon manifests, IAM and bucket policies; EKS: `_eks_render`. Pure: no AWS call."""
     from kubeaws import bootstrap
     from kubeaws.model.iam import control_plane_policy, node_policy
     from kubeaws.model.state import bucket_policy, state_bucket_name
 
-    cluster, region = spec.metadata.name, spec.spec.region
-    bucket = state_bucket_name(cluster, account_id, region)
-    files = dict(bootstrap.artifacts(spec, bucket)) if spec.spec.mode == "kubeadm" else {}
-    role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
-    policies = {
-        "iam/control-plane-policy.json": control_plane_policy(cluster, bucket),
-        "iam/node-policy.json": node_policy(cluster, bucket),
-        "s3/state-bucket-policy.json": bucket_policy(cluster, account_id, region, f"{role}-control-plane",
-                                                     f"{role}-node"),
-    }
-    files.update({path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in policies.items()})
-    return files
+    if spec.spec.mode == "eks":
+        files: dict[str, Any] = _eks_render(spec, account_id)
+    else:
+        cluster, region = spec.metadata.name, spec.spec.region
+        bucket = state_bucket_name(cluster, account_id, region)
+        files = dict(bootstrap.artifacts(spec, bucket))
+        role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
+        files.update({
+            "iam/control-plane-policy.json": control_plane_policy(cluster, bucket),
+            "iam/node-policy.json": node_policy(cluster, bucket),
+            "s3/state-bucket-policy.json": bucket_policy(cluster, account_id, region, f"{role}-control-plane",
+                                                         f"{role}-node"),
+        })
+    return {path: doc if isinstance(doc, str) else json.dumps(doc, indent=2, sort_keys=True) + "\n"
+            for path, doc in files.items()}

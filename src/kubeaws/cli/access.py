@@ -1,5 +1,6 @@
 """CLI commands `kubeaws render` (every generated artifact to a directory, no AWS call) and `kubeaws
-kubeconfig` (an admin kubeconfig signed by the cluster CA, printed, written or merged into ~/.kube/config).
+kubeconfig` (an admin kubeconfig, printed, written or merged into ~/.kube/config: kubeadm, a client
+certificate signed by the cluster CA; EKS, a user running `kubeaws token`).
 
 Registered on the main typer app by kubeaws.cli.main.
 """
@@ -25,11 +26,11 @@ def register(app: typer.Typer) -> None:
 
 def render(file: SpecFile,
            out_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory to write into.")],
-           account_id: Annotated[str, typer.Option("--account-id", help="AWS account the state bucket name is "
-                                                   "derived from (default: an example account).")] = "",
+           account_id: Annotated[str, typer.Option("--account-id", help="AWS account the state bucket name and "
+                                                   "role ARNs are derived from (default: an example account).")] = "",
            ) -> None:
-    """Write every generated artifact (user data, kubeadm configs, scripts, manifests, policies) without
-    touching AWS."""
+    """Write every generated artifact (user data, kubeadm configs or EKS aws-auth / access entries, scripts,
+    manifests, policies) without touching AWS."""
     out = Out("text")
 
     def body() -> int:
@@ -47,8 +48,8 @@ def render(file: SpecFile,
                 path.chmod(0o755)
         out.print(f"wrote {len(files)} files to {out_dir}")
         if not account_id:
-            out.info(f"[dim]bucket names use the example account {EXAMPLE_ACCOUNT}; pass --account-id for "
-                     "yours[/dim]")
+            out.info(f"[dim]bucket names and role ARNs use the example account {EXAMPLE_ACCOUNT}; pass "
+                     "--account-id for yours[/dim]")
         return 0
 
     run(out, body)
@@ -60,11 +61,13 @@ def kubeconfig(file: SpecFile,
                output_file: Annotated[Path | None, typer.Option("--output-file", help="Write here instead of "
                                                                 "stdout.")] = None,
                lifetime: Annotated[float, typer.Option("--lifetime-hours", min=0.1, max=8760.0,
-                                                       help="Validity of the client certificate.")] = 24.0,
+                                                       help="Validity of the client certificate "
+                                                       "(kubeadm; EKS tokens are short-lived).")] = 24.0,
                profile: Annotated[str | None, typer.Option("--profile")] = None,
                region: Annotated[str | None, typer.Option("--region")] = None,
                local: Annotated[bool, typer.Option("--local")] = False) -> None:
-    """An admin kubeconfig for the cluster (client certificate signed by the cluster CA)."""
+    """An admin kubeconfig for the cluster (kubeadm: client certificate signed by the cluster CA; EKS: a user
+    running `kubeaws token`)."""
     opts = ClusterOptions(file, OutputFormat.text, profile, region, local)
     out = Out("text")
 

@@ -1,4 +1,4 @@
-"""The `kubeaws` command line: init, schema, plan, apply, status, delete, render, kubeconfig, token, and
+"""The `kubeaws` command line: init, schema, plan, apply, status, delete, render, kubeconfig, token, doctor, and
 `local start|stop|status`.
 
 A thin layer over the Python API (kubeaws.api). Importing this module is cheap: boto3, the spec models and
@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, eks, output
+from kubeaws.cli import access, doctor, eks, output
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
 from kubeaws.cli.output import Out, Progress
 
@@ -27,6 +27,7 @@ local_app = typer.Typer(no_args_is_help=True, help="The local AWS emulator (moto
 app.add_typer(local_app, name="local")
 access.register(app)
 eks.register(app)
+doctor.register(app)
 
 
 class Mode(StrEnum):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from kubeaws.aws.tags import k8s_cluster_tag
-from kubeaws.bootstrap.eks import render_nodeadm_user_data
+from kubeaws.bootstrap.eks import render_aws_auth, render_nodeadm_user_data
 from kubeaws.errors import SpecError
 from kubeaws.model.common import Builder
 from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
@@ -22,6 +24,7 @@ from kubeaws.model.maxpods import check_max_pods, effective_max_pods
 from kubeaws.model.network import NetworkRefs
 from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
 from kubeaws.resources.base import Computed, Lookup, Ref
+from kubeaws.resources.kubernetes_object import owned_manifest
 from kubeaws.spec.models import NodeGroupSpec
 
 MANAGED = "arn:aws:iam::aws:policy/"
@@ -90,6 +93,8 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
                                       "client_ids": ["sts.amazonaws.com"], "thumbprints": [OIDC_THUMBPRINT]})
 
     mapped: list[str] = []
+    if body.eks.authentication_mode in ("CONFIG_MAP", "API_AND_CONFIG_MAP"):
+        mapped.append(_aws_auth(b, cluster, node_role_arn))
     if body.eks.authentication_mode in ("API", "API_AND_CONFIG_MAP"):
         mapped.append(b.owned("AccessEntry", "node", {"cluster_name": Ref(cluster.kind, cluster.name, "name"),
                                                       "principal_arn": node_role_arn, "type": "EC2_LINUX"}).key)
@@ -125,6 +130,20 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     for index, ng in enumerate(body.node_groups):
         if ng.type == "managed":
             _managed_group(b, net, groups, cluster, node_role_arn, ng, index, mapped)
+
+
+def aws_auth_manifest(cluster: str, node_role_arn: str) -> dict[str, Any]:
+    """The aws-auth ConfigMap mapping the node role (system:bootstrappers, system:nodes), labelled as ours."""
+    return owned_manifest(cluster, yaml.safe_load(render_aws_auth([node_role_arn])))
+
+
+def _aws_auth(b: Builder, cluster: Ref, node_role_arn: Ref) -> str:
+    """Declare the aws-auth ConfigMap (applied through the Kubernetes API); its key, for dependencies."""
+    return b.owned("KubernetesObject", "configmap/kube-system/aws-auth", {
+        "cluster_name": Ref(cluster.kind, cluster.name, "name"),
+        "manifest": Computed(aws_auth_manifest, {"cluster": b.cluster, "node_role_arn": node_role_arn},
+                             "aws-auth ConfigMap"),
+    }).key
 
 
 def _with_deps(desired: Any, keys: list[str]) -> Any:

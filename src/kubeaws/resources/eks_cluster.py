@@ -80,7 +80,7 @@ class EksCluster(EksKind):
     kind = "EksCluster"
     rank = 45
     modes = frozenset({"eks"})
-    refuse_change = frozenset({"name", "role_arn", "encryption_key_arn"})
+    refuse_change = frozenset({"name", "role_arn", "encryption_key_arn", "service_cidr"})
     set_fields = frozenset({"subnet_ids", "security_group_ids", "public_access_cidrs", "logging"})
     gone_states = frozenset({"DELETING"})
 
@@ -96,7 +96,8 @@ class EksCluster(EksKind):
                   "endpoint_private": bool(vpc.get("endpointPrivateAccess", False)),
                   "public_access_cidrs": sorted(vpc.get("publicAccessCidrs") or ALL_IPV4),
                   "logging": sorted(set(logging)), "encryption_key_arn": encryption,
-                  "authentication_mode": (c.get("accessConfig") or {}).get("authenticationMode") or "CONFIG_MAP"}
+                  "authentication_mode": (c.get("accessConfig") or {}).get("authenticationMode") or "CONFIG_MAP",
+                  "service_cidr": (c.get("kubernetesNetworkConfig") or {}).get("serviceIpv4Cidr")}
         attrs = {"arn": c.get("arn"), "endpoint": c.get("endpoint"),
                  "certificate_authority": (c.get("certificateAuthority") or {}).get("data"),
                  "oidc_issuer": ((c.get("identity") or {}).get("oidc") or {}).get("issuer"),
@@ -178,6 +179,8 @@ class EksCluster(EksKind):
             params["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": p["encryption_key_arn"]}}]
         if p.get("authentication_mode"):
             params["accessConfig"] = {"authenticationMode": p["authentication_mode"]}
+        if p.get("service_cidr"):  # the spec's serviceCIDR: nodes derive the cluster DNS address from it
+            params["kubernetesNetworkConfig"] = {"serviceIpv4Cidr": p["service_cidr"], "ipFamily": "ipv4"}
         try:
             # IAM is eventually consistent: a role created a moment ago may not be assumable yet.
             retry_matching(ctx, lambda: ctx.call("eks", "create_cluster", **params), is_role_not_ready,

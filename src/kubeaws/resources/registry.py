@@ -43,6 +43,7 @@ MODULES = (
     "kubeaws.resources.access_entry",
     "kubeaws.resources.eks_addon",
     "kubeaws.resources.eks_nodegroup",
+    "kubeaws.resources.kubernetes_object",
 )
 
 

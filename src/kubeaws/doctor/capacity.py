@@ -1,0 +1,116 @@
+"""Doctor checks of capacity: pod IP capacity with the AWS VPC CNI (problem 5: maxPods above what the
+instance type's ENIs allow, instance types kubeaws cannot size, private subnets too small for the node groups
+at their maximum size) and storage for Rook/Ceph (problem 3: raw extra EBS disks on enough hosts).
+
+Every check takes (spec, graph) and returns findings. Registered by doctor.static. Pure: reads the spec, the
+subnet layout (spec.layout) and the bundled ENI table (model.maxpods), no AWS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+
+from kubeaws.doctor.findings import Finding
+from kubeaws.model.graph import Graph
+from kubeaws.model.maxpods import PREFIX_SIZE, UnknownInstanceType, max_pods
+from kubeaws.spec.layout import LayoutError, subnet_layout
+from kubeaws.spec.models import ClusterSpec
+
+#: Addresses AWS reserves in every subnet (network, router, DNS, future use, broadcast).
+AWS_RESERVED = 5
+#: Object storage daemons hosts Ceph wants for its default 3-way replication.
+CEPH_HOSTS = 3
+
+
+def check_ip_capacity(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+    """With the AWS VPC CNI: maxPods within each instance type's ENI limit (error), types outside the bundled
+    table (warning), and generated private subnets large enough for every group at its max size, each node
+    taking max pods + 1 addresses (prefix delegation: whole /28 prefixes), spread over the AZs (error)."""
+    body = spec.spec
+    if body.cni != "aws-vpc-cni":
+        return []
+    pd = body.eks.prefix_delegation
+    findings: list[Finding] = []
+    demand = 0
+    sized_all = True
+    for i, ng in enumerate(body.node_groups):
+        path = f"spec.nodeGroups[{i}]"
+        known: list[int] = []
+        for instance_type in ng.instance_types:
+            try:
+                limit = max_pods(instance_type, prefix_delegation=pd)
+            except UnknownInstanceType as exc:
+                findings.append(Finding(
+                    "warning", "ip-capacity.unknown-instance-type", f"node group {ng.name}: {exc}", path,
+                    "its ENI limits cannot be checked here (check them live with `aws ec2 "
+                    "describe-instance-types`); set maxPods explicitly or use a type of the bundled table"))
+                continue
+            known.append(limit)
+            if ng.max_pods is not None and ng.max_pods > limit:
+                findings.append(Finding(
+                    "error", "ip-capacity.max-pods",
+                    f"node group {ng.name}: maxPods {ng.max_pods} exceeds what {instance_type} allows with the "
+                    f"AWS VPC CNI{' with prefix delegation' if pd else ''} ({limit}): pods beyond it stay in "
+                    "ContainerCreating", f"{path}.maxPods",
+                    f"set maxPods to at most {limit}, pick a larger instance type"
+                    + ("" if pd else ", or enable eks.prefixDelegation")))
+        pods = ng.max_pods if ng.max_pods is not None else (min(known) if known else None)
+        if pods is None:
+            sized_all = False
+            continue
+        per_node = (math.ceil(pods / PREFIX_SIZE) * PREFIX_SIZE if pd else pods) + 1
+        demand += ng.size.max * per_node
+    findings += _subnet_room(spec, demand, sized_all)
+    return findings
+
+
+def _subnet_room(spec: ClusterSpec, demand: int, sized_all: bool) -> list[Finding]:
+    net = spec.spec.network
+    if net.vpc.id or not net.vpc.cidr:
+        return [Finding("info", "ip-capacity.brought-subnets",
+                        "free addresses of brought subnets are not checked statically", "spec.network.subnets",
+                        "make sure the private subnets have room for max nodes x (max pods + 1) addresses")]
+    try:
+        layout = subnet_layout(net.vpc.cidr, list(net.availability_zones), net.private_subnet_prefix,
+                               net.public_subnet_prefix)
+    except LayoutError:
+        return []  # reported when the spec is loaded
+    if not layout.private:
+        return []
+    sizes = {az: ipaddress.ip_network(cidr).num_addresses - AWS_RESERVED for az, cidr in layout.private.items()}
+    smallest_az = min(sizes, key=lambda az: sizes[az])
+    room = sizes[smallest_az]
+    per_az = math.ceil(demand / len(sizes))
+    note = "" if sized_all else " (groups with instance types outside the table not counted)"
+    if per_az <= room:
+        return []
+    prefix = ipaddress.ip_network(layout.private[smallest_az]).prefixlen
+    return [Finding(
+        "error", "ip-capacity.subnet-too-small",
+        f"node groups at their max size need about {per_az} pod and node addresses per AZ{note}, but the "
+        f"private subnet {layout.private[smallest_az]} ({smallest_az}) has {room} usable",
+        "spec.network", f"use a bigger VPC (vpc.cidr), larger private subnets (privateSubnetPrefix below "
+        f"/{prefix}), fewer pods per node (maxPods) or smaller max sizes"
+        + ("" if spec.spec.eks.prefix_delegation else ", or eks.prefixDelegation with larger instance types"))]
+
+
+def check_storage(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+    """Rook/Ceph enabled: some node group has raw extraVolumes (error otherwise), on at least 3 hosts
+    (counted as the groups' min sizes: the nodes that always exist; warning otherwise)."""
+    if spec.spec.addons.rook_ceph is None:
+        return []
+    disks = [(i, ng) for i, ng in enumerate(spec.spec.node_groups) if ng.extra_volumes]
+    if not disks:
+        return [Finding(
+            "error", "storage.no-disks", "addons.rookCeph is enabled but no node group has extraVolumes: Ceph "
+            "finds no raw disk and creates no OSD", "spec.addons.rookCeph",
+            "add `extraVolumes: [{size: 100}]` to a storage node group (raw, unformatted EBS disks)")]
+    hosts = sum(ng.size.min for _, ng in disks)
+    if hosts >= CEPH_HOSTS:
+        return []
+    names = ", ".join(ng.name for _, ng in disks)
+    return [Finding(
+        "warning", "storage.few-hosts", f"only {hosts} node(s) with extraVolumes are guaranteed (size.min of "
+        f"{names}); Ceph wants {CEPH_HOSTS} OSD hosts for its default 3-way replication",
+        f"spec.nodeGroups[{disks[0][0]}].size", f"set size.min to at least {CEPH_HOSTS} on the storage group(s)")]

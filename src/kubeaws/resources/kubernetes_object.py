@@ -1,0 +1,182 @@
+"""Kubernetes objects kubeaws keeps in an EKS cluster (kind `KubernetesObject`): the `kube-system/aws-auth`
+ConfigMap, RBAC, small add-on manifests. One resource = one object; name = `<kind>/<namespace>/<name>`
+lowercased (`<kind>/<name>` for cluster-scoped types), e.g. `configmap/kube-system/aws-auth`.
+
+Props: `cluster_name` (the EKS cluster) and `manifest` (one object as a dict; apiVersion/kind among
+`kube_client.TYPES`). The object carries the labels `app.kubernetes.io/managed-by: kubeaws` and
+`kubeaws.io/cluster: <cluster>` (the model puts them; `owned_manifest` adds them, and create/update add them
+again if missing), which is how `list_owned` finds it again.
+
+- Connection: DescribeCluster (endpoint + base64 CA) and an `eks_auth.eks_token` bearer token signed with
+  the context's profile (local signing, no AWS call). One DescribeCluster per kind operation.
+- `list_owned`: DescribeCluster (the one AWS read), then one Kubernetes GET per type in `TYPES` with
+  `labelSelector=kubeaws.io/cluster=<cluster>` (so `list_reads` = 1 + len(TYPES)). No cluster, a cluster
+  without a usable endpoint (CREATING, DELETING, FAILED), or a local emulator: nothing.
+- `fields.manifest`: the object without `status`, `metadata` cut to name/namespace/labels/annotations. `diff`
+  asks whether the desired manifest is contained in it (every desired key present with an equal value,
+  recursively; lists element-wise), since the API server adds defaults (a Deployment's strategy, a
+  Service's clusterIP). Limitation: a key removed from the desired manifest shows no diff (server-side apply
+  would drop it at the next apply of the object for another reason).
+- create / update: server-side apply (field manager `kubeaws`, force: kubeaws takes over the fields of an
+  object someone else made, e.g. the aws-auth EKS writes for managed node groups). delete: DELETE (404 =
+  gone; a missing cluster = gone with it).
+
+Local emulator (`ctx.is_emulator`): EKS there is metadata only, its endpoint serves no Kubernetes API. So
+create/update return an Observed built from the desired props without calling anything, delete does
+nothing and `list_owned` finds nothing: a re-plan on the emulator shows these objects as creates again.
+
+Called by the engine through the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubeaws.aws.session import AwsContext
+from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG
+from kubeaws.eks_auth import eks_token
+from kubeaws.errors import KubeawsError
+from kubeaws.kube_client import TYPES, KubeClient, object_path, type_of
+from kubeaws.resources._eks import describe
+from kubeaws.resources.base import Desired, Diff, Kind, Observed, contains_unknown
+from kubeaws.resources.registry import register
+
+KIND = "KubernetesObject"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+METADATA_KEYS = ("name", "namespace", "labels", "annotations")
+#: Cluster states whose API server may be unreachable or going away: nothing to list there.
+UNUSABLE = frozenset({"CREATING", "DELETING", "FAILED"})
+
+
+def owned_manifest(cluster: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `manifest` with the ownership labels (managed-by kubeaws, kubeaws.io/cluster) added."""
+    meta = dict(manifest.get("metadata") or {})
+    meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY: "kubeaws", CLUSTER_TAG: cluster}
+    return {**manifest, "metadata": meta}
+
+
+def object_name(manifest: Mapping[str, Any]) -> str:
+    """The resource name: `<kind>/<namespace>/<name>` (namespace "default" if unset) or `<kind>/<name>` for a
+    cluster-scoped type, lowercased."""
+    kind = str(manifest.get("kind", ""))
+    _, namespaced = type_of(str(manifest.get("apiVersion", "")), kind)
+    meta = manifest.get("metadata") or {}
+    parts = [kind, str(meta.get("namespace") or "default")] if namespaced else [kind]
+    return "/".join([*parts, str(meta.get("name", ""))]).lower()
+
+
+def normalized(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object as kubeaws compares it: no status, metadata cut to name/namespace/labels/annotations."""
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in METADATA_KEYS if meta.get(k)}
+    return {**{k: v for k, v in obj.items() if k not in ("status", "metadata")}, "metadata": kept}
+
+
+def contains(have: Any, want: Any) -> bool:
+    """Whether `want` is contained in `have`: dict keys (None-valued ones skipped) recursively, lists of the
+    same length element-wise, other values equal."""
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(
+            k in have and contains(have[k], v) for k, v in want.items() if v is not None)
+    if isinstance(want, list | tuple):
+        return isinstance(have, list | tuple) and len(have) == len(want) and all(
+            contains(h, w) for h, w in zip(have, want, strict=True))
+    return bool(have == want)
+
+
+def observe(cluster: str, obj: Mapping[str, Any]) -> Observed:
+    """An Observed for one object as the API server (or, on the emulator, the desired manifest) has it."""
+    manifest = normalized(obj)
+    name = object_name(manifest)
+    labels = manifest["metadata"].get("labels") or {}
+    meta = obj.get("metadata") or {}
+    tags = {CLUSTER_TAG: str(labels.get(CLUSTER_TAG, cluster)), RESOURCE_TAG: f"{KIND}/{name}"}
+    attrs = {"path": object_path(manifest), "uid": meta.get("uid"), "resource_version": meta.get("resourceVersion")}
+    return Observed(KIND, name, {"cluster_name": cluster, "manifest": manifest}, tags, "", attrs)
+
+
+def connect(ctx: AwsContext, cluster: str) -> KubeClient | None:
+    """A client for the EKS cluster's API server; None when the cluster does not exist, has no usable
+    endpoint yet, or is on a local emulator (no Kubernetes API there). One DescribeCluster; the token is
+    signed locally with the context's profile."""
+    found = describe(ctx, "describe_cluster", "cluster", name=cluster)
+    if found is None or ctx.is_emulator or found.get("status") in UNUSABLE:
+        return None
+    endpoint = found.get("endpoint")
+    ca = (found.get("certificateAuthority") or {}).get("data")
+    if not endpoint or not ca:
+        return None
+    token = str(eks_token(cluster, ctx.region, profile=ctx.settings.profile)["status"]["token"])
+    return KubeClient(str(endpoint), str(ca), token, ctx.policy)
+
+
+@register
+class KubernetesObject(Kind):
+    """One Kubernetes object in an EKS cluster, server-side applied by kubeaws."""
+
+    kind = KIND
+    service = "eks"
+    rank = 80
+    modes = frozenset({"eks"})
+    taggable = False
+    immutable = frozenset({"cluster_name"})
+    #: DescribeCluster (AWS) + one Kubernetes list per managed type.
+    list_reads = 1 + len(TYPES)
+
+    def list_owned(self, ctx: AwsContext) -> list[Observed]:
+        client = connect(ctx, ctx.cluster)
+        if client is None:
+            return []
+        selector = f"{CLUSTER_TAG}={ctx.cluster}"
+        return [observe(ctx.cluster, obj) for api_version, kind in TYPES
+                for obj in client.list_objects(api_version, kind, selector)]
+
+    def diff(self, actual: Observed, desired: Desired) -> Diff:
+        """`cluster_name` compared as usual; `manifest` changed when the desired one (with the ownership
+        labels) is not contained in the found one."""
+        changes: Diff = {}
+        cluster = desired.props.get("cluster_name")
+        if contains_unknown(cluster) or cluster != actual.fields.get("cluster_name"):
+            changes["cluster_name"] = (actual.fields.get("cluster_name"), cluster)
+        want = desired.props.get("manifest")
+        have = actual.fields.get("manifest")
+        if contains_unknown(want) or not isinstance(want, Mapping) or not isinstance(cluster, str):
+            changes["manifest"] = (have, want)
+        elif not contains(have, owned_manifest(cluster, want)):
+            changes["manifest"] = (have, owned_manifest(cluster, want))
+        return changes
+
+    def _apply(self, ctx: AwsContext, desired: Desired) -> Observed:
+        cluster = str(desired.props["cluster_name"])
+        manifest = owned_manifest(cluster, desired.props["manifest"])
+        if object_name(manifest) != desired.name:
+            raise KubeawsError(f"{desired.key}: its manifest names {object_name(manifest)}; the resource name "
+                               "must be <kind>/<namespace>/<name> of the object")
+        if ctx.is_emulator:  # EKS on the emulator is metadata only: no API server to apply to
+            return observe(cluster, manifest)
+        client = connect(ctx, cluster)
+        if client is None:
+            raise KubeawsError(f"{desired.key}: EKS cluster {cluster} does not exist or its API endpoint is not "
+                               "available (status CREATING, DELETING or FAILED)")
+        return observe(cluster, client.apply(manifest))
+
+    def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        """Server-side apply the object (also takes over an existing object of the same name)."""
+        return self._apply(ctx, desired)
+
+    def update(self, ctx: AwsContext, actual: Observed, desired: Desired, diff: Diff) -> Observed:
+        """Server-side apply again: the server merges the change."""
+        rest = set(diff) - {"manifest"}
+        if rest:
+            raise NotImplementedError(f"{self.kind} cannot update {sorted(rest)} in place")
+        return self._apply(ctx, desired)
+
+    def delete(self, ctx: AwsContext, actual: Observed) -> None:
+        """DELETE the object (background propagation); already gone, or the cluster gone, is fine."""
+        if ctx.is_emulator:
+            return
+        client = connect(ctx, str(actual.fields.get("cluster_name") or ctx.cluster))
+        if client is None:
+            return  # no cluster (or it is being deleted): its objects go with it
+        client.delete(str(actual.attrs.get("path") or object_path(actual.fields["manifest"])))
