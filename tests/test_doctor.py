@@ -390,3 +390,23 @@ def test_cli_does_not_import_boto3() -> None:
             "assert r.exit_code == 0, r.output\nprint('boto3' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_plan_and_apply_run_the_doctor_first(tmp_path: Path, endpoint: str) -> None:
+    """`plan` and `apply` refuse a spec with doctor errors (exit 1, nothing planned or created) unless --force."""
+    import yaml
+
+    from kubeaws.cli.main import app as main_app
+
+    doc = make_spec(addons={"rookCeph": {}}).model_dump(by_alias=True, exclude_none=True)
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    runner = CliRunner()
+    refused = runner.invoke(main_app, ["plan", "-f", str(path)])
+    assert refused.exit_code == 1, refused.output
+    assert "storage" in refused.output and "--force" in refused.output
+    refused = runner.invoke(main_app, ["apply", "-f", str(path), "--yes"])
+    assert refused.exit_code == 1 and "Apply complete" not in refused.output
+    forced = runner.invoke(main_app, ["plan", "-f", str(path), "--force", "--output", "json"])
+    assert forced.exit_code == 0, forced.output
+    assert '"summary"' in forced.stdout

@@ -9,7 +9,7 @@ Registered on the main typer app with `register(app)` by kubeaws.cli.main.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -58,6 +58,29 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text) -> None
         return EXIT_FAILED if report.has_errors else EXIT_OK
 
     run(out, body)
+
+
+def preflight(out: Out, spec: Any, force: bool) -> None:
+    """The static doctor checks that `plan` and `apply` run first: error findings stop the command (exit 1)
+    unless `force`, in which case they are shown and the command goes on."""
+    from kubeaws.doctor import check_spec
+
+    report = check_spec(spec)
+    errors = report.by_severity("error")
+    if not errors:
+        return
+    shown = Out("text")
+    if out.json:
+        shown.stdout = shown.stderr  # keep stdout for the command's one JSON document
+    for f in errors:
+        shown.print(f"[red]error[/red] {escape(f.check)}: {escape(f.message)}")
+        if f.hint:
+            shown.print(f"      fix: {escape(f.hint)}")
+    if force:
+        shown.print(f"[yellow]--force: going on despite {len(errors)} doctor error(s)[/yellow]")
+        return
+    raise KubeawsError(f"kubeaws doctor found {len(errors)} error(s) in the spec (listed above): fix them, or "
+                       "pass --force to go on anyway")
 
 
 def report_text(out: Out, report: Report, rows: list[MatrixRow]) -> None:

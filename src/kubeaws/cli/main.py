@@ -41,6 +41,7 @@ ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region for the calls (overrides spec.region).")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Use the local AWS emulator (also: KUBEAWS_LOCAL=1).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Go on even when `kubeaws doctor` finds errors.")]
 
 
 def _version(value: bool) -> None:
@@ -100,7 +101,7 @@ def schema() -> None:
 # -- cluster commands -----------------------------------------------------------------------------------
 @app.command()
 def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: ProfileOpt = None,
-         region: RegionOpt = None, local: LocalOpt = False) -> None:
+         region: RegionOpt = None, local: LocalOpt = False, force: ForceOpt = False) -> None:
     """Show what apply would change (read-only AWS calls)."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
@@ -110,6 +111,7 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
         from kubeaws.engine.render import plan_text
 
         spec = load(opts.file)
+        doctor.preflight(out, spec, force)
         the_plan = api.plan(spec, connect(spec, opts, out))
         if out.json:
             out.emit_json(the_plan.to_dict())
@@ -124,7 +126,8 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
 
 @app.command()
 def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
-          profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False) -> None:
+          profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False,
+          force: ForceOpt = False) -> None:
     """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
@@ -135,6 +138,7 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         from kubeaws.engine.types import ApplyResult
 
         spec = load(opts.file)
+        doctor.preflight(out, spec, force)
         ctx = connect(spec, opts, out)
         state = api.plan_state(spec, ctx)
         text = plan_text(state.plan)
