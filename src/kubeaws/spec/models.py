@@ -8,9 +8,7 @@ Called by `spec.load` (parsing), `spec.schema` (JSON Schema) and every later lay
 resulting `ClusterSpec`.
 """
 
-from __future__ import annotations
-
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -42,7 +40,7 @@ class VpcSpec(_Model):
     id: str | None = Field(default=None, description="ID of an existing VPC (vpc-...); needs network.subnets.")
 
     @model_validator(mode="after")
-    def _one_of(self) -> VpcSpec:
+    def _one_of(self) -> Self:
         if self.cidr and self.id:
             raise ValueError("set either cidr (a new VPC) or id (an existing VPC), not both")
         if not self.cidr and not self.id:
@@ -133,7 +131,7 @@ class SizeSpec(_Model):
     max: int = Field(default=3, ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> SizeSpec:
+    def _ordered(self) -> Self:
         if not self.min <= self.desired <= self.max:
             raise ValueError(f"needs min <= desired <= max, got min={self.min} desired={self.desired} "
                              f"max={self.max}")
