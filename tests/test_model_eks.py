@@ -95,3 +95,20 @@ def test_max_pods_above_the_eni_limit_is_a_spec_error() -> None:
         build(spec)
     text = str(err.value)
     assert "spec.nodeGroups[0].maxPods" in text and "17" in text
+
+
+def test_cluster_autoscaler_runs_with_its_irsa_role() -> None:
+    g = build(make_spec(**{**EKS, "addons": {"clusterAutoscaler": {}}}))
+    objects = {d.name: d for d in g.of_kind("KubernetesObject")}
+    assert "serviceaccount/kube-system/cluster-autoscaler" in objects
+    assert "deployment/kube-system/cluster-autoscaler" in objects
+    sa = objects["serviceaccount/kube-system/cluster-autoscaler"].props["manifest"]
+    assert isinstance(sa, Computed) and sa.args["role_arn"] == Ref("IamRole", "cluster-autoscaler", "arn")
+    doc = sa.fn(**{**sa.args, "role_arn": "arn:aws:iam::123456789012:role/x"})
+    assert doc["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == "arn:aws:iam::123456789012:role/x"
+    assert doc["metadata"]["labels"]["kubeaws.io/cluster"] == "dev"
+    dep = objects["deployment/kube-system/cluster-autoscaler"].props["manifest"]
+    pod = dep.fn(**{**dep.args, "role_arn": "arn:aws:iam::123456789012:role/x"})["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod  # no control-plane nodes on EKS
+    args = " ".join(pod["containers"][0].get("command", []) + pod["containers"][0].get("args", []))
+    assert "k8s.io/cluster-autoscaler/dev" in args

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from kubeaws.addons import render_manifests
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.bootstrap.eks import render_aws_auth, render_nodeadm_user_data
 from kubeaws.errors import SpecError
@@ -24,7 +25,7 @@ from kubeaws.model.maxpods import check_max_pods, effective_max_pods
 from kubeaws.model.network import NetworkRefs
 from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
 from kubeaws.resources.base import Computed, Lookup, Ref
-from kubeaws.resources.kubernetes_object import owned_manifest
+from kubeaws.resources.kubernetes_object import object_name, owned_manifest
 from kubeaws.spec.models import NodeGroupSpec
 
 MANAGED = "arn:aws:iam::aws:policy/"
@@ -99,6 +100,8 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
         mapped.append(b.owned("AccessEntry", "node", {"cluster_name": Ref(cluster.kind, cluster.name, "name"),
                                                       "principal_arn": node_role_arn, "type": "EC2_LINUX"}).key)
     irsa = build_irsa(b)
+    if "cluster-autoscaler" in irsa:
+        _cluster_autoscaler(b, cluster, irsa["cluster-autoscaler"])
     addons: dict[str, Ref | None] = {name: None for name in CORE_ADDONS}
     if body.addons.ebs_csi is not None:
         addons["aws-ebs-csi-driver"] = irsa["ebs-csi"]
@@ -144,6 +147,35 @@ def _aws_auth(b: Builder, cluster: Ref, node_role_arn: Ref) -> str:
         "manifest": Computed(aws_auth_manifest, {"cluster": b.cluster, "node_role_arn": node_role_arn},
                              "aws-auth ConfigMap"),
     }).key
+
+
+def autoscaler_objects(spec: Any, role_arn: str) -> list[dict[str, Any]]:
+    """The cluster-autoscaler's objects for EKS, from the pinned manifest: its service account bound to the
+    IRSA role, and no control-plane placement (EKS has no control-plane nodes)."""
+    docs = [d for d in yaml.safe_load_all(render_manifests(spec)["cluster-autoscaler.yaml"]) if d]
+    for doc in docs:
+        if doc["kind"] == "ServiceAccount":
+            meta = doc.setdefault("metadata", {})
+            meta["annotations"] = {**(meta.get("annotations") or {}), "eks.amazonaws.com/role-arn": role_arn}
+        if doc["kind"] == "Deployment":
+            pod = doc["spec"]["template"]["spec"]
+            pod.pop("nodeSelector", None)
+            pod.pop("tolerations", None)
+    return [owned_manifest(spec.metadata.name, d) for d in docs]
+
+
+def _autoscaler_object(spec: Any, role_arn: str, index: int) -> dict[str, Any]:
+    return autoscaler_objects(spec, role_arn)[index]
+
+
+def _cluster_autoscaler(b: Builder, cluster: Ref, role_arn: Ref) -> None:
+    """Declare the cluster-autoscaler (applied through the Kubernetes API), one object at a time."""
+    for index, manifest in enumerate(autoscaler_objects(b.spec, "<role>")):
+        b.owned("KubernetesObject", object_name(manifest), {
+            "cluster_name": Ref(cluster.kind, cluster.name, "name"),
+            "manifest": Computed(_autoscaler_object, {"spec": b.spec, "role_arn": role_arn, "index": index},
+                                 f"cluster-autoscaler {manifest['kind']}"),
+        })
 
 
 def _with_deps(desired: Any, keys: list[str]) -> Any:
