@@ -175,3 +175,28 @@ def test_render_writes_every_artifact_without_aws(tmp_path: Path, monkeypatch: p
     for rel, path in files.items():
         if rel.startswith("user-data/"):
             assert path.read_text().startswith("#cloud-config"), rel
+
+
+def test_eks_render_shows_addons_and_their_roles() -> None:
+    """`kubeaws render` of an EKS spec lists the EKS add-ons (with IRSA roles) and writes the
+    cluster-autoscaler objects, which pass kubernetes-validate --strict for the cluster's version."""
+    import json as _json
+
+    import kubernetes_validate
+    import yaml as _yaml
+
+    from kubeaws.access import render_artifacts
+    from kubeaws.spec.load import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parent.parent / "examples" / "eks.yaml")
+    files = render_artifacts(spec)
+    addons = {a["addonName"]: a for a in _json.loads(files["addons/eks-addons.json"])["addons"]}
+    assert {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "metrics-server"} <= set(addons)
+    assert addons["aws-ebs-csi-driver"]["serviceAccountRoleArn"].endswith("-ebs-csi")
+    docs = [d for d in _yaml.safe_load_all(files["addons/cluster-autoscaler.yaml"]) if d]
+    sa = next(d for d in docs if d["kind"] == "ServiceAccount")
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("-cluster-autoscaler")
+    for doc in docs:
+        kubernetes_validate.validate(doc, spec.spec.kubernetes_version, strict=True)
+    policy = _json.loads(files["iam/cluster-autoscaler-irsa-role.json"])["policy"]
+    assert any(s.get("Condition") for s in policy["Statement"])  # scaling limited to this cluster's groups

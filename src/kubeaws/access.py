@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from botocore.exceptions import ClientError
 
 from kubeaws.aws.retry import error_code
@@ -124,6 +125,33 @@ def _eks_render(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
             files[f"iam/{logical}-role.json"] = {
                 "roleName": f"{spec.metadata.name}-{logical}", "path": f"/kubeaws/{spec.metadata.name}/",
                 "assumeRolePolicyDocument": trust(service), "managedPolicyArns": sorted(managed)}
+    files.update(_eks_addons(spec, account_id))
+    return files
+
+
+def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
+    """The EKS add-ons kubeaws installs (with their IRSA roles), the IRSA roles' permissions, and the
+    cluster-autoscaler objects applied through the Kubernetes API."""
+    from kubeaws.model.eks import CORE_ADDONS, autoscaler_objects
+    from kubeaws.model.irsa import EBS_CSI_POLICY, cluster_autoscaler_policy
+
+    cluster = spec.metadata.name
+    role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
+    addons: list[dict[str, Any]] = [{"addonName": name, "addonVersion": "EKS default for the cluster version"}
+                                    for name in CORE_ADDONS]
+    files: dict[str, Any] = {}
+    if spec.spec.addons.ebs_csi is not None:
+        addons.append({"addonName": "aws-ebs-csi-driver", "serviceAccountRoleArn": f"{role}-ebs-csi"})
+        files["iam/ebs-csi-irsa-role.json"] = {"managedPolicyArns": [EBS_CSI_POLICY],
+                                               "serviceAccount": "kube-system/ebs-csi-controller-sa"}
+    if spec.spec.addons.metrics_server is not None:
+        addons.append({"addonName": "metrics-server"})
+    if spec.spec.addons.cluster_autoscaler is not None:
+        files["iam/cluster-autoscaler-irsa-role.json"] = {"policy": cluster_autoscaler_policy(cluster),
+                                                          "serviceAccount": "kube-system/cluster-autoscaler"}
+        docs = autoscaler_objects(spec, f"{role}-cluster-autoscaler")
+        files["addons/cluster-autoscaler.yaml"] = yaml.safe_dump_all(docs, sort_keys=False)
+    files["addons/eks-addons.json"] = {"addons": addons}
     return files
 
 
