@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,12 +30,6 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
-MOTO_ENV = {
-    "MOTO_ENABLE_AMI_VALIDATION": "1",
-    "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "1",
-    "MOTO_ENABLE_KEYPAIR_VALIDATION": "1",
-    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
-}
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 COLD_PLAN_TARGET = 1.0
 LOOKUP_SERVICES = {"ssm"}  # AMI lookups from public SSM parameters: not a resource kind's describe
@@ -46,22 +39,15 @@ console = Console()
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env={**os.environ, **MOTO_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    """A private moto server (the launcher `kubeaws --local` uses), stopped on exit."""
+    from kubeaws.errors import EmulatorError
+    from kubeaws.local.emulator import launch
+
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("moto server did not start (pip install 'kubeaws[local]')") from None
-                time.sleep(0.1)
+        proc, url = launch()
+    except EmulatorError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
         yield url
     finally:
         proc.terminate()

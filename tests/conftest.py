@@ -6,10 +6,6 @@ moto runs in server mode, never in-process: kubeaws's executor calls AWS from se
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +14,11 @@ import pytest
 
 from kubeaws.aws.retry import FAST_POLICY
 from kubeaws.aws.session import AwsContext, AwsSettings
+from kubeaws.local import emulator
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 REGION = "us-east-1"
-
-MOTO_ENV = {
-    "MOTO_ENABLE_AMI_VALIDATION": "1",
-    "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "1",
-    "MOTO_ENABLE_KEYPAIR_VALIDATION": "1",
-    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
-}
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _fake_credentials() -> None:
@@ -42,30 +31,11 @@ def _fake_credentials() -> None:
         os.environ.pop(var, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A moto server on 127.0.0.1 with AMI, instance-type and key-pair validation on."""
-    port = _free_port()
-    env = {**os.environ, **MOTO_ENV}
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
+    """A private moto server on 127.0.0.1 with AMI, instance-type and key-pair validation on (the same
+    launcher `kubeaws --local` uses)."""
+    proc, url = emulator.launch()
     yield url
     proc.terminate()
     proc.wait(timeout=10)

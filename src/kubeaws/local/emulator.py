@@ -24,7 +24,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kubeaws.errors import EmulatorError
 
@@ -197,6 +197,30 @@ def _lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def launch(port: int | None = None,
+           log: IO[bytes] | int = subprocess.DEVNULL) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a moto server on 127.0.0.1 (a free port when `port` is None) with AMI, instance-type and
+    key-pair validation and the AWS managed IAM policies, and wait until it answers. Returns the process and
+    its URL; the caller owns the process (nothing is recorded). Used by `ensure_running` and by the tests
+    and benchmark, which need private servers."""
+    _check_installed()
+    chosen = port if port is not None else _free_port()
+    url = f"http://127.0.0.1:{chosen}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **MOTO_ENV},
+        start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(url, timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            why = "exited" if proc.poll() is not None else f"did not answer within {START_TIMEOUT:.0f}s"
+            proc.kill()
+            proc.wait(timeout=10)
+            raise EmulatorError(f"the local AWS emulator (moto) {why} on {url}")
+        time.sleep(0.1)
+    return proc, url
+
+
 def _start(port: int | None) -> str:
     state = _read_state()
     if state is not None and _alive(int(state["pid"])) and _is_moto(int(state["pid"])):
@@ -207,27 +231,16 @@ def _start(port: int | None) -> str:
                 return str(state["url"])
             time.sleep(0.1)
         _terminate(int(state["pid"]))
-    _check_installed()
     _clear_state()
     wanted = port if port is not None else _default_port()
     chosen = wanted if _port_free(wanted) else _free_port()
-    url = f"http://127.0.0.1:{chosen}"
     home().mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **MOTO_ENV}
     with open(log_file(), "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, close_fds=True)
+        try:
+            proc, url = launch(chosen, log)
+        except EmulatorError as exc:
+            raise EmulatorError(f"{exc}; log {log_file()}:\n{log_tail()}") from None
     _CHILDREN[proc.pid] = proc
-    deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(url, timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            why = "exited" if proc.poll() is not None else f"did not answer within {START_TIMEOUT:.0f}s"
-            _terminate(proc.pid)
-            tail = log_tail()
-            raise EmulatorError(f"the local AWS emulator (moto) {why} on {url}; log {log_file()}:\n{tail}")
-        time.sleep(0.1)
     _write_state({"pid": proc.pid, "port": chosen, "url": url, "started_at": time.time(),
                   "log": str(log_file())})
     return url
