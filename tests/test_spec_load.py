@@ -193,6 +193,8 @@ GARBAGE: list[str] = [
     "[]", "[1, 2, 3]", "null", "~", "true", "3.14", "'just a string'", "!!binary aGVsbG8=", "{}",
     "\x7f\x80\x81", "\ufeff", "\u2028\u2029", "a: b: c", "{{{{", "]]]", "&a *a", "%YAML 9.9\n---\na: 1",
     "[" * 5000 + "]" * 5000, "a:\n" + "  " * 1 + "- " * 2000 + "x",
+    # Deep enough to crash libyaml's C composer (~20,000 levels): must go to the pure-Python parser.
+    "[" * 60000 + "]" * 60000, "- " * 60000 + "x",
     "apiVersion: [kubeaws.io/v1alpha1]\nkind: {Cluster: 1}\nmetadata: [[name]]\nspec: 7",
     "apiVersion: kubeaws.io/v1alpha1\nkind: Cluster\nmetadata: {name: {a: b}}\nspec: {region: [1], nodeGroups: {a: 1}}",
     "apiVersion: kubeaws.io/v1alpha1\nkind: Cluster\nmetadata: {name: x, labels: [1]}\n"
@@ -218,6 +220,23 @@ def test_garbage_raises_only_spec_error(text: str) -> None:
     assert info.value.problems
     assert all(isinstance(p, FieldProblem) and p.message and p.hint for p in info.value.problems)
     str(info.value)  # renders
+
+
+@pytest.mark.parametrize("text", ["apiVersion: kubeaws.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: x\n"
+                                  "spec:\n  region: us-east-1\n  network: {vpc: {cidr: 10.0.0.0/16}\n",
+                                  "a: 1\nb:\n  - c\n d: 2\n", "a: 'open\n"])
+def test_both_yaml_parsers_report_the_same_line(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small documents are parsed by libyaml, deep ones by the pure-Python parser: errors must not differ
+    in the line they name."""
+    from kubeaws.spec import load as load_module
+
+    with pytest.raises(SpecError) as fast:
+        load_spec_text(text)
+    monkeypatch.setattr(load_module, "C_PARSER_MAX_DEPTH", -1)
+    with pytest.raises(SpecError) as slow:
+        load_spec_text(text)
+    assert [(p.path, p.line) for p in fast.value.problems] == [(p.path, p.line) for p in slow.value.problems]
+    assert all(p.line for p in fast.value.problems)
 
 
 def test_non_text_input_raises_spec_error() -> None:

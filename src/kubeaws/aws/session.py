@@ -19,6 +19,7 @@ from typing import Any
 import botocore.session
 from botocore.config import Config
 
+from kubeaws.aws import model_cache
 from kubeaws.aws.retry import RetryPolicy, call_with_retry
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select")
@@ -82,6 +83,7 @@ class AwsContext:
         self._session_lock = threading.Lock()
         # botocore directly: importing boto3 would add ~60 ms to every command for nothing we use.
         self._session = botocore.session.Session(profile=settings.profile)
+        model_cache.install(self._session)  # parsed service models kept between runs (aws/model_cache.py)
         self._local = threading.local()
         self._shared: dict[str, Any] = {}
         self._shared_lock = threading.Lock()

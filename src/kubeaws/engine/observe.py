@@ -49,7 +49,7 @@ def parallel(tasks: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T
         return {name: fut.result() for name, fut in futures.items()}
 
 
-def observe(ctx: AwsContext, graph: Graph | None, workers: int = 8, every_kind: bool = False) -> Observation:
+def observe(ctx: AwsContext, graph: Graph | None, workers: int = 24, every_kind: bool = False) -> Observation:
     """One pass over AWS: owned resources of the kinds the graph's mode can own (of every kind with
     `every_kind`, as delete needs), the graph's brought resources and lookups."""
     kinds = registry.kinds() if every_kind or graph is None else registry.for_mode(graph.mode)

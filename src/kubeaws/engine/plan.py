@@ -8,10 +8,11 @@ Called by the public API (kubeaws.api.plan / apply / status); its PlanState feed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubeaws.aws.session import AwsContext
-from kubeaws.engine.observe import Observation, observe
+from kubeaws.engine.observe import Observation, observe, parallel
 from kubeaws.engine.types import Change, Plan
 from kubeaws.errors import ImmutableChangeError, KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
@@ -41,6 +42,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
     matched: dict[str, Observed | None] = {}
     pending_new: set[str] = set()  # keys whose ID is unknown until apply (create / replace)
     errors: list[str] = []
+    to_check: list[tuple[Any, Desired]] = []  # creates whose name could clash with an unowned resource
 
     by_key: dict[str, list[Observed]] = {}
     for kind_name in sorted(obs.owned):
@@ -79,7 +81,8 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         matched[key] = actual
         if actual is None:
             pending_new.add(key)
-            _check_conflict(kind, ctx, resolved, errors)
+            if not contains_unknown(resolved.props):  # depends on something still to be created: no clash yet
+                to_check.append((kind, resolved))
             changes.append(Change("create", desired.kind, desired.name, None,
                                   {k: (None, v) for k, v in resolved.props.items()}, desired, None))
             continue
@@ -102,6 +105,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
             changes.append(Change("update", desired.kind, desired.name, actual.id, diff, desired, actual))
         else:
             changes.append(Change("noop", desired.kind, desired.name, actual.id, {}, desired, actual))
+    errors += _conflicts(ctx, to_check)
     if errors:
         raise PlanError("cannot plan:\n  - " + "\n  - ".join(errors))
 
@@ -126,15 +130,21 @@ def _best_match(kind: Any, candidates: list[Observed], desired: Desired) -> Obse
     return min(candidates, key=lambda o: (len(kind.diff(o, desired)), o.id))
 
 
-def _check_conflict(kind: Any, ctx: AwsContext, resolved: Desired, errors: list[str]) -> None:
-    if contains_unknown(resolved.props):
-        return  # depends on something still to be created: nothing can clash yet
-    clash = kind.find_conflict(ctx, resolved)
-    if clash is not None:
-        errors.append(str(OwnershipError(
+def _conflicts(ctx: AwsContext, to_check: list[tuple[Any, Desired]]) -> list[str]:
+    """Ownership clashes of the resources to create (a same-named resource not owned by the cluster), looked
+    up in parallel: one round trip instead of one per resource. In the order given."""
+    def check(kind: Any, resolved: Desired) -> str | None:
+        with ctx.sharing():
+            clash = kind.find_conflict(ctx, resolved)
+        if clash is None:
+            return None
+        return str(OwnershipError(
             f"{resolved.key}: {clash.kind} {clash.id} already exists with the same name and is not owned by "
             f"cluster {ctx.cluster!r}. Delete or rename it, or tag it kubeaws.io/cluster={ctx.cluster} and "
-            f"kubernetes.io/cluster/{ctx.cluster}=owned to let kubeaws adopt it.")))
+            f"kubernetes.io/cluster/{ctx.cluster}=owned to let kubeaws adopt it."))
+
+    found = parallel({str(i): partial(check, kind, resolved) for i, (kind, resolved) in enumerate(to_check)})
+    return [msg for i in range(len(to_check)) if (msg := found[str(i)]) is not None]
 
 
 def _refusal(desired: Desired, actual: Observed, fields: list[str], diff: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ from botocore.exceptions import ClientError
 from kubeaws.aws.retry import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
-from kubeaws.pki import PKI_FILES, ca_cert_hash, generate_cluster_pki
 from kubeaws.resources._s3 import cluster_bucket, list_prefix, object_tags, purge
 from kubeaws.resources.base import Desired, Diff, Kind, Observed
 from kubeaws.resources.registry import register
@@ -68,6 +67,9 @@ class ClusterPki(Kind):
         bucket, prefix = desired.props["bucket"], desired.props.get("prefix") or PKI_PREFIX
         if not prefix.endswith("/"):
             raise KubeawsError(f"ClusterPki prefix must end with '/': {prefix!r}")
+        # Imported here: cryptography costs ~25 ms at import, and only a create needs it (not every plan).
+        from kubeaws.pki import PKI_FILES, ca_cert_hash, generate_cluster_pki
+
         if _exists(ctx, bucket, f"{prefix}ca.crt"):
             # Already generated (an earlier run whose result was lost): never regenerate.
             body = ctx.call("s3", "get_object", Bucket=bucket, Key=f"{prefix}ca.crt")["Body"].read()
