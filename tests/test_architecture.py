@@ -28,7 +28,7 @@ ALLOWED = {
     "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
             "eks_auth", "doctor"},
-    "doctor": {"spec", "model", "resources", "aws"},
+    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access"},
 }
 
 

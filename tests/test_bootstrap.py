@@ -141,7 +141,8 @@ def test_node_join_config() -> None:
     assert join["kind"] == "JoinConfiguration" and "controlPlane" not in join
     assert join["discovery"]["bootstrapToken"]["caCertHashes"] == ["@@CA_HASH@@"]
     labels = dict(kv.split("=") for kv in _args(join["nodeRegistration"]["kubeletExtraArgs"])["node-labels"].split(","))
-    assert labels == {"workload": "batch", "kubeaws.io/node-group": "batch-spot", "kubeaws.io/capacity": "spot"}
+    assert labels == {"workload": "batch", "kubeaws.io/node-group": "batch-spot", "kubeaws.io/capacity": "spot",
+                      "kubeaws.io/instance-spec": "2cpu-8gib"}  # m5.large, the first type
     assert join["nodeRegistration"]["taints"] == [{"key": "workload", "value": "batch", "effect": "NoSchedule"}]
     assert join["patches"] == {"directory": "/etc/kubeaws/patches"}
     files = _user_data_files(render_user_data(spec, "node", BUCKET, "batch-spot"))

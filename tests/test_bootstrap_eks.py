@@ -80,7 +80,8 @@ def test_node_config_fields() -> None:
     labels_flag, taints_flag = kubelet["flags"]
     assert labels_flag.startswith("--node-labels=")
     labels = dict(kv.split("=") for kv in labels_flag.removeprefix("--node-labels=").split(","))
-    assert labels == {"workload": "batch", "kubeaws.io/node-group": "self-managed", "kubeaws.io/capacity": "spot"}
+    assert labels == {"workload": "batch", "kubeaws.io/node-group": "self-managed", "kubeaws.io/capacity": "spot",
+                      "kubeaws.io/team": "data", "kubeaws.io/instance-spec": "2cpu-8gib"}
     assert taints_flag == "--register-with-taints=workload=batch:NoSchedule"
 
 
@@ -90,7 +91,8 @@ def test_node_config_without_taints_and_empty_taint_value() -> None:
                                               "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"},
                                                          {"key": "team", "value": "ml", "effect": "NoExecute"}]}])
     plain = _node_config(_render(spec, "plain", 17))["spec"]["kubelet"]
-    assert plain["flags"] == ["--node-labels=kubeaws.io/capacity=on-demand,kubeaws.io/node-group=plain"]
+    assert plain["flags"] == ["--node-labels=kubeaws.io/capacity=on-demand,kubeaws.io/instance-spec=2cpu-4gib,"
+                              "kubeaws.io/node-group=plain"]
     assert plain["config"]["clusterDNS"] == ["10.96.0.10"]  # default service CIDR 10.96.0.0/12
     gpu = _node_config(_render(spec, "gpu", 29))["spec"]["kubelet"]["flags"]
     assert gpu[1] == "--register-with-taints=nvidia.com/gpu:NoSchedule,team=ml:NoExecute"

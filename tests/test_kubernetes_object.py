@@ -1,35 +1,22 @@
-"""KubeClient and the `KubernetesObject` kind against a FAKE Kubernetes API server.
+"""KubeClient and the `KubernetesObject` kind against a FAKE Kubernetes API server (tests/kube_fake.py).
 
 No real API server is available here (and the emulator's EKS is metadata only), so these tests check
-kubeaws' side of the contract: a small HTTPS server in a thread (certificate signed by a test CA made with
-`cryptography`) that stores objects per path, answers GET (one object, or a list filtered by labelSelector),
-server-side apply PATCH (merging, recording the field manager and content type, adding defaults the way a
-real server does) and DELETE, and refuses any bearer token not starting with `k8s-aws-v1.`. DescribeCluster
-is answered by a botocore before-call hook on the AwsContext (endpoint = the fake server, CA = the test CA).
+kubeaws' side of the contract against a small HTTPS server in a thread (certificate signed by a test CA made
+with `cryptography`) that refuses any bearer token not starting with `k8s-aws-v1.` unless a client
+certificate authenticates the caller. DescribeCluster is answered by a botocore before-call hook on the
+AwsContext (endpoint = the fake server, CA = the test CA).
 """
 
 from __future__ import annotations
 
 import base64
-import copy
-import datetime as dt
-import ipaddress
-import json
-import re
-import ssl
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import yaml
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from kubeaws.aws.retry import FAST_POLICY
 from kubeaws.aws.session import AwsContext, AwsSettings
@@ -38,155 +25,20 @@ from kubeaws.errors import KubeawsError
 from kubeaws.kube_client import KubeApiError, KubeClient
 from kubeaws.resources.base import Desired
 from kubeaws.resources.kubernetes_object import KubernetesObject, contains, object_name, owned_manifest
+from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, test_pki, url
 
-PATH = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?$")
 NODE_ROLE = "arn:aws:iam::123456789012:role/kubeaws/dev-nodes"
-
-
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, ec.EllipticCurvePrivateKey] | None,
-          ca: bool) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    issuer_name, signer = issuer or (subject, key)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
-            "127.0.0.1"))]), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _merge(old: Any, new: Any) -> Any:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return {**old, **{k: _merge(old.get(k), v) for k, v in new.items()}}
-    return new
-
-
-class FakeApi(ThreadingHTTPServer):
-    """The fake API server's state: objects by path, every request seen, statuses to answer next."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next: list[int] = []
-        self.lock = threading.Lock()
-        self.version = 0
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeApi
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _status(self, code: int, message: str) -> None:
-        self._reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                           "code": code})
-
-    def _handle(self, method: str) -> None:
-        parts = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(parts.query))
-        length = int(self.headers.get("Content-Length") or 0)
-        body: Any = json.loads(self.rfile.read(length)) if length else None
-        srv = self.server
-        with srv.lock:
-            srv.requests.append({"method": method, "path": parts.path, "query": query, "body": body,
-                                 "content_type": self.headers.get("Content-Type")})
-            if not (self.headers.get("Authorization") or "").startswith("Bearer k8s-aws-v1."):
-                return self._status(401, "Unauthorized")
-            if srv.fail_next:
-                return self._status(srv.fail_next.pop(0), "injected failure")
-            match = PATH.match(parts.path)
-            if match is None:
-                return self._status(404, "the server could not find the requested resource")
-            base, namespace, plural, name = match.groups()
-            obj = srv.objects.get(parts.path)
-            if method == "GET" and name is None:
-                wanted = dict(p.split("=", 1) for p in query.get("labelSelector", "").split(",") if p)
-                items = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")}
-                         for path, o in sorted(srv.objects.items())
-                         if PATH.match(path).groups()[0::2] == (base, plural)  # type: ignore[union-attr]
-                         and namespace in (None, o["metadata"].get("namespace"))
-                         and wanted.items() <= (o["metadata"].get("labels") or {}).items()]
-                return self._reply(200, {"kind": "List", "items": items})
-            if method == "GET":
-                return self._reply(200, obj) if obj else self._status(404, f'{plural} "{name}" not found')
-            if method == "DELETE":
-                if obj is None:
-                    return self._status(404, f'{plural} "{name}" not found')
-                del srv.objects[parts.path]
-                return self._reply(200, {"kind": "Status", "status": "Success"})
-            if method != "PATCH" or self.headers.get("Content-Type") != "application/apply-patch+yaml":
-                return self._status(415, "unsupported media type")
-            if body["metadata"]["name"] != name or not query.get("fieldManager"):
-                return self._status(400, "name mismatch or no fieldManager")
-            srv.version += 1
-            merged = _merge(copy.deepcopy(obj or {}), copy.deepcopy(body))
-            merged["metadata"].update({"uid": f"uid-{name}", "resourceVersion": str(srv.version),
-                                       "managedFields": [{"manager": query["fieldManager"]}]})
-            if namespace:
-                merged["metadata"]["namespace"] = namespace
-            if body["kind"] == "Deployment":  # server-side defaults, as a real API server adds them
-                merged["spec"] = {"revisionHistoryLimit": 10, "strategy": {"type": "RollingUpdate"},
-                                  **merged["spec"]}
-                merged["status"] = {"replicas": 0}
-            srv.objects[parts.path] = merged
-            return self._reply(201 if obj is None else 200, merged)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
 
 
 @pytest.fixture(scope="module")
 def pki() -> dict[str, str]:
-    ca_key, other_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = _cert("test-ca", ca_key, None, True)
-    leaf = _cert("kube-apiserver", leaf_key, ("test-ca", ca_key), False)
-    key_pem = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
-    return {"ca": _pem(ca), "other_ca": _pem(_cert("other-ca", other_key, None, True)), "cert": _pem(leaf),
-            "key": key_pem}
+    return test_pki()
 
 
 @pytest.fixture
-def api(pki: dict[str, str], tmp_path: Any) -> Iterator[FakeApi]:
-    (tmp_path / "tls.crt").write_text(pki["cert"])
-    (tmp_path / "tls.key").write_text(pki["key"])
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    server = FakeApi()
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def url(api: FakeApi) -> str:
-    return f"https://127.0.0.1:{api.server_address[1]}"
+def api(pki: dict[str, str]) -> Iterator[FakeApi]:
+    with serve(pki["cert"], pki["key"]) as server:
+        yield server
 
 
 def client(api: FakeApi, ca: str, token: str = "k8s-aws-v1.abc") -> KubeClient:
@@ -245,6 +97,27 @@ def test_client_verifies_tls_against_the_cluster_ca(api: FakeApi, pki: dict[str,
     with pytest.raises(KubeawsError, match="TLS failed"):
         wrong.get("/api/v1/namespaces/default/configmaps/x")
     assert sleeps == [] and api.requests == []  # never retried, nothing reached the server
+
+
+def test_client_authenticates_with_a_client_certificate(pki: dict[str, str]) -> None:
+    """kubeadm clusters: no token, a client certificate signed by the cluster CA (here the test CA)."""
+    ca_key, user_key, rogue_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca = make_cert("cluster-ca", ca_key, None, True)
+    admin = make_cert("kubeaws-admin", user_key, (ca.subject, ca_key), False)
+    rogue = make_cert("kubeaws-admin", rogue_key, None, False)  # self-signed: the server must refuse it
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = make_cert("kube-apiserver", server_key, (ca.subject, ca_key), False)
+    with serve(pem(server), key_pem(server_key), client_ca=pem(ca)) as fake:
+        kube = KubeClient(url(fake), pem(ca), None, FAST_POLICY, client_cert=(pem(admin), key_pem(user_key)))
+        assert kube.get("/api/v1/nodes") == {"kind": "List", "items": []}
+        assert fake.requests[-1]["client_cn"] == "kubeaws-admin"
+        with pytest.raises(KubeApiError, match="HTTP 401"):
+            KubeClient(url(fake), pem(ca), None, FAST_POLICY).get("/api/v1/nodes")
+        with pytest.raises(KubeawsError):  # the handshake fails: a certificate the cluster CA did not sign
+            KubeClient(url(fake), pem(ca), None, FAST_POLICY, sleep=lambda _: None,
+                       client_cert=(pem(rogue), key_pem(rogue_key))).get("/api/v1/nodes")
+    with pytest.raises(KubeawsError, match="client certificate cannot be loaded"):
+        KubeClient(url(fake), pem(ca), None, client_cert=(pem(admin), key_pem(rogue_key)))
 
 
 # -- the kind ------------------------------------------------------------------------------------------

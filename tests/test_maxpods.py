@@ -53,6 +53,7 @@ def test_table_covers_the_common_families() -> None:
                    "m6g", "m7g", "c7g", "r7g"):
         assert any(name.startswith(f"{family}.") for name in table), family
     assert all(lim.enis >= 2 and lim.ipv4_per_eni >= 2 and lim.vcpus >= 1 for lim in table.values())
+    assert all(lim.memory_mib >= 512 for lim in table.values())  # for the kubeaws.io/instance-spec label
 
 
 def test_unknown_type_suggests_close_matches() -> None:

@@ -19,10 +19,11 @@ from kubeaws.engine.plan import PlanState, make_plan
 from kubeaws.engine.status import cluster_status
 from kubeaws.engine.types import ApplyResult, Plan, StatusReport
 from kubeaws.model import build
+from kubeaws.model.graph import Graph
 from kubeaws.spec.load import load_spec as _load_spec
 from kubeaws.spec.models import ClusterSpec
 
-__all__ = ["apply", "connect", "delete", "load_spec", "plan", "plan_state", "status"]
+__all__ = ["apply", "build", "connect", "delete", "load_spec", "plan", "plan_state", "status"]
 
 
 def load_spec(path: str | os.PathLike[str]) -> ClusterSpec:
@@ -37,14 +38,15 @@ def connect(spec: ClusterSpec, *, profile: str | None = None, region: str | None
     return AwsContext(settings, cluster=spec.metadata.name, policy=policy)
 
 
-def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None) -> PlanState:
-    """The plan with what it was computed from (feed it to `apply` to avoid observing twice)."""
-    return make_plan(build(spec), ctx or connect(spec))
+def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> PlanState:
+    """The plan with what it was computed from (feed it to `apply` to avoid observing twice). `graph`: the
+    spec's resource graph when the caller already built it (`build(spec)`)."""
+    return make_plan(graph if graph is not None else build(spec), ctx or connect(spec))
 
 
-def plan(spec: ClusterSpec, ctx: AwsContext | None = None) -> Plan:
+def plan(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> Plan:
     """What `apply` would change. Makes only read calls."""
-    return plan_state(spec, ctx).plan
+    return plan_state(spec, ctx, graph=graph).plan
 
 
 def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | PlanState | None = None,

@@ -2,7 +2,9 @@
 few in-cluster objects it manages on an EKS cluster (kind `KubernetesObject`, resources/kubernetes_object.py).
 
 - TLS verified against the cluster CA (DescribeCluster's base64 PEM, or a PEM), hostname checked; a bearer
-  token (EKS: `eks_auth.eks_token`).
+  token (EKS: `eks_auth.eks_token`) and/or a client certificate (kubeadm: the admin certificate signed by the
+  cluster CA, `pki.client_certificate`), loaded from PEM bytes through a private temporary directory that is
+  removed at once (the ssl module loads certificate chains from files only).
 - `apply` = server-side apply: PATCH the object's path with `application/apply-patch+yaml` (the body is JSON,
   which is YAML), `fieldManager=kubeaws&force=true`.
 - `get` (404 -> None), `list_objects` (with a label selector), `delete` (404 -> already gone).
@@ -10,6 +12,7 @@ few in-cluster objects it manages on an EKS cluster (kind `KubernetesObject`, re
   new cluster may still be coming up); any other error raises KubeawsError with the status and message.
 
 Paths are built from apiVersion/kind for the types in `TYPES` only: kubeaws does not do API discovery.
+Called by resources/kubernetes_object.py (EKS objects) and doctor/live_k8s.py (`kubeaws doctor --live`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import ssl
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -85,8 +90,9 @@ def object_path(obj: Mapping[str, Any]) -> str:
     return f"{collection_path(api_version, kind, namespace)}/{urllib.parse.quote(str(name), safe='')}"
 
 
-def ssl_context(ca_pem: str) -> ssl.SSLContext:
-    """A client TLS context trusting only `ca_pem` (a PEM, or base64 of a PEM as EKS returns it)."""
+def ssl_context(ca_pem: str, client_cert: tuple[str | bytes, str | bytes] | None = None) -> ssl.SSLContext:
+    """A client TLS context trusting only `ca_pem` (a PEM, or base64 of a PEM as EKS returns it), presenting
+    `client_cert` ((certificate PEM, private key PEM)) when given."""
     text = ca_pem.strip()
     if not text.startswith("-----BEGIN"):
         try:
@@ -94,17 +100,39 @@ def ssl_context(ca_pem: str) -> ssl.SSLContext:
         except (ValueError, UnicodeDecodeError) as exc:
             raise KubeawsError("cluster CA is neither a PEM nor base64 of a PEM") from exc
     try:
-        return ssl.create_default_context(cadata=text)
+        context = ssl.create_default_context(cadata=text)
     except ssl.SSLError as exc:
         raise KubeawsError(f"cluster CA cannot be loaded: {exc}") from exc
+    if client_cert is not None:
+        load_client_cert(context, *client_cert)
+    return context
+
+
+def load_client_cert(context: ssl.SSLContext, cert_pem: str | bytes, key_pem: str | bytes) -> None:
+    """Load a client certificate and key given as PEM into `context`: written to files of a private
+    (0700) temporary directory that is deleted as soon as they are loaded."""
+    with tempfile.TemporaryDirectory(prefix="kubeaws-") as tmp:
+        paths = []
+        for name, pem in (("client.crt", cert_pem), ("client.key", key_pem)):
+            path = os.path.join(tmp, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem.encode() if isinstance(pem, str) else pem)
+            paths.append(path)
+        try:
+            context.load_cert_chain(paths[0], paths[1])
+        except ssl.SSLError as exc:
+            raise KubeawsError(f"client certificate cannot be loaded: {exc}") from exc
 
 
 class KubeClient:
     """One Kubernetes API server (`server`: https://host[:port]), trusted through `ca_pem`, called with a
-    bearer `token`. Stateless between requests (one connection per request), so safe across threads."""
+    bearer `token` (None: no Authorization header) and/or a `client_cert` ((cert PEM, key PEM)). Stateless
+    between requests (one connection per request), so safe across threads."""
 
-    def __init__(self, server: str, ca_pem: str, token: str, policy: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, timeout: float = TIMEOUT) -> None:
+    def __init__(self, server: str, ca_pem: str, token: str | None, policy: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep, timeout: float = TIMEOUT,
+                 client_cert: tuple[str | bytes, str | bytes] | None = None) -> None:
         parts = urllib.parse.urlsplit(server if "://" in server else f"https://{server}")
         if parts.scheme != "https" or not parts.hostname:
             raise KubeawsError(f"Kubernetes API server must be an https URL, not {server!r}")
@@ -115,7 +143,7 @@ class KubeClient:
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         self._sleep = sleep
-        self._tls = ssl_context(ca_pem)
+        self._tls = ssl_context(ca_pem, client_cert)
 
     # -- requests ------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
@@ -123,7 +151,9 @@ class KubeClient:
         """(status, decoded JSON body or None), retrying connection errors, 429 and 5xx. TLS verification
         failures are not retried: they never heal."""
         url = self.prefix + path + (f"?{urllib.parse.urlencode(dict(query))}" if query else "")
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         data = None
         if body is not None:
             data = json.dumps(body).encode()

@@ -24,6 +24,7 @@ import jinja2
 import yaml
 
 from kubeaws.addons import versions
+from kubeaws.addons.templating import environment
 from kubeaws.spec.models import ClusterSpec
 
 __all__ = ["CR_KINDS", "addon_files", "remote_manifests", "render_helm_values", "render_manifests"]
@@ -34,8 +35,7 @@ CR_KINDS = frozenset({"Installation", "APIServer", "CephCluster", "CephBlockPool
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("kubeaws.addons", "templates"),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return environment("kubeaws.addons", "templates")
 
 
 def _images(spec: ClusterSpec) -> dict[str, str]:

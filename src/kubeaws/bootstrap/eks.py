@@ -26,13 +26,13 @@ from typing import Any
 import jinja2
 import yaml
 
+from kubeaws.addons.templating import environment
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
+from kubeaws.spec.nodegroups import node_labels
 
 USER_DATA_LIMIT = 16384
 BOUNDARY = "==KUBEAWS-NODEADM-BOUNDARY=="
 NODE_CONFIG_API = "node.eks.aws/v1alpha1"
-NODE_GROUP_LABEL = "kubeaws.io/node-group"
-CAPACITY_LABEL = "kubeaws.io/capacity"
 NODE_USERNAME = "system:node:{{EC2PrivateDNSName}}"
 NODE_GROUPS = ["system:bootstrappers", "system:nodes"]
 #: What `kubeaws render` puts where the EksCluster's attributes go (known only once the cluster exists).
@@ -58,8 +58,7 @@ def _dump(doc: Any) -> str:
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("kubeaws.bootstrap", "templates/eks"),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return environment("kubeaws.bootstrap", "templates/eks")
 
 
 def _group(spec: ClusterSpec, group: str) -> NodeGroupSpec:
@@ -67,12 +66,6 @@ def _group(spec: ClusterSpec, group: str) -> NodeGroupSpec:
         if ng.name == group:
             return ng
     raise ValueError(f"no node group named {group!r}")
-
-
-def node_labels(group: NodeGroupSpec) -> dict[str, str]:
-    """The labels a node of the group registers with: the group's own plus kubeaws' node-group and capacity
-    labels (the cluster-autoscaler node-template tags name the same ones)."""
-    return {**group.labels, NODE_GROUP_LABEL: group.name, CAPACITY_LABEL: group.capacity}
 
 
 def cluster_dns(service_cidr: str) -> str:
@@ -84,6 +77,7 @@ def node_config(spec: ClusterSpec, group: str, cluster_endpoint: str, certificat
                 service_cidr: str, max_pods: int) -> dict[str, Any]:
     """The nodeadm NodeConfig of a node group, as a dict."""
     ng = _group(spec, group)
+    # The labels of the cluster-autoscaler's node template (spec.nodegroups.node_labels), no others.
     labels = ",".join(f"{k}={v}" for k, v in sorted(node_labels(ng).items()))
     flags = [f"--node-labels={labels}"]
     if ng.taints:

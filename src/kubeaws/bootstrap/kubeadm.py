@@ -18,6 +18,7 @@ import yaml
 
 from kubeaws.addons import versions
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
+from kubeaws.spec.nodegroups import node_labels
 
 #: libyaml's safe emitter when available (much faster, same output for these documents).
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -153,11 +154,6 @@ def join_control_plane_config(spec: ClusterSpec) -> str:
     return _dump([join])
 
 
-def node_labels(group: NodeGroupSpec) -> dict[str, str]:
-    """Kubelet labels of a node group's nodes: the group's labels plus kubeaws' own."""
-    return {**group.labels, "kubeaws.io/node-group": group.name, "kubeaws.io/capacity": group.capacity}
-
-
 def kubelet_patch(group: NodeGroupSpec) -> str | None:
     """The kubeadm `kubeletconfiguration` patch of a group (per-node settings such as maxPods), if any."""
     if group.max_pods is None:
@@ -170,6 +166,7 @@ def join_node_config(spec: ClusterSpec, group: NodeGroupSpec) -> str:
     join: dict[str, Any] = {
         "apiVersion": api_version(spec), "kind": "JoinConfiguration",
         "discovery": _discovery(),
+        # The labels of the cluster-autoscaler's node template (spec.nodegroups.node_labels), no others.
         "nodeRegistration": _registration(spec, taints, node_labels(group)),
     }
     if group.max_pods is not None:

@@ -25,6 +25,7 @@ import yaml
 
 from kubeaws import addons
 from kubeaws.addons import versions
+from kubeaws.addons.templating import environment
 from kubeaws.bootstrap import kubeadm
 from kubeaws.bootstrap.kubeadm import Role
 from kubeaws.spec.models import ClusterSpec
@@ -38,9 +39,7 @@ PKGS_K8S_IO = "https://pkgs.k8s.io"
 @cache
 def _env() -> jinja2.Environment:
     # Comment delimiters moved away from `{#`, which bash uses (`${#array[@]}`).
-    return jinja2.Environment(loader=jinja2.PackageLoader("kubeaws.bootstrap", "templates"),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
-                              comment_start_string="<#", comment_end_string="#>")
+    return environment("kubeaws.bootstrap", "templates", comment_start_string="<#", comment_end_string="#>")
 
 
 def package_base(spec: ClusterSpec) -> str:

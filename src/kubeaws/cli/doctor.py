@@ -1,13 +1,21 @@
-"""CLI command `kubeaws doctor -f SPEC [--output text|json]`: the static doctor checks (kubeaws.doctor), no
-AWS call. Text: the findings grouped by severity, then the reachability matrix between roles (source x
+"""CLI command `kubeaws doctor -f SPEC [--live [--wait DURATION]] [--output text|json]`: the static doctor
+checks (kubeaws.doctor: no AWS call and no boto3 import unless the spec brings a VPC, subnets or security
+groups, which are read with read-only describes) and, with `--live`, the read-only inspection of the
+deployed cluster (kubeaws.doctor.live: AWS describes with --profile/--region/--local like the other cluster
+commands, and the Kubernetes API when reachable). `--wait 10m` re-runs the live checks every WAIT_INTERVAL
+seconds until they find no error or the time is up (progress on stderr in text mode; JSON prints the final
+report only). Text: the findings grouped by severity, then the reachability matrix between roles (source x
 target x flow, ✓/✗). JSON: exactly `{"findings": [...], "summary": {...}}`.
 
-Exit codes: 0 no error finding, 1 at least one, 2 a bad spec (it does not load or the model cannot be built).
+Exit codes: 0 no error finding, 1 at least one, 2 bad input (the spec does not load or the model cannot be
+built; a bad --wait value).
 Registered on the main typer app with `register(app)` by kubeaws.cli.main.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,15 +23,28 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kubeaws.cli.common import EXIT_FAILED, EXIT_OK, OutputFormat, load, run
+from kubeaws.cli.common import EXIT_FAILED, EXIT_OK, BadInput, ClusterOptions, OutputFormat, connect, load, run
 from kubeaws.cli.output import Out
 from kubeaws.errors import KubeawsError, SpecError
 
 if TYPE_CHECKING:
-    from kubeaws.doctor import MatrixRow, Report
+    from kubeaws.doctor import Finding, MatrixRow, Report
+    from kubeaws.model.graph import Graph
+    from kubeaws.spec.models import ClusterSpec
 
 SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output format.")]
+LiveOpt = Annotated[bool, typer.Option("--live", help="Also inspect the deployed cluster (read-only AWS calls and "
+                                                      "the Kubernetes API).")]
+WaitOpt = Annotated[str | None, typer.Option("--wait", metavar="DURATION", show_default=False,
+                                             help="With --live: re-check until no error is found, for at most "
+                                                  "DURATION (e.g. 10m, 90s, 1h).")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile for --live.")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region for --live (overrides spec.region).")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="--live against the local AWS emulator.")]
+#: Seconds between two runs of the live checks with --wait.
+WAIT_INTERVAL = 10.0
+DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 TITLE = {"error": "Errors", "warning": "Warnings", "info": "Notes"}
 
@@ -32,16 +53,37 @@ def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
 
 
-def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text) -> None:
+def parse_duration(text: str) -> float:
+    """Seconds of "90s", "10m", "1h", "1m30s" or a plain number of seconds; BadInput (exit 2) otherwise."""
+    value = text.strip().lower()
+    if value.isdigit():
+        return float(value)
+    match = DURATION.match(value)
+    if not value or match is None:
+        raise BadInput(f"--wait {text!r} is not a duration: use e.g. 90s, 10m, 1h or 1m30s")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: LiveOpt = False,
+           wait: WaitOpt = None, profile: ProfileOpt = None, region: RegionOpt = None,
+           local: LocalOpt = False) -> None:
     """Check the spec for the mistakes that break clusters (security-group flows, IP capacity, node join,
-    tags, exposure, storage, mirrors) in well under a second, before any deploy. No AWS call."""
+    tags, exposure, storage, mirrors) in well under a second, before any deploy; AWS is only asked to describe
+    what the spec brings (VPC, subnets, security groups). With --live, also inspect the deployed cluster:
+    nodes registered and Ready, kube-system pods, leaked ENIs, free subnet addresses, instance type
+    offerings, peered CIDRs, tags and exposure of the live resources."""
     out = Out(output_format.value)
+    opts = ClusterOptions(file, output_format, profile, region, local)
 
     def body() -> int:
         from kubeaws.doctor import check_spec, matrix
+        from kubeaws.doctor.brought import brought_facts
         from kubeaws.model import build
-        from kubeaws.model.graph import Graph
 
+        seconds = parse_duration(wait) if wait is not None else None
+        if seconds is not None and not live:
+            raise BadInput("--wait re-runs the live checks: add --live")
         spec = load(file)
         graph: Graph | None
         try:
@@ -50,25 +92,62 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text) -> None
             raise  # a bad spec (exit 2)
         except (KubeawsError, ValueError):
             graph = None  # e.g. an instance type outside the ENI table: check_spec reports why
-        report = check_spec(spec, graph)
+        # Read-only describes of what the spec brings (VPC, subnets, security groups); none otherwise.
+        facts = brought_facts(spec, lambda: connect(spec, opts, out))
+        report = check_spec(spec, graph, facts)
+        if live:
+            report = live_report(out, opts, spec, graph, report.findings, seconds)
         if out.json:
             out.emit_json(report.to_dict())
         else:
-            report_text(out, report, matrix(spec, graph) if graph is not None else [])
+            report_text(out, report, matrix(spec, graph, facts) if graph is not None else [])
         return EXIT_FAILED if report.has_errors else EXIT_OK
 
     run(out, body)
 
 
-def preflight(out: Out, spec: Any, force: bool) -> None:
-    """The static doctor checks that `plan` and `apply` run first: error findings stop the command (exit 1)
-    unless `force`, in which case they are shown and the command goes on."""
-    from kubeaws.doctor import check_spec
+def live_report(out: Out, opts: ClusterOptions, spec: ClusterSpec, graph: Graph | None, static: list[Finding],
+                wait: float | None) -> Report:
+    """The static findings plus those of the live checks; with `wait`, the live checks are re-run every
+    WAIT_INTERVAL seconds until they report no error or `wait` seconds have passed (static errors do not
+    keep it waiting: they do not change by themselves)."""
+    from kubeaws.doctor import Report
+    from kubeaws.doctor.live import check_live
+    from kubeaws.model.graph import Graph
 
-    report = check_spec(spec)
+    ctx = connect(spec, opts, out)
+    deadline = time.monotonic() + (wait or 0.0)
+    the_graph = graph if graph is not None else Graph(spec.metadata.name, spec.spec.mode)
+    while True:
+        found = check_live(spec, the_graph, ctx)
+        errors = sorted({f.check for f in found if f.severity == "error"})
+        left = deadline - time.monotonic()
+        if not errors or wait is None or left <= 0:
+            if wait is not None and not out.json:
+                out.info("[green]live checks pass[/green]" if not errors else
+                         f"[red]--wait {int(wait)}s is over with {len(errors)} kind(s) of live error left[/red]")
+            return Report([*static, *found])
+        if not out.json:
+            count = sum(1 for f in found if f.severity == "error")
+            out.info(f"[dim]waiting: {count} live error(s) ({', '.join(errors)}); re-checking in "
+                     f"{min(WAIT_INTERVAL, left):.0f}s, {left:.0f}s left[/dim]")
+        time.sleep(max(0.0, min(WAIT_INTERVAL, left)))
+
+
+def preflight(out: Out, spec: Any, force: bool, ctx: Any) -> Graph:
+    """The doctor checks that `plan` and `apply` run first (the static ones, and the rules and free addresses
+    of brought resources, read through `ctx`): error findings stop the command (exit 1) unless `force`, in
+    which case they are shown and the command goes on. Returns the spec's graph, for the command to plan
+    with (built once); a spec whose graph cannot be built raises as `plan` would."""
+    from kubeaws.doctor import check_spec
+    from kubeaws.doctor.brought import brought_facts
+    from kubeaws.model import build
+
+    graph = build(spec)
+    report = check_spec(spec, graph, brought_facts(spec, ctx))
     errors = report.by_severity("error")
     if not errors:
-        return
+        return graph
     shown = Out("text")
     if out.json:
         shown.stdout = shown.stderr  # keep stdout for the command's one JSON document
@@ -78,7 +157,7 @@ def preflight(out: Out, spec: Any, force: bool) -> None:
             shown.print(f"      fix: {escape(f.hint)}")
     if force:
         shown.print(f"[yellow]--force: going on despite {len(errors)} doctor error(s)[/yellow]")
-        return
+        return graph
     raise KubeawsError(f"kubeaws doctor found {len(errors)} error(s) in the spec (listed above): fix them, or "
                        "pass --force to go on anyway")
 

@@ -111,8 +111,8 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
         from kubeaws.engine.render import plan_text
 
         spec = load(opts.file)
-        doctor.preflight(out, spec, force)
-        the_plan = api.plan(spec, connect(spec, opts, out))
+        ctx = connect(spec, opts, out)
+        the_plan = api.plan(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
         if out.json:
             out.emit_json(the_plan.to_dict())
         else:
@@ -138,9 +138,8 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         from kubeaws.engine.types import ApplyResult
 
         spec = load(opts.file)
-        doctor.preflight(out, spec, force)
         ctx = connect(spec, opts, out)
-        state = api.plan_state(spec, ctx)
+        state = api.plan_state(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
         text = plan_text(state.plan)
         if out.json and not yes:
             out.info(text)

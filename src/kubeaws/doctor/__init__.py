@@ -1,6 +1,9 @@
 """`kubeaws doctor`: finds, in milliseconds and before any deploy, the mistakes that break Kubernetes clusters
-on AWS (docs: DESIGN.md "The problems it exists to remove"). Static checks only for now (doctor.static over
-the spec and the desired graph, no AWS call).
+on AWS (docs: DESIGN.md "The problems it exists to remove"). Static checks: doctor.static over
+the spec and the desired graph (no AWS call; doctor.brought reads brought resources with read-only
+describes); live checks of a deployed cluster (`kubeaws doctor --live`):
+doctor.live (imported on demand: it needs botocore), with doctor.live_resources and doctor.live_k8s.
+Every check id is listed in docs/doctor.md.
 
 Called by the CLI (kubeaws.cli.doctor) and tests.
 """

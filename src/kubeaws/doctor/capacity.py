@@ -2,8 +2,9 @@
 instance type's ENIs allow, instance types kubeaws cannot size, private subnets too small for the node groups
 at their maximum size) and storage for Rook/Ceph (problem 3: raw extra EBS disks on enough hosts).
 
-Every check takes (spec, graph) and returns findings. Registered by doctor.static. Pure: reads the spec, the
-subnet layout (spec.layout) and the bundled ENI table (model.maxpods), no AWS.
+Every check takes (spec, graph[, facts]) and returns findings. Registered by doctor.static. Pure: reads the
+spec, the subnet layout (spec.layout), the bundled ENI table (model.maxpods) and, for brought subnets, their
+real free addresses from `facts` (doctor.brought; no AWS call here).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 
+from kubeaws.doctor.brought import BroughtFacts
 from kubeaws.doctor.findings import Finding
 from kubeaws.model.graph import Graph
 from kubeaws.model.maxpods import PREFIX_SIZE, UnknownInstanceType, max_pods
@@ -23,13 +25,19 @@ AWS_RESERVED = 5
 CEPH_HOSTS = 3
 
 
-def check_ip_capacity(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+def check_ip_capacity(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | None = None) -> list[Finding]:
     """With the AWS VPC CNI: maxPods within each instance type's ENI limit (error), types outside the bundled
     table (warning), and generated private subnets large enough for every group at its max size, each node
-    taking max pods + 1 addresses (prefix delegation: whole /28 prefixes), spread over the AZs (error)."""
+    taking max pods + 1 addresses (prefix delegation: whole /28 prefixes), spread over the AZs (error).
+    Brought private subnets are checked with their real free addresses when `facts` has them (with any CNI:
+    an overlay CNI's nodes take one address each)."""
     body = spec.spec
     if body.cni != "aws-vpc-cni":
-        return []
+        if facts is None or not body.network.vpc.id:
+            return []
+        nodes = sum(ng.size.max for ng in body.node_groups) + (body.control_plane.count
+                                                                 if body.mode == "kubeadm" else 0)
+        return _brought_room(spec, facts, nodes, True, "nodes")
     pd = body.eks.prefix_delegation
     findings: list[Finding] = []
     demand = 0
@@ -59,17 +67,49 @@ def check_ip_capacity(spec: ClusterSpec, graph: Graph) -> list[Finding]:
         if pods is None:
             sized_all = False
             continue
-        per_node = (math.ceil(pods / PREFIX_SIZE) * PREFIX_SIZE if pd else pods) + 1
-        demand += ng.size.max * per_node
-    findings += _subnet_room(spec, demand, sized_all)
+        demand += ng.size.max * addresses_per_node(pods, pd)
+    if facts is not None and body.network.vpc.id:
+        findings += _brought_room(spec, facts, demand, sized_all, "pod and node")
+    else:
+        findings += _subnet_room(spec, demand, sized_all)
     return findings
+
+
+def _brought_room(spec: ClusterSpec, facts: BroughtFacts, demand: int, sized_all: bool,
+                  what: str) -> list[Finding]:
+    """Brought private subnets: the node groups at their max size, spread evenly over the subnets (as Auto
+    Scaling groups balance AZs), against each subnet's AvailableIpAddressCount."""
+    net = spec.spec.network
+    private = net.subnets.private if net.subnets else []
+    known = [facts.subnets[s] for s in private if s in facts.subnets]
+    if not known or demand == 0:
+        return []  # unreadable subnets are reported by the addressing check
+    per_subnet = math.ceil(demand / len(private))
+    tightest = min(known, key=lambda s: s.available_ips)
+    if per_subnet <= tightest.available_ips:
+        return []
+    note = "" if sized_all else " (groups with instance types outside the table not counted)"
+    return [Finding(
+        "error", "ip-capacity.subnet-too-small",
+        f"node groups at their max size need about {per_subnet} {what} addresses in each of the {len(private)} "
+        f"private subnet(s){note}, but subnet {tightest.id} ({tightest.cidr}, {tightest.az}) has only "
+        f"{tightest.available_ips} free", f"Subnet/{tightest.id}",
+        "list more or larger private subnets under network.subnets.private, lower the node groups' size.max"
+        + (", or fewer pods per node (maxPods)" if spec.spec.cni == "aws-vpc-cni" else ""))]
+
+
+def addresses_per_node(max_pods: int, prefix_delegation: bool) -> int:
+    """VPC addresses one node takes with the AWS VPC CNI: its own plus one per pod (prefix delegation:
+    whole /28 prefixes). Also used by the live subnet check (doctor.live)."""
+    return (math.ceil(max_pods / PREFIX_SIZE) * PREFIX_SIZE if prefix_delegation else max_pods) + 1
 
 
 def _subnet_room(spec: ClusterSpec, demand: int, sized_all: bool) -> list[Finding]:
     net = spec.spec.network
     if net.vpc.id or not net.vpc.cidr:
         return [Finding("info", "ip-capacity.brought-subnets",
-                        "free addresses of brought subnets are not checked statically", "spec.network.subnets",
+                        "free addresses of brought subnets not checked (they could not be read)",
+                        "spec.network.subnets",
                         "make sure the private subnets have room for max nodes x (max pods + 1) addresses")]
     try:
         layout = subnet_layout(net.vpc.cidr, list(net.availability_zones), net.private_subnet_prefix,

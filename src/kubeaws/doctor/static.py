@@ -1,7 +1,10 @@
-"""Static doctor checks: `check_spec(spec) -> Report`, the mistakes that break a cluster found from the spec
-and the graph `model.build` makes, in milliseconds, before anything is deployed (no AWS call, no boto3).
+"""Static doctor checks: `check_spec(spec, graph, facts) -> Report`, the mistakes that break a cluster found
+from the spec and the graph `model.build` makes, in milliseconds, before anything is deployed (no AWS call, no
+boto3). `facts` (doctor.brought) carries what read-only describes found about brought resources; the caller
+reads them, and the checks that use them stay pure.
 
-Each check is a pure function `(spec, graph) -> list[Finding]` registered in `CHECKS`; the network and
+Each check is a pure function `(spec, graph) -> list[Finding]` registered in `CHECKS` (those marked
+`uses_facts` also take `facts`); the network and
 capacity ones live in doctor.network and doctor.capacity, the control plane, EKS join, discovery tags and
 artifact reachability ones here. Tests call the functions directly on mutated graphs.
 
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubeaws.aws.tags import k8s_cluster_tag
+from kubeaws.doctor.brought import BroughtFacts
 from kubeaws.doctor.capacity import check_ip_capacity, check_storage
 from kubeaws.doctor.findings import Finding, Report
 from kubeaws.doctor.network import check_addressing, check_exposure, check_pod_network, checked_flows
@@ -24,7 +28,7 @@ from kubeaws.model.nodegroups import CA, autoscaler_tags
 from kubeaws.spec.layout import LayoutError
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 
-CheckFn = Callable[[ClusterSpec, Graph], list[Finding]]
+CheckFn = Callable[..., list[Finding]]  # (spec, graph) or, with uses_facts, (spec, graph, facts)
 #: Regions without reliable access to public registries and package repositories.
 ISOLATED_REGION_PREFIXES = ("cn-",)
 NODE_TEMPLATE = f"{CA}/node-template/"
@@ -40,9 +44,10 @@ class Check:
     name: str
     fn: CheckFn
     needs_graph: bool = True
+    uses_facts: bool = False
 
 
-def check_control_plane(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+def check_control_plane(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | None = None) -> list[Finding]:
     """kubeadm: a schedulable control plane (pods there need the pod-traffic rules; says whether they are
     there), a single member without etcd backups (problem 9), a single member (not highly available)."""
     body = spec.spec
@@ -52,7 +57,7 @@ def check_control_plane(spec: ClusterSpec, graph: Graph) -> list[Finding]:
     findings: list[Finding] = []
     if cp.schedulable:
         pod_purposes = {p for _, _, _, p in cni_flows(body.cni, body.network.calico.encapsulation)}
-        pod_flows = [(f, ok) for f, ok in checked_flows(spec, graph)
+        pod_flows = [(f, ok) for f, ok in checked_flows(spec, graph, facts)
                      if f.source in NODE_ROLES and f.target in NODE_ROLES and CONTROL_PLANE in (f.source, f.target)
                      and (f.purpose in pod_purposes or f.purpose.startswith("DNS"))]
         missing = sorted({f"{f.source} -> {f.target} {f.purpose}" for f, ok in pod_flows if not ok})
@@ -199,21 +204,23 @@ def check_artifacts(spec: ClusterSpec, graph: Graph) -> list[Finding]:
 
 
 CHECKS: list[Check] = [
-    Check("pod-network", check_pod_network),
-    Check("control-plane", check_control_plane),
+    Check("pod-network", check_pod_network, uses_facts=True),
+    Check("control-plane", check_control_plane, uses_facts=True),
     Check("storage", check_storage, needs_graph=False),
     Check("eks-join", check_eks_join),
-    Check("ip-capacity", check_ip_capacity, needs_graph=False),
+    Check("ip-capacity", check_ip_capacity, needs_graph=False, uses_facts=True),
     Check("discovery-tags", check_discovery_tags),
-    Check("addressing", check_addressing, needs_graph=False),
-    Check("exposure", check_exposure),
+    Check("addressing", check_addressing, needs_graph=False, uses_facts=True),
+    Check("exposure", check_exposure, uses_facts=True),
     Check("artifacts", check_artifacts, needs_graph=False),
 ]
 
 
-def check_spec(spec: ClusterSpec, graph: Graph | None = None) -> Report:
+def check_spec(spec: ClusterSpec, graph: Graph | None = None, facts: BroughtFacts | None = None) -> Report:
     """Run every check. `graph` defaults to `model.build(spec)`; when it cannot be built, the reasons become
-    error findings (`spec.build`) and only the checks that do not need the graph run."""
+    error findings (`spec.build`) and only the checks that do not need the graph run. `facts`: what
+    `doctor.brought.brought_facts` read about the brought resources (None: their rules and free addresses
+    are not checked)."""
     findings: list[Finding] = []
     if graph is None:
         from kubeaws.model import build
@@ -225,8 +232,9 @@ def check_spec(spec: ClusterSpec, graph: Graph | None = None) -> Report:
         except (KubeawsError, LayoutError) as exc:
             findings.append(Finding("error", "spec.build", str(exc), "spec"))
     for check in CHECKS:
-        if graph is not None:
-            findings += check.fn(spec, graph)
-        elif not check.needs_graph:
-            findings += check.fn(spec, Graph(spec.metadata.name, spec.spec.mode))
+        target = graph if graph is not None else None if check.needs_graph else Graph(spec.metadata.name,
+                                                                                      spec.spec.mode)
+        if target is None:
+            continue
+        findings += check.fn(spec, target, facts) if check.uses_facts else check.fn(spec, target)
     return Report(findings)

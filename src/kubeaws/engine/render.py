@@ -73,7 +73,8 @@ def _field_lines(name: str, old: Any, new: Any, creating: bool, names: dict[str,
 
 def _change_lines(change: Change, symbol: str, names: dict[str, str]) -> list[str]:
     ident = f" ({change.id})" if change.id else ""
-    note = f"  # {change.reason}" if change.reason and change.action in ("replace", "delete") else ""
+    shown = change.action in ("replace", "delete") or change.reason.startswith("brought")
+    note = f"  # {change.reason}" if change.reason and shown else ""
     lines = [f"  {symbol} {change.key}{ident}{note}"]
     creating = change.action == "create"
     for name in sorted(change.diff):

@@ -5,6 +5,8 @@ Called by the public API (kubeaws.api.status). One observation pass serves both 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kubeaws.aws.session import AwsContext
 from kubeaws.engine.observe import observe
 from kubeaws.engine.plan import make_plan
@@ -15,6 +17,9 @@ from kubeaws.model.graph import Graph
 def cluster_status(graph: Graph, ctx: AwsContext) -> StatusReport:
     obs = observe(ctx, graph)
     state = make_plan(graph, ctx, obs)
-    resources = obs.all_owned() + sorted(obs.brought.values(), key=lambda o: (o.kind, o.id))
+    # Brought resources (the user's VPC, subnets, security groups...) say so in their state.
+    brought = [replace(o, state=f"{o.state} (brought)" if o.state else "brought")
+               for o in sorted(obs.brought.values(), key=lambda o: (o.kind, o.id))]
+    resources = obs.all_owned() + brought
     return StatusReport(cluster=graph.cluster, resources=resources, pending_changes=state.plan.pending,
                         plan_summary=state.plan.summary())

@@ -29,9 +29,11 @@ class Builder:
         return f"{self.cluster}-{name}"
 
     def owned(self, kind: str, name: str, props: dict[str, Any], *, extra_tags: dict[str, str] | None = None,
-              create_only: frozenset[str] = frozenset(), depends_on: tuple[str, ...] = ()) -> Ref:
-        """Add a resource kubeaws creates and owns; return a Ref to it."""
-        tags = owned_tags(self.cluster, kind, name, self.display(name),
+              create_only: frozenset[str] = frozenset(), depends_on: tuple[str, ...] = (),
+              display: str | None = None) -> Ref:
+        """Add a resource kubeaws creates and owns; return a Ref to it. Its Name tag is `display`, by default
+        `<cluster>-<name>`."""
+        tags = owned_tags(self.cluster, kind, name, display or self.display(name),
                           {**self.spec.spec.tags, **(extra_tags or {})})
         self.graph.add(Desired(kind=kind, name=name, props=props, tags=tags, create_only=create_only,
                                depends_on=depends_on))

@@ -53,16 +53,18 @@ def metadata_options(hop_limit: int) -> dict[str, Any]:
 
 
 def add_launch_template(b: Builder, name: str, props: dict[str, Any], launch_tags: dict[str, str],
-                        role: str) -> tuple[Ref, Computed]:
-    """Add LaunchTemplate `name` (AWS name `<cluster>-<name>`); return a Ref to it and the Computed content
-    hash its Auto Scaling groups carry (`launch_template_hash`), so a content change rolls them in the same
-    apply. Instances and volumes are tagged with `launch_tags` (+ Name and the Kubernetes cluster tag, never
-    the kubeaws identity tags). A Lookup AMI is create_only: a moving SSM parameter must not churn."""
-    tags = {**b.spec.spec.tags, **launch_tags, ROLE_TAG: role, "Name": b.display(name),
-            k8s_cluster_tag(b.cluster): "owned"}
-    full = {"name": b.display(name), **props, "instance_tags": tags, "volume_tags": dict(tags)}
+                        role: str, aws_name: str | None = None) -> tuple[Ref, Computed]:
+    """Add LaunchTemplate `name` (AWS name `aws_name`, default `<cluster>-<name>`); return a Ref to it and the
+    Computed content hash its Auto Scaling groups carry (`launch_template_hash`), so a content change rolls
+    them in the same apply. The template and its instances and volumes are tagged with `launch_tags` (+ Name =
+    the AWS name and the Kubernetes cluster tag; never the kubeaws identity tags on instances and volumes). A
+    Lookup AMI is create_only: a moving SSM parameter must not churn."""
+    display = aws_name or b.display(name)
+    tags = {**b.spec.spec.tags, **launch_tags, ROLE_TAG: role, "Name": display, k8s_cluster_tag(b.cluster): "owned"}
+    full = {"name": display, **props, "instance_tags": tags, "volume_tags": dict(tags)}
     create_only = frozenset({"image_id"}) if isinstance(full["image_id"], Lookup) else frozenset()
-    ref = b.owned("LaunchTemplate", name, full, extra_tags={ROLE_TAG: role}, create_only=create_only)
+    ref = b.owned("LaunchTemplate", name, full, extra_tags={**launch_tags, ROLE_TAG: role}, create_only=create_only,
+                  display=display)
     digest = Computed(content_hash, {"props": hashed_props(full, create_only)}, f"{name} launch template content")
     return ref, digest
 

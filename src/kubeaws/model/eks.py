@@ -27,6 +27,7 @@ from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_d
 from kubeaws.resources.base import Computed, Lookup, Ref
 from kubeaws.resources.kubernetes_object import object_name, owned_manifest
 from kubeaws.spec.models import NodeGroupSpec
+from kubeaws.spec.nodegroups import group_name, launch_tags, launch_template_name, node_labels
 
 MANAGED = "arn:aws:iam::aws:policy/"
 CLUSTER_POLICIES = [f"{MANAGED}AmazonEKSClusterPolicy"]
@@ -186,23 +187,24 @@ def _with_deps(desired: Any, keys: list[str]) -> Any:
 
 def _managed_group(b: Builder, net: NetworkRefs, groups: dict[str, Ref], cluster: Ref, node_role_arn: Ref,
                    ng: NodeGroupSpec, index: int, mapped: list[str]) -> None:
-    """A managed node group with a kubeaws launch template (no AMI or user data: EKS provides them)."""
+    """A managed node group with a kubeaws launch template (no AMI or user data: EKS provides them). Names,
+    labels and tags as for self-managed groups (`spec.nodegroups`)."""
     template, _digest = add_launch_template(b, f"mng-{ng.name}", {
         "image_id": None, "instance_type": None, "key_name": b.spec.spec.access.ssh_key_name,
         "iam_instance_profile": None, "security_group_ids": [groups[NODES]],
         "metadata_options": metadata_options(2),
         "block_devices": [volume_device(ng.root_volume, "/dev/xvda"), *extra_devices(ng, index)],
         "user_data": None,
-    }, {**ng.tags, "kubeaws.io/node-group": ng.name}, NODES)
-    labels = {**ng.labels, "kubeaws.io/node-group": ng.name, "kubeaws.io/capacity": ng.capacity}
+    }, {**ng.tags, **launch_tags(ng)}, NODES, aws_name=launch_template_name(b.spec, ng))
+    name = group_name(b.spec, ng)
     b.owned("EksNodegroup", ng.name, {
-        "cluster_name": Ref(cluster.kind, cluster.name, "name"), "nodegroup_name": b.display(ng.name),
+        "cluster_name": Ref(cluster.kind, cluster.name, "name"), "nodegroup_name": name,
         "node_role_arn": node_role_arn, "subnet_ids": sorted(net.private_subnets, key=str),
         "launch_template": {"id": template, "version": Ref(template.kind, template.name, "latest_version")},
         "scaling": {"min": ng.size.min, "max": ng.size.max, "desired": ng.size.desired},
-        "labels": labels,
+        "labels": node_labels(ng),
         "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in ng.taints],
         "capacity_type": "SPOT" if ng.capacity == "spot" else "ON_DEMAND",
         "instance_types": list(ng.instance_types),
     }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), k8s_cluster_tag(b.cluster): "owned"},
-        depends_on=tuple(mapped))
+        depends_on=tuple(mapped), display=name)

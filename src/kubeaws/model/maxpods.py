@@ -9,25 +9,9 @@ Formulas (those of EKS' `eni-max-pods.txt` / `max-pods-calculator.sh`):
   250 on types with more than 30 vCPUs.
 * custom networking: the primary ENI serves no pod, so one ENI fewer.
 
-The table `instance_types.json` ({type: {enis, ipv4_per_eni, vcpus}}) covers the common families. It was
-generated once from moto's copy of `ec2:DescribeInstanceTypes` (fields NetworkInfo.MaximumNetworkInterfaces,
-NetworkInfo.Ipv4AddressesPerInterface, VCpuInfo.DefaultVCpus) with::
-
-    python - <<'EOF'
-    import gzip, json
-    from importlib.resources import files
-    families = "t3 t3a m5 m5a m6i m7i c5 c6i r5 r5a r6i i3 g4dn t4g m6g m7g c7g r7g".split()
-    raw = json.load(gzip.open(files("moto.ec2.resources") / "instance_types.json.gz"))
-    table = {name: {"enis": t["NetworkInfo"]["MaximumNetworkInterfaces"],
-                    "ipv4_per_eni": t["NetworkInfo"]["Ipv4AddressesPerInterface"],
-                    "vcpus": t["VCpuInfo"]["DefaultVCpus"]}
-             for name, t in sorted(raw.items()) if name.split(".")[0] in families}
-    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in table.items()]
-    open("src/kubeaws/model/instance_types.json", "w").write("{\\n" + ",\\n".join(lines) + "\\n}\\n")
-    EOF
-
-Add a family to `families` and rerun to extend it. Types outside the table raise `UnknownInstanceType`
-(`kubeaws doctor` can check them live).
+The limits come from the bundled instance-type table (`spec.instance_types`, which documents how it is
+generated); `table`, `limits`, `EniLimits` and `UnknownInstanceType` are re-exported here. Types outside the
+table raise `UnknownInstanceType` (`kubeaws doctor` can check them live).
 
 Pure (reads only the bundled table). Called by the EKS model (the `maxPods` handed to
 `bootstrap.eks.render_nodeadm_user_data`) and by spec validation (`check_max_pods`).
@@ -35,13 +19,9 @@ Pure (reads only the bundled table). Called by the EKS model (the `maxPods` hand
 
 from __future__ import annotations
 
-import difflib
-import json
-from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-
-from kubeaws.errors import FieldProblem, KubeawsError
+from kubeaws.errors import FieldProblem
+from kubeaws.spec.instance_types import InstanceTypeInfo, UnknownInstanceType, table
+from kubeaws.spec.instance_types import info as limits
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 
 #: Cap of max pods with prefix delegation (EKS' recommendation), and above `LARGE_VCPUS` vCPUs.
@@ -52,38 +32,10 @@ LARGE_VCPUS = 30
 PREFIX_SIZE = 16
 
 
-@dataclass(frozen=True)
-class EniLimits:
-    """Network limits of one instance type (from ec2:DescribeInstanceTypes)."""
-
-    enis: int
-    ipv4_per_eni: int
-    vcpus: int
-
-
-class UnknownInstanceType(KubeawsError, LookupError):
-    """An instance type missing from the bundled table. `suggestions` holds close matches."""
-
-    def __init__(self, instance_type: str, suggestions: list[str]) -> None:
-        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"instance type {instance_type!r} is not in kubeaws' ENI table{hint}")
-        self.instance_type = instance_type
-        self.suggestions = suggestions
-
-
-@cache
-def table() -> dict[str, EniLimits]:
-    """The bundled instance type table (type -> limits)."""
-    text = resources.files("kubeaws.model").joinpath("instance_types.json").read_text()
-    return {name: EniLimits(**limits) for name, limits in json.loads(text).items()}
-
-
-def limits(instance_type: str) -> EniLimits:
-    """The limits of a type; UnknownInstanceType (with close matches) when it is not in the table."""
-    known = table()
-    if instance_type in known:
-        return known[instance_type]
-    raise UnknownInstanceType(instance_type, difflib.get_close_matches(instance_type, list(known), n=3, cutoff=0.6))
+#: The table's entries (network limits, vCPUs, memory), under the name this module always gave them.
+EniLimits = InstanceTypeInfo
+__all__ = ["EniLimits", "UnknownInstanceType", "check_max_pods", "effective_max_pods", "group_max_pods", "limits",
+           "max_pods", "max_pods_from", "table"]
 
 
 def max_pods_from(enis: int, ipv4_per_eni: int, vcpus: int, prefix_delegation: bool = False,

@@ -1,10 +1,13 @@
 """Node-group builder (docs/kubeadm.md): per self-managed `nodeGroups[]` entry a LaunchTemplate `ng-<name>`
-and an Auto Scaling group `ng-<name>` (AWS name `<cluster>-<name>`) across every private subnet. Several
+and an Auto Scaling group `ng-<name>` across every private subnet, their AWS names from `spec.nodegroups`
+(`<cluster>-ng-<name>` and `<cluster>-<name>`, or the group's name pattern). Several
 instance types or spot capacity give a mixed instances policy (spot: no on-demand base, 0% on-demand above
 it, price-capacity-optimized, capacity rebalancing); extraVolumes become raw, never formatted, encrypted
 block devices /dev/sdf../dev/sdo. The group's tags carry the cluster-autoscaler discovery and node-template
-tags (labels, taints), so it can scale from zero; the bootstrap must label nodes with every
-node-template label, including `kubeaws.io/node-group` and `kubeaws.io/capacity`.
+tags (labels, taints), so it can scale from zero; the labels are `spec.nodegroups.node_labels`, the very ones
+the bootstrap registers nodes with (`kubeaws.io/node-group`, `kubeaws.io/capacity`, `kubeaws.io/team`,
+`kubeaws.io/instance-spec` and the group's own). The launch template tags instances and volumes with the
+spec and group tags, the node group, team and instance spec.
 
 `managed` groups (EKS) are skipped. Called by `model.build`. Pure: spec in, desired resources out.
 """
@@ -23,12 +26,17 @@ from kubeaws.model.images import image
 from kubeaws.model.network import NetworkRefs
 from kubeaws.resources.base import Computed, Lookup, Ref
 from kubeaws.spec.models import NodeGroupSpec
+from kubeaws.spec.nodegroups import (
+    group_name,
+    kubeaws_labels,
+    launch_tags,
+    launch_template_name,
+    node_labels,
+)
 
 #: Device names of extra volumes: /dev/sdf ... /dev/sdo.
 EXTRA_DEVICES = [f"/dev/sd{c}" for c in "fghijklmno"]
 CA = "k8s.io/cluster-autoscaler"
-NODE_GROUP_LABEL = "kubeaws.io/node-group"
-CAPACITY_LABEL = "kubeaws.io/capacity"
 #: IMDSv2 hop limit of nodes: 1 keeps pods (other than host-network ones) away from the node role's
 #: credentials; addons that need AWS credentials run on the control plane (hop limit 2).
 NODE_HOP_LIMIT = 1
@@ -41,11 +49,10 @@ class NodeGroupRefs:
 
 
 def autoscaler_tags(cluster: str, ng: NodeGroupSpec) -> dict[str, str]:
-    """cluster-autoscaler auto-discovery and scale-from-zero node-template tags for one group."""
-    labels = {**ng.labels, NODE_GROUP_LABEL: ng.name, CAPACITY_LABEL: ng.capacity}
-    tags = {f"{CA}/enabled": "true", f"{CA}/{cluster}": "owned",
-            NODE_GROUP_LABEL: ng.name, CAPACITY_LABEL: ng.capacity}
-    tags.update({f"{CA}/node-template/label/{k}": v for k, v in labels.items()})
+    """cluster-autoscaler auto-discovery and scale-from-zero node-template tags for one group, plus kubeaws'
+    node labels as plain tags (node group, capacity, team, instance spec)."""
+    tags = {f"{CA}/enabled": "true", f"{CA}/{cluster}": "owned", **kubeaws_labels(ng)}
+    tags.update({f"{CA}/node-template/label/{k}": v for k, v in node_labels(ng).items()})
     tags.update({f"{CA}/node-template/taint/{t.key}": f"{t.value}:{t.effect}" for t in ng.taints})
     return tags
 
@@ -89,13 +96,14 @@ def build_node_groups(b: Builder, net: NetworkRefs, groups: dict[str, Ref], *, i
             "metadata_options": metadata_options(NODE_HOP_LIMIT),
             "block_devices": [volume_device(ng.root_volume, None), *extra_devices(ng, index)],
             "user_data": user_data_for(ng.name),
-        }, {**ng.tags, NODE_GROUP_LABEL: ng.name}, NODES)
+        }, {**ng.tags, **launch_tags(ng)}, NODES, aws_name=launch_template_name(b.spec, ng))
+        # The ASG's Name tag is the launch template's: propagated at launch, it would win on the instances.
         group = b.owned("AutoScalingGroup", f"ng-{ng.name}", {
-            "name": b.display(ng.name), "launch_template_id": template, "launch_template_hash": digest,
+            "name": group_name(b.spec, ng), "launch_template_id": template, "launch_template_hash": digest,
             "min_size": ng.size.min, "max_size": ng.size.max, "desired_capacity": ng.size.desired,
             "subnet_ids": sorted(net.private_subnets, key=str), "mixed_instances": mixed,
             "target_group_arns": [], **HEALTH_CHECK, "capacity_rebalance": ng.capacity == "spot",
         }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), "kubeaws.io/role": NODES},
-            create_only=frozenset({"desired_capacity"}))
+            create_only=frozenset({"desired_capacity"}), display=launch_template_name(b.spec, ng))
         out[ng.name] = NodeGroupRefs(launch_template=template, auto_scaling_group=group)
     return out

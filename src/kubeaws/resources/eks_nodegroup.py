@@ -7,8 +7,10 @@ instance tags, IMDSv2 and EBS encryption). id = `<cluster>/<node group>`.
   `NODEGROUP_WAIT`); CREATE_FAILED / DEGRADED raise with the group's health issues.
 - `scaling.desired` is used on create and never diffed: the cluster-autoscaler owns it.
 - update: labels, taints and min/max through one UpdateNodegroupConfig; a new launch template version
-  through UpdateNodegroupVersion (EKS rolls the nodes); each update is waited for. The name, role,
-  subnets, capacity type, instance types and launch template ID cannot change (refused).
+  through UpdateNodegroupVersion (EKS rolls the nodes); each update is waited for. A new name (a changed
+  `nodeGroupNamePattern`) replaces the group: the new one is created (with its new launch template) before
+  the old one is deleted (EKS drains its nodes). The role, subnets, capacity type, instance types and, under
+  the same name, the launch template ID cannot change (refused).
 - delete: DeleteNodegroup, then wait until gone (before the cluster, whose rank is lower).
 
 Called by the engine through the registry.
@@ -73,8 +75,9 @@ class EksNodegroup(EksKind):
     kind = "EksNodegroup"
     rank = 72
     modes = frozenset({"eks"})
-    refuse_change = frozenset({"cluster_name", "nodegroup_name", "node_role_arn", "subnet_ids", "capacity_type",
-                               "instance_types", "launch_template_id"})
+    immutable = frozenset({"nodegroup_name"})
+    refuse_change = frozenset({"cluster_name", "node_role_arn", "subnet_ids", "capacity_type", "instance_types",
+                               "launch_template_id"})
     set_fields = frozenset({"subnet_ids"})
     gone_states = frozenset({"DELETING"})
     #: ListNodegroups + one DescribeNodegroup per group (+ a DescribeCluster on a local emulator), for up
@@ -117,15 +120,17 @@ class EksNodegroup(EksKind):
         return super().canonical(key, value)
 
     def diff(self, actual: Observed, desired: Desired) -> Diff:
-        """The base diff; a launch template ID change is `launch_template_id` (refused), a version change
-        `launch_template`; a failed group stops the plan; one still changing shows as `state`."""
+        """The base diff; a launch template ID change is `launch_template_id` (refused) unless the name changes
+        too (a replacement: the new group gets the new template), a version change `launch_template`; a failed
+        group stops the plan; one still changing shows as `state`."""
         if actual.state in {"CREATE_FAILED", "DELETE_FAILED"}:
             raise KubeawsError(f"EKS node group {actual.id} is {actual.state}: {actual.attrs.get('health')}. Delete "
                                "it (aws eks delete-nodegroup, or remove it from the spec and apply) and apply again")
         changes = super().diff(actual, desired)
         if "launch_template" in changes:
             have, want = changes["launch_template"]
-            if isinstance(want, Mapping) and (have or {}).get("id") != want.get("id"):
+            renamed = "nodegroup_name" in changes
+            if isinstance(want, Mapping) and (have or {}).get("id") != want.get("id") and not renamed:
                 changes["launch_template_id"] = changes.pop("launch_template")
         if actual.state in WAITING:
             changes["state"] = (actual.state, "ACTIVE")

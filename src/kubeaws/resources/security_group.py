@@ -2,7 +2,9 @@
 
 A group is identified by (VPC, group name), so a group of the same name that another cluster or a person
 created blocks ours: `find_conflict` reports it at plan time and `create` refuses it with a fix. The
-default egress rule AWS adds is kept. Called by the engine through the registry.
+default egress rule AWS adds is kept. A group may also be brought by the user (`network.securityGroups`,
+looked up by ID with `get`): it is then only tagged `shared`, its rules are never touched, and delete only
+removes that tag. Called by the engine through the registry.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from kubeaws.aws.retry import DEPENDENCY_CODES, error_code, retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by, k8s_cluster_tag, owner_of, tag_dict
 from kubeaws.errors import OwnershipError
+from kubeaws.resources._ec2 import describe_ids
 from kubeaws.resources.base import Desired, Kind, Observed
 from kubeaws.resources.registry import register
 
@@ -70,6 +73,7 @@ class SecurityGroup(Kind):
     kind = "SecurityGroup"
     rank = 30
     immutable = frozenset({"vpc_id", "group_name", "description"})
+    supports_brought = True
 
     @staticmethod
     def observe(group: dict[str, Any]) -> Observed:
@@ -84,6 +88,12 @@ class SecurityGroup(Kind):
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
         return [self.observe(g) for g in describe_groups(ctx, Filters=self.owned_filter(ctx))]
+
+    def get(self, ctx: AwsContext, ids: list[str]) -> list[Observed]:
+        """Brought groups by ID (missing ones absent). Only tags are compared for them: a brought Desired has
+        no props, and its rules are not a SecurityGroupRules resource."""
+        return [self.observe(g) for g in describe_ids(ctx, "describe_security_groups", "SecurityGroups",
+                                                      "GroupIds", list(dict.fromkeys(ids)), [GROUP_NOT_FOUND])]
 
     def _by_name(self, ctx: AwsContext, vpc_id: str, name: str) -> Observed | None:
         groups = describe_groups(ctx, Filters=[{"Name": "vpc-id", "Values": [vpc_id]},

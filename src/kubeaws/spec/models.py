@@ -55,6 +55,23 @@ class SubnetsSpec(_Model):
     private: list[str] = Field(default_factory=list, description="Existing private subnet IDs (subnet-...).")
 
 
+class SecurityGroupsSpec(_Model):
+    """Existing security groups to use instead of the ones kubeaws creates, per role (needs a brought VPC).
+
+    kubeaws only tags a brought group `kubernetes.io/cluster/<name>=shared` (removed on delete); it never adds,
+    changes or removes its rules: they are yours. `kubeaws doctor` reads them and names every rule the cluster
+    still needs, with the `aws ec2 authorize-security-group-ingress` command that adds it."""
+
+    control_plane: str | None = Field(
+        default=None, description="Existing security group (sg-...) for the control-plane nodes (kubeadm) or the "
+                                  "EKS cluster's additional security group (eks).")
+    nodes: str | None = Field(default=None, description="Existing security group (sg-...) for the worker nodes.")
+    bastion: str | None = Field(default=None, description="Existing security group (sg-...) for the bastion.")
+    load_balancer: str | None = Field(
+        default=None, description="Existing security group (sg-...) for the Kubernetes API load balancer "
+                                  "(kubeadm only: EKS runs its own endpoint).")
+
+
 class CalicoSpec(_Model):
     encapsulation: Literal["ipip", "vxlan"] = Field(default="ipip", description="Calico overlay mode.")
 
@@ -77,6 +94,8 @@ class NetworkSpec(_Model):
                                               description="Prefix length of each private subnet.")
     public_subnet_prefix: int | None = Field(default=None, ge=16, le=28,
                                              description="Prefix length of each public subnet.")
+    security_groups: SecurityGroupsSpec | None = Field(
+        default=None, description="Existing security groups per role (needs vpc.id); kubeaws creates the others.")
 
 
     @property
@@ -150,6 +169,11 @@ class NodeGroupSpec(_Model):
     instance_types: list[str] = Field(default_factory=lambda: ["m5.large"], min_length=1)
     capacity: Literal["on-demand", "spot"] = "on-demand"
     size: SizeSpec = Field(default_factory=SizeSpec)
+    team: str | None = Field(default=None, description="Team owning the group (DNS-1123 label, e.g. payments): "
+                                                       "node label and instance/volume tag `kubeaws.io/team`.")
+    name_pattern: str | None = Field(
+        default=None, description="AWS name of this group's Auto Scaling group / managed node group and launch "
+                                  "template; overrides spec.nodeGroupNamePattern (placeholders as there).")
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[TaintSpec] = Field(default_factory=list)
     max_pods: int | None = Field(default=None, ge=1, le=737)
@@ -210,6 +234,11 @@ class ClusterBody(_Model):
     access: AccessSpec = Field(default_factory=AccessSpec)
     control_plane: ControlPlaneSpec = Field(default_factory=ControlPlaneSpec)
     node_groups: list[NodeGroupSpec] = Field(default_factory=list)
+    node_group_name_pattern: str | None = Field(
+        default=None, description="AWS names of the node groups (Auto Scaling group or managed node group, launch "
+                                  "template, instances' Name tag), with placeholders {cluster}, {name}, {team}, "
+                                  "{spec} (e.g. 2cpu-8gib), {capacity}; e.g. {team}-{spec}-{cluster}. Unset: "
+                                  "{cluster}-{name} (launch templates <cluster>-ng-<name>).")
     addons: AddonsSpec = Field(default_factory=AddonsSpec)
     etcd_backup: EtcdBackupSpec | None = Field(default_factory=EtcdBackupSpec)
     mirrors: MirrorsSpec = Field(default_factory=MirrorsSpec)

@@ -46,6 +46,8 @@ _EKS_NETWORK = """\
 
 _ACCESS = """\
     # nodePortCIDRs: [10.0.0.0/16]  # who may reach NodePorts (default: the VPC only)
+    # securityGroups:  # with vpc.id: existing groups (controlPlane, nodes, bastion, loadBalancer);
+    #   nodes: sg-0abc1234  # kubeaws only tags them: their rules stay yours (`kubeaws doctor` checks them)
   access:
     apiEndpoint: private  # private (reach it through the bastion) | public (from adminCIDRs)
     adminCIDRs: [203.0.113.0/24]  # your office/VPN range: SSH to the bastion, and a public API endpoint
@@ -65,12 +67,14 @@ _CONTROL_PLANE = """\
 """
 
 _NODE_GROUPS = """\
+  # nodeGroupNamePattern: "{{team}}-{{spec}}-{{cluster}}"  # AWS names of the groups; default {{cluster}}-{{name}}
   nodeGroups:
     - name: default  # unique, lowercase, at most 40 chars
       type: {group_type}{group_comment}
       instanceTypes: [m5.large]  # several types make spot capacity easier to get
       capacity: on-demand  # on-demand | spot
       size: {{min: 1, desired: 2, max: 5}}
+      # team: data  # label and instance/volume tag kubeaws.io/team
       labels: {{}}  # e.g. {{team: data}}
       taints: []  # e.g. [{{key: dedicated, value: data, effect: NoSchedule}}]
       # extraVolumes: [{{size: 100}}]  # raw, unformatted EBS disks (e.g. for Rook/Ceph)

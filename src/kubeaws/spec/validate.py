@@ -18,6 +18,7 @@ from pathlib import Path
 from kubeaws.errors import FieldProblem
 from kubeaws.spec.layout import LayoutError, subnet_layout
 from kubeaws.spec.models import SUPPORTED_KUBERNETES_VERSIONS, ClusterSpec, NodeGroupSpec, VolumeSpec
+from kubeaws.spec.nodegroups import check_node_groups
 
 PathPart = str | int
 MAX_CLUSTER_NAME = 28  # `<name>-api` must fit the 32-character load balancer name limit
@@ -34,6 +35,7 @@ INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9-]+$")
 AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]+$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
 KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
@@ -132,6 +134,7 @@ def validate(spec: ClusterSpec) -> list[FieldProblem]:
     _check_machines(c)
     _check_tags(c)
     _check_misc(c)
+    c.problems.extend(check_node_groups(spec))  # team and name patterns
     return c.problems
 
 
@@ -235,6 +238,33 @@ def _check_network(c: _Checker) -> None:
         _check_brought_vpc(c)
     else:
         _check_new_vpc(c, vpc)
+    _check_security_groups(c)
+
+
+def _check_security_groups(c: _Checker) -> None:
+    """Brought security groups: well-formed IDs, a brought VPC, and roles that exist in the cluster."""
+    groups = c.body.network.security_groups
+    if groups is None:
+        return
+    base: list[PathPart] = ["spec", "network", "securityGroups"]
+    given = {field: value for field, value in (("controlPlane", groups.control_plane), ("nodes", groups.nodes),
+                                               ("bastion", groups.bastion), ("loadBalancer", groups.load_balancer))
+             if value is not None}
+    for field, value in given.items():
+        if not SECURITY_GROUP_ID.match(value):
+            c.add([*base, field], f"`{value}` is not a security group ID",
+                  "use the ID shown by AWS (sg- followed by hex digits, e.g. sg-0abc1234), not the group's name")
+    if given and c.body.network.vpc.id is None:
+        c.add(base, "brought security groups need a brought VPC: a group belongs to one VPC, and the VPC kubeaws "
+              "would create does not exist yet", "set network.vpc.id (with network.subnets) to the VPC of these "
+              "groups, or remove network.securityGroups to let kubeaws create the groups")
+    if "loadBalancer" in given and c.body.mode == "eks":
+        c.add([*base, "loadBalancer"], "eks mode has no kubeaws API load balancer (EKS runs the endpoint)",
+              "remove securityGroups.loadBalancer; use securityGroups.controlPlane for the cluster's additional "
+              "security group")
+    if "bastion" in given and not c.body.access.bastion.enabled:
+        c.add([*base, "bastion"], "a bastion security group is given but access.bastion.enabled is false",
+              "remove securityGroups.bastion, or enable the bastion")
 
 
 def _check_new_vpc(c: _Checker, vpc: ipaddress.IPv4Network | None) -> None:
