@@ -28,6 +28,7 @@ from kubeaws.doctor.static import (
     check_control_plane,
     check_discovery_tags,
     check_eks_join,
+    check_node_groups,
 )
 from kubeaws.model import build
 from kubeaws.model.graph import Graph
@@ -198,6 +199,18 @@ CASES: list[tuple[str, CheckFn, ClusterSpec, Mutation, str | None]] = [
     ("artifacts china", check_artifacts, make_spec(region="cn-northwest-1"), nothing, "artifacts.isolated-region"),
     ("artifacts no nat no mirrors", check_artifacts, make_spec(network={"natGateway": "none"}), nothing,
      "artifacts.no-egress"),
+    ("node-groups mixed sizes", check_node_groups,
+     make_spec(nodeGroups=[{"name": "general", "instanceTypes": ["m5.large", "m5.xlarge"]}]), nothing,
+     "node-groups.mixed-sizes"),
+    ("node-groups one size", check_node_groups,
+     make_spec(nodeGroups=[{"name": "general", "instanceTypes": ["m5.large", "m5a.large", "m6i.large"]}]), nothing,
+     None),
+    ("node-groups pattern without cluster", check_node_groups,
+     make_spec(nodeGroupNamePattern="{team}-{spec}", nodeGroups=[{"name": "general", "team": "payments"}]),
+     nothing, "node-groups.pattern-without-cluster"),
+    ("node-groups pattern with cluster", check_node_groups,
+     make_spec(nodeGroupNamePattern="{team}-{spec}-{cluster}", nodeGroups=[{"name": "general", "team": "payments"}]),
+     nothing, None),
     ("artifacts no nat with mirrors", check_artifacts,
      make_spec(network={"natGateway": "none"}, mirrors={"imageRepository": "r.example/k8s",
                                                         "packages": "https://p.example"}), nothing, None),
@@ -224,6 +237,16 @@ def test_every_registered_check_has_a_failing_and_a_passing_case() -> None:
 
 
 # -- details --------------------------------------------------------------------------------------------
+def test_node_group_outside_the_table_is_a_note_and_mixed_sizes_name_every_type() -> None:
+    spec = make_spec(nodeGroups=[{"name": "odd", "instanceTypes": ["zz9.mega"]},
+                                 {"name": "mixed", "instanceTypes": ["t3.medium", "m5.large"]}])
+    found = {f.check: f for f in check_node_groups(spec, Graph("dev", "kubeadm"))}
+    assert found["node-groups.unknown-instance-spec"].severity == "info"
+    mixed = found["node-groups.mixed-sizes"]
+    assert "t3.medium 2cpu-4gib" in mixed.message and "m5.large 2cpu-8gib" in mixed.message
+    assert mixed.resource == "spec.nodeGroups[1].instanceTypes"
+
+
 def test_missing_flow_names_the_rule_to_add() -> None:
     [finding] = run_check(check_pod_network, KUBEADM,
                           drop_rules("nodes", lambda r: port(179)(r) and "control-plane" in str(r["source_group"])))

@@ -172,6 +172,46 @@ def check_discovery_tags(spec: ClusterSpec, graph: Graph) -> list[Finding]:
     return findings
 
 
+def check_node_groups(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+    """Problem 6, how the cluster-autoscaler and people find a group: a group mixing instance sizes is labelled
+    and described (scale-from-zero node template) as its FIRST type only; a first type outside the bundled
+    table gets no instance-spec label; a name pattern without {cluster} can clash with another cluster's."""
+    from kubeaws.spec.instance_types import UnknownInstanceType, instance_spec
+    from kubeaws.spec.nodegroups import name_pattern
+
+    findings: list[Finding] = []
+    for i, ng in enumerate(spec.spec.node_groups):
+        path = f"spec.nodeGroups[{i}]"
+        sizes: dict[str, str | None] = {}
+        for itype in ng.instance_types:
+            try:
+                sizes[itype] = instance_spec(itype)
+            except UnknownInstanceType:
+                sizes[itype] = None
+        first = ng.instance_types[0]
+        if sizes[first] is None:
+            findings.append(Finding(
+                "info", "node-groups.unknown-instance-spec", f"node group {ng.name}: {first} is not in kubeaws' "
+                "instance-type table, so its nodes get no kubeaws.io/instance-spec label", f"{path}.instanceTypes",
+                "set the size label yourself under nodeGroups[].labels if workloads select on it"))
+        distinct = sorted({size for size in sizes.values() if size})
+        if len(distinct) > 1:
+            findings.append(Finding(
+                "warning", "node-groups.mixed-sizes", f"node group {ng.name} mixes instance sizes "
+                f"({', '.join(f'{t} {sizes[t]}' for t in ng.instance_types if sizes[t])}): its instance-spec label "
+                f"and the cluster-autoscaler's scale-from-zero template describe {first} ({sizes[first]}) only",
+                f"{path}.instanceTypes", "list types of one size per group (e.g. m5.large, m5a.large, m6i.large), "
+                "or split the group by size"))
+        pattern = name_pattern(spec, ng)
+        if pattern and "{cluster}" not in pattern:
+            findings.append(Finding(
+                "warning", "node-groups.pattern-without-cluster", f"node group {ng.name}: name pattern {pattern!r} "
+                "has no {cluster}: another cluster in the same account and region can want the same names (plan "
+                "then refuses to adopt them)", f"{path}.namePattern" if ng.name_pattern else
+                "spec.nodeGroupNamePattern", "add {cluster} to the pattern, e.g. {team}-{spec}-{cluster}"))
+    return findings
+
+
 def check_artifacts(spec: ClusterSpec, graph: Graph) -> list[Finding]:
     """Problem 8: images and packages reachable: isolated regions (China) need mirrors; a new VPC without a
     NAT gateway needs mirrors reachable from inside it."""
@@ -213,6 +253,7 @@ CHECKS: list[Check] = [
     Check("addressing", check_addressing, needs_graph=False, uses_facts=True),
     Check("exposure", check_exposure, uses_facts=True),
     Check("artifacts", check_artifacts, needs_graph=False),
+    Check("node-groups", check_node_groups, needs_graph=False),
 ]
 
 
