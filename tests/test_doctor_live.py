@@ -44,7 +44,7 @@ from kubeaws.aws.session import AwsContext
 from kubeaws.cli import doctor as cli_doctor
 from kubeaws.cli.main import app
 from kubeaws.doctor import Finding
-from kubeaws.doctor.live import check_live, check_subnet_room, check_type_offerings, gather
+from kubeaws.doctor.live import check_live, check_subnet_room, check_type_offerings, combine, gather
 from kubeaws.errors import KubeawsError
 from kubeaws.kube_client import KubeClient
 from kubeaws.model import build
@@ -518,3 +518,15 @@ def test_parse_duration_refuses_nonsense() -> None:
     for text in ("", "1d", "-5", "5 m", "ms"):
         with pytest.raises(KubeawsError):
             cli_doctor.parse_duration(text)
+
+
+def test_live_run_reports_a_subnet_once_static_count_superseded() -> None:
+    """Under --live the static free-address count of brought subnets (which asks for every node at max size
+    on top of the running ones) gives way to the live count; not when the cluster is not deployed."""
+    static = [Finding("error", "ip-capacity.subnet-too-small", "static", "Subnet/subnet-1", "fix"),
+              Finding("warning", "pod-network.missing-flow", "kept", "SecurityGroup/nodes", "fix")]
+    live = [Finding("error", "ip-capacity.subnet-free-ips", "live", "Subnet/subnet-1", "fix")]
+    assert [f.check for f in combine(static, live)] == ["pod-network.missing-flow", "ip-capacity.subnet-free-ips"]
+    gone = [Finding("error", "live.not-deployed", "nothing", "", "apply")]
+    assert [f.check for f in combine(static, gone)] == ["ip-capacity.subnet-too-small", "pod-network.missing-flow",
+                                                      "live.not-deployed"]

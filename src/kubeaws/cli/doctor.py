@@ -112,7 +112,7 @@ def live_report(out: Out, opts: ClusterOptions, spec: ClusterSpec, graph: Graph 
     WAIT_INTERVAL seconds until they report no error or `wait` seconds have passed (static errors do not
     keep it waiting: they do not change by themselves)."""
     from kubeaws.doctor import Report
-    from kubeaws.doctor.live import check_live
+    from kubeaws.doctor.live import check_live, combine
     from kubeaws.model.graph import Graph
 
     ctx = connect(spec, opts, out)
@@ -126,7 +126,7 @@ def live_report(out: Out, opts: ClusterOptions, spec: ClusterSpec, graph: Graph 
             if wait is not None and not out.json:
                 out.info("[green]live checks pass[/green]" if not errors else
                          f"[red]--wait {int(wait)}s is over with {len(errors)} kind(s) of live error left[/red]")
-            return Report([*static, *found])
+            return Report(combine(static, found))
         if not out.json:
             count = sum(1 for f in found if f.severity == "error")
             out.info(f"[dim]waiting: {count} live error(s) ({', '.join(errors)}); re-checking in "

@@ -380,3 +380,17 @@ def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeCl
     findings += live_resources.check_live_exposure(spec, ctx, inv)
     findings += live_k8s.check_kubernetes(spec, ctx, inv, kube=kube, now=now)
     return findings
+
+
+#: Static findings that a live run measures better: the static count of brought subnets' free addresses
+#: asks for every node at max size on top of the addresses the running nodes already hold.
+SUPERSEDED_BY_LIVE = frozenset({"ip-capacity.subnet-too-small"})
+
+
+def combine(static: list[Finding], live: list[Finding]) -> list[Finding]:
+    """The findings of a `--live` run: the static ones, minus those the live checks supersede when the cluster
+    is deployed (so a subnet is reported once, by the check that counts the running nodes), plus the live
+    ones."""
+    if any(f.check == "live.not-deployed" for f in live):
+        return [*static, *live]
+    return [f for f in static if f.check not in SUPERSEDED_BY_LIVE] + live
