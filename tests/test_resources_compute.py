@@ -15,10 +15,11 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.parsers import ResponseParserError
 
+# Imported to register the kinds (and launch_template for its KEEP_VERSIONS / prune_versions).
 import kubeaws.resources.auto_scaling_group
 import kubeaws.resources.launch_template
 import kubeaws.resources.network_interface
-import kubeaws.resources.volume  # noqa: F401  (registers the kinds until registry.MODULES lists them)
+import kubeaws.resources.volume
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG, owned_tags, tag_dict
 from kubeaws.errors import ImmutableChangeError
@@ -185,6 +186,41 @@ def test_launch_template_lifecycle(ctx: AwsContext, net: dict[str, Any]) -> None
     LT.delete(ctx, found)
     assert LT.list_owned(ctx) == []
     LT.delete(ctx, found)
+
+
+def test_launch_template_updates_prune_old_versions(ctx: AwsContext, net: dict[str, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each content change adds a version; versions older than the KEEP_VERSIONS newest are deleted (never
+    the default). moto has no DeleteLaunchTemplateVersions (HTML 500): it is answered here, recording the
+    request and hiding the deleted versions from later DescribeLaunchTemplateVersions answers, as AWS would; the
+    kind is told it talks to AWS (on a local emulator it does not prune)."""
+    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
+    deleted: list[list[str]] = []
+
+    def answer(model: Any, params: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # The EC2 query body: LaunchTemplateVersion.1=..., LaunchTemplateVersion.2=...
+        versions = [v for k, v in params["body"].items() if k.startswith("LaunchTemplateVersion.")]
+        deleted.append(versions)
+        return AWSResponse("http://moto", 200, HTTPHeaders(), None), {
+            "SuccessfullyDeletedLaunchTemplateVersions": [{"VersionNumber": int(v)} for v in versions]}
+
+    def hide_deleted(parsed: dict[str, Any], **_: Any) -> None:
+        gone = {int(v) for d in deleted for v in d}
+        parsed["LaunchTemplateVersions"] = [v for v in parsed.get("LaunchTemplateVersions", [])
+                                            if v["VersionNumber"] not in gone]
+
+    ctx.add_hook("before-call.ec2.DeleteLaunchTemplateVersions", answer)
+    ctx.add_hook("after-call.ec2.DescribeLaunchTemplateVersions", hide_deleted)
+    keep = kubeaws.resources.launch_template.KEEP_VERSIONS
+    found = LT.create(ctx, template(net))
+    for i in range(keep + 2):  # versions 2 .. keep + 3
+        changed = template(net, user_data=f"#!/bin/bash\necho {i}\n")
+        found = LT.update(ctx, found, changed, LT.diff(found, changed))
+    latest = keep + 3
+    assert found.attrs["default_version"] == latest
+    # Pruned after the update that made version keep + 1 the default: version 1; then 2; then 3.
+    assert [sorted(map(int, d)) for d in deleted] == [[1], [2], [3]]
+    assert kubeaws.resources.launch_template.prune_versions(ctx, found.id, 5) == []  # nothing older than 5 - keep
 
 
 def test_launch_template_create_only_image_is_not_hashed(ctx: AwsContext, net: dict[str, Any]) -> None:

@@ -10,10 +10,12 @@ is the root volume: its device name comes from the AMI (one DescribeImages on cr
 Re-plans stay cheap: `list_owned` is ONE DescribeLaunchTemplates (owned tag filter), and the version data is
 never read back. Instead a hash of the props (`content_hash`, without the name and the Desired's create_only
 props) is stored in the tag `kubeaws.io/content-hash`; the diff compares hashes and reports `content_hash`.
-An update creates a new version, makes it the default, then rewrites the hash tag (last: a crash in between
-shows as a diff again). Auto Scaling groups use `$Default` and roll when their `launch_template_hash`
-(a Computed over `content_hash`, see `hashed_props`) changes. Called by the engine through the registry;
-`content_hash` / `hashed_props` also by model/ builders.
+An update creates a new version, makes it the default, then rewrites the hash tag (a crash in between
+shows as a diff again), then deletes versions older than the KEEP_VERSIONS newest (best effort; not on the
+local emulator, which lacks DeleteLaunchTemplateVersions). Auto Scaling groups use `$Default` and roll when
+their `launch_template_hash` (a Computed over `content_hash`, see `hashed_props`) changes.
+
+Called by the engine through the registry; `content_hash` / `hashed_props` also by model/ builders.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by, tag_list
@@ -39,6 +43,10 @@ NOT_FOUND = ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotF
              "InvalidLaunchTemplateId.Malformed")
 #: Security groups created a moment ago may not be visible yet.
 CONSISTENCY_CODES = ("InvalidGroup.NotFound", "InvalidAMIID.NotFound")
+#: Versions kept per template: the default and the ones just before it (to roll back to, and what a managed
+#: node group still uses while it moves to the new one). Older ones are deleted after each new version, so
+#: a template never nears AWS's limit of 10,000 versions.
+KEEP_VERSIONS = 10
 EBS_NAMES = {"size": "VolumeSize", "volume_type": "VolumeType", "iops": "Iops", "throughput": "Throughput",
              "delete_on_termination": "DeleteOnTermination", "snapshot_id": "SnapshotId"}
 
@@ -191,10 +199,33 @@ class LaunchTemplate(Kind):
                 "the instance profile to be usable")["LaunchTemplateVersion"]
             number = version["VersionNumber"]
             ctx.call("ec2", "modify_launch_template", LaunchTemplateId=actual.id, DefaultVersion=str(number))
-            self.set_tags(ctx, actual.id, {HASH_TAG: digest})  # completion marker, last
+            self.set_tags(ctx, actual.id, {HASH_TAG: digest})  # completion marker
+            if not ctx.is_emulator:  # the local emulator has no DeleteLaunchTemplateVersions
+                prune_versions(ctx, actual.id, number)
             tags[HASH_TAG] = fields["content_hash"] = attrs["content_hash"] = digest
             attrs.update(default_version=number, latest_version=number)
         return Observed(self.kind, actual.id, fields, tags, actual.state, attrs)
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
         ignoring(lambda: ctx.call("ec2", "delete_launch_template", LaunchTemplateId=actual.id), NOT_FOUND)
+
+
+def prune_versions(ctx: AwsContext, template_id: str, default: int) -> list[int]:
+    """Delete the versions older than the KEEP_VERSIONS newest up to `default` (never the default); return
+    the deleted version numbers. Best effort: a failure leaves old versions for the next update to prune."""
+    cutoff = default - KEEP_VERSIONS
+    if cutoff < 1:
+        return []
+    try:
+        old = ctx.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions",
+                           LaunchTemplateId=template_id, MaxVersion=str(cutoff))
+        numbers = sorted(n for v in old if (n := int(v["VersionNumber"])) <= cutoff and not v.get("DefaultVersion"))
+        deleted: list[int] = []
+        for i in range(0, len(numbers), 200):  # DeleteLaunchTemplateVersions takes at most 200
+            batch = numbers[i:i + 200]
+            resp = ctx.call("ec2", "delete_launch_template_versions", LaunchTemplateId=template_id,
+                            Versions=[str(n) for n in batch])
+            deleted += [int(d["VersionNumber"]) for d in resp.get("SuccessfullyDeletedLaunchTemplateVersions", [])]
+        return deleted
+    except (ClientError, BotoCoreError):
+        return []
