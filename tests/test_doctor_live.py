@@ -471,12 +471,30 @@ def ghost_file(tmp_path: Any, moto_server: str, monkeypatch: pytest.MonkeyPatch)
     return str(path)
 
 
-def test_cli_live_wait_gives_up_after_the_duration(ghost_file: str) -> None:
-    started = time.monotonic()
+class FakeClock:
+    """`time` for the --wait loop: sleeping advances the clock, so the test does not depend on how long a
+    live check takes on a busy machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_cli_live_wait_gives_up_after_the_duration(ghost_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(cli_doctor, "time", clock)
     result = runner.invoke(app, ["doctor", "-f", ghost_file, "--live", "--wait", "1s"])
     assert result.exit_code == 1, result.output
-    assert 1.0 <= time.monotonic() - started < 20
-    assert result.stderr.count("waiting: 1 live error(s) (live.not-deployed)") >= 2
+    assert len(clock.slept) >= 5 and all(s <= 0.2 + 1e-9 for s in clock.slept)  # WAIT_INTERVAL 0.2
+    assert abs(sum(clock.slept) - 1.0) < 1e-6
+    assert result.stderr.count("waiting: 1 live error(s) (live.not-deployed)") == len(clock.slept)
     assert "live.not-deployed" in result.stdout and "--wait 1s is over" in result.stderr
     result = runner.invoke(app, ["doctor", "-f", ghost_file, "--live", "--wait", "1s", "--output", "json"])
     assert result.exit_code == 1

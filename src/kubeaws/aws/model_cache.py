@@ -46,7 +46,7 @@ def strip_documentation(node: Any) -> Any:
     return node
 
 
-class CachingFileLoader(JSONFileLoader):
+class CachingFileLoader(JSONFileLoader):  # type: ignore[misc]  # botocore has no type hints
     """botocore's JSON file loader, reading a parsed copy from `directory` when the source is unchanged."""
 
     def __init__(self, directory: Path) -> None:
@@ -95,7 +95,7 @@ class CachingFileLoader(JSONFileLoader):
             pass  # no cache this time; botocore's data was loaded anyway
 
 
-class CachingLoader(Loader):
+class CachingLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
     """botocore's Loader with its data files read through `CachingFileLoader` and the service lists kept."""
 
     def __init__(self, directory: Path, extra_search_paths: list[str] | None = None) -> None:
