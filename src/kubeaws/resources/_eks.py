@@ -8,6 +8,7 @@ Used only by the modules of `kubeaws.resources`; the engine reaches the kinds th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -16,7 +17,7 @@ from kubeaws.aws.retry import error_code, wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import AwsCallError
 from kubeaws.resources._ec2 import ignoring, while_in_use
-from kubeaws.resources.base import Kind
+from kubeaws.resources.base import Kind, Observed
 
 NOT_FOUND = ("ResourceNotFoundException", "NotFoundException")
 IN_USE = ("ResourceInUseException",)
@@ -150,3 +151,38 @@ class EksKind(Kind):
         if keys:
             ignoring(lambda: ctx.call("eks", "untag_resource", resourceArn=resource_id, tagKeys=list(keys)),
                      NOT_FOUND)
+
+
+class ClusterChildKind(EksKind):
+    """An EKS object inside the cluster (add-on, managed node group): `list_owned` lists the names in the
+    cluster, then describes each one (several: in parallel, one round trip however many there are; one: in
+    the calling thread) and keeps the owned ones. Subclasses name the calls and turn a description into an
+    Observed (`observe`)."""
+
+    list_operation: str
+    list_key: str
+    describe_operation: str
+    describe_key: str
+    #: The describe parameter naming the object (e.g. "addonName").
+    name_param: str
+
+    def observe(self, item: Mapping[str, Any]) -> Observed:
+        raise NotImplementedError
+
+    def _describe(self, ctx: AwsContext, cluster: str, name: str) -> dict[str, Any] | None:
+        return describe(ctx, self.describe_operation, self.describe_key, clusterName=cluster,
+                        **{self.name_param: name})
+
+    def list_owned(self, ctx: AwsContext) -> list[Observed]:
+        names = list_in_cluster(ctx, ctx.cluster, self.list_operation, self.list_key)
+
+        def one(name: str) -> dict[str, Any] | None:
+            with ctx.sharing():  # the pool's threads use the context's shared, thread-safe clients
+                return self._describe(ctx, ctx.cluster, name)
+
+        if len(names) <= 1:
+            found = [self._describe(ctx, ctx.cluster, name) for name in names]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+                found = list(pool.map(one, names))
+        return self.owned_only(ctx, [self.observe(item) for item in found if item is not None])

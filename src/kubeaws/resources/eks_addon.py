@@ -29,11 +29,9 @@ from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.resources._eks import (
     ADDON_WAIT,
     IN_USE,
-    EksKind,
+    ClusterChildKind,
     delete_call,
-    describe,
     health_issues,
-    list_in_cluster,
     mutate,
     wait_gone,
     wait_status,
@@ -64,7 +62,7 @@ def latest_version(ctx: AwsContext, addon: str, kubernetes_version: str) -> str:
 
 
 @register
-class EksAddon(EksKind):
+class EksAddon(ClusterChildKind):
     """A managed add-on of the EKS cluster; version and service-account role updated in place."""
 
     kind = "EksAddon"
@@ -74,6 +72,8 @@ class EksAddon(EksKind):
     gone_states = frozenset({"DELETING"})
     #: ListAddons + one DescribeAddon per add-on (+ a DescribeCluster on a local emulator), for up to 6.
     list_reads = 8
+    list_operation, list_key = "list_addons", "addons"
+    describe_operation, describe_key, name_param = "describe_addon", "addon", "addonName"
 
     def observe(self, a: Mapping[str, Any]) -> Observed:
         fields = {"cluster_name": a["clusterName"], "addon_name": a["addonName"],
@@ -82,14 +82,6 @@ class EksAddon(EksKind):
         attrs = {"arn": a.get("addonArn"), "state": a.get("status"), "health": health_issues(a)}
         return Observed(self.kind, f"{a['clusterName']}/{a['addonName']}", fields, dict(a.get("tags") or {}),
                         str(a.get("status", "")), attrs)
-
-    def _describe(self, ctx: AwsContext, cluster: str, name: str) -> dict[str, Any] | None:
-        return describe(ctx, "describe_addon", "addon", clusterName=cluster, addonName=name)
-
-    def list_owned(self, ctx: AwsContext) -> list[Observed]:
-        names = list_in_cluster(ctx, ctx.cluster, "list_addons", "addons")
-        found = [self._describe(ctx, ctx.cluster, n) for n in names]
-        return self.owned_only(ctx, [self.observe(a) for a in found if a is not None])
 
     def diff(self, actual: Observed, desired: Desired) -> Diff:
         """The base diff; an add-on still changing shows as `state` (its update waits)."""

@@ -33,11 +33,9 @@ from kubeaws.resources._eks import (
     IN_USE,
     NODEGROUP_WAIT,
     UPDATE_WAIT,
-    EksKind,
+    ClusterChildKind,
     delete_call,
-    describe,
     health_issues,
-    list_in_cluster,
     mutate,
     wait_gone,
     wait_status,
@@ -69,7 +67,7 @@ def template_of(value: Any) -> dict[str, Any] | None:
 
 
 @register
-class EksNodegroup(EksKind):
+class EksNodegroup(ClusterChildKind):
     """A managed node group; config and launch-template version updated in place."""
 
     kind = "EksNodegroup"
@@ -83,6 +81,8 @@ class EksNodegroup(EksKind):
     #: ListNodegroups + one DescribeNodegroup per group (+ a DescribeCluster on a local emulator), for up
     #: to 8 groups.
     list_reads = 10
+    list_operation, list_key = "list_nodegroups", "nodegroups"
+    describe_operation, describe_key, name_param = "describe_nodegroup", "nodegroup", "nodegroupName"
 
     def observe(self, ng: Mapping[str, Any]) -> Observed:
         scaling = ng.get("scalingConfig") or {}
@@ -98,14 +98,6 @@ class EksNodegroup(EksKind):
                                          or []], "release_version": ng.get("releaseVersion")}
         return Observed(self.kind, f"{ng['clusterName']}/{ng['nodegroupName']}", fields, dict(ng.get("tags") or {}),
                         str(ng.get("status", "")), attrs)
-
-    def _describe(self, ctx: AwsContext, cluster: str, name: str) -> dict[str, Any] | None:
-        return describe(ctx, "describe_nodegroup", "nodegroup", clusterName=cluster, nodegroupName=name)
-
-    def list_owned(self, ctx: AwsContext) -> list[Observed]:
-        names = list_in_cluster(ctx, ctx.cluster, "list_nodegroups", "nodegroups")
-        found = [self._describe(ctx, ctx.cluster, n) for n in names]
-        return self.owned_only(ctx, [self.observe(ng) for ng in found if ng is not None])
 
     # -- compare -------------------------------------------------------------------------------------
     def canonical(self, key: str, value: Any) -> Any:
