@@ -373,3 +373,35 @@ def test_eks_apply_with_pattern_then_rename(ctx: AwsContext) -> None:
     (asg,) = ctx.call("autoscaling", "describe_auto_scaling_groups")["AutoScalingGroups"]
     assert asg["AutoScalingGroupName"] == "dev-payments-on-demand"
     assert api.plan(renamed, ctx).pending == 0
+
+
+def test_swapping_names_in_one_apply_is_refused(endpoint: str) -> None:
+    """Two groups swapping AWS names in one apply: each create would meet the other's group under its new name
+    (and take it for its own, both being the cluster's). The plan refuses and says to rename in two steps;
+    the two steps work."""
+    from kubeaws.engine.plan import PlanError
+
+    ctx = make_ctx(endpoint, cluster="prod")
+
+    def spec_with(a: str, b: str) -> Any:
+        size = {"min": 0, "desired": 0, "max": 1}
+        return make_spec("prod", nodeGroups=[{"name": "a", "namePattern": a, "size": size},
+                                             {"name": "b", "namePattern": b, "size": size}])
+
+    assert api.apply(spec_with("{cluster}-x", "{cluster}-y"), ctx).ok
+    with pytest.raises(PlanError) as refused:
+        api.plan(spec_with("{cluster}-y", "{cluster}-x"), ctx)
+    text = str(refused.value)
+    assert "AutoScalingGroup/ng-a: its new name 'prod-y' is still held by AutoScalingGroup/ng-b" in text
+    assert "AutoScalingGroup/ng-b: its new name 'prod-x' is still held by AutoScalingGroup/ng-a" in text
+    assert "Rename in two steps" in text
+    for a, b in (("{cluster}-z", "{cluster}-y"), ("{cluster}-z", "{cluster}-x"), ("{cluster}-y", "{cluster}-x")):
+        result = api.apply(spec_with(a, b), ctx)
+        assert result.ok, result.failed
+    names = sorted(g["AutoScalingGroupName"] for g in ctx.call("autoscaling", "describe_auto_scaling_groups")
+                   ["AutoScalingGroups"] if g["AutoScalingGroupName"].startswith("prod-") and "control" not in
+                   g["AutoScalingGroupName"])
+    assert names == ["prod-x", "prod-y"]
+    groups = ctx.call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=["prod-y"])
+    [tags] = [{t["Key"]: t["Value"] for t in g["Tags"]} for g in groups["AutoScalingGroups"]]
+    assert tags["kubeaws.io/resource"] == "AutoScalingGroup/ng-a"

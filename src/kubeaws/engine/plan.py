@@ -106,6 +106,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         else:
             changes.append(Change("noop", desired.kind, desired.name, actual.id, {}, desired, actual))
     errors += _conflicts(ctx, to_check)
+    errors += _name_takeovers(changes, obs, kinds)
     if errors:
         raise PlanError("cannot plan:\n  - " + "\n  - ".join(errors))
 
@@ -145,6 +146,29 @@ def _conflicts(ctx: AwsContext, to_check: list[tuple[Any, Desired]]) -> list[str
 
     found = parallel({str(i): partial(check, kind, resolved) for i, (kind, resolved) in enumerate(to_check)})
     return [msg for i in range(len(to_check)) if (msg := found[str(i)]) is not None]
+
+
+def _name_takeovers(changes: list[Change], obs: Observation, kinds: dict[str, Any]) -> list[str]:
+    """A create or replace that would take the AWS name another of the cluster's resources still holds (e.g.
+    two node groups swapping names in one apply): AWS would refuse the name, or kubeaws would take the
+    other resource for its own. Such renames need two applies."""
+    holders: dict[tuple[str, Any], str] = {}
+    for o in obs.all_owned():
+        field_name = kinds[o.kind].name_field if o.kind in kinds else None
+        if field_name and o.logical_key and o.fields.get(field_name) is not None:
+            holders.setdefault((o.kind, o.fields[field_name]), o.logical_key)
+    errors: list[str] = []
+    for change in changes:
+        field_name = kinds[change.kind].name_field
+        if change.action not in ("create", "replace") or not field_name or field_name not in change.diff:
+            continue
+        wanted = change.diff[field_name][1]
+        holder = holders.get((change.kind, wanted))
+        if holder is not None and holder != change.key:
+            errors.append(f"{change.key}: its new name {wanted!r} is still held by {holder} (renamed or removed "
+                          f"in the same apply). Rename in two steps: first to a name no other resource holds, "
+                          "apply, then to the name you want.")
+    return errors
 
 
 def _refusal(desired: Desired, actual: Observed, fields: list[str], diff: dict[str, Any]) -> str:

@@ -94,6 +94,7 @@ class AutoScalingGroup(Kind):
     service = "autoscaling"
     rank = 70
     immutable = frozenset({"name"})
+    name_field = "name"
     set_fields = frozenset({"subnet_ids", "target_group_arns"})
     gone_states = frozenset({"deleting"})
 

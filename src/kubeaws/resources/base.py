@@ -253,6 +253,9 @@ class Kind(ABC):
     modes: ClassVar[frozenset[str]] = frozenset({"kubeadm", "eks"})
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
+    #: The prop holding the resource's AWS name when that name is unique in the account and region (a rename
+    #: is a replace); the planner refuses a create/replace taking a name another owned resource still holds.
+    name_field: ClassVar[str | None] = None
     #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).
     taggable: ClassVar[bool] = True
 

@@ -74,6 +74,7 @@ class EksNodegroup(ClusterChildKind):
     rank = 72
     modes = frozenset({"eks"})
     immutable = frozenset({"nodegroup_name"})
+    name_field = "nodegroup_name"
     refuse_change = frozenset({"cluster_name", "node_role_arn", "subnet_ids", "capacity_type", "instance_types",
                                "launch_template_id"})
     set_fields = frozenset({"subnet_ids"})

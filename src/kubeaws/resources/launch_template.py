@@ -96,6 +96,7 @@ class LaunchTemplate(Kind):
     kind = "LaunchTemplate"
     rank = 60
     immutable = frozenset({"name"})
+    name_field = "name"
 
     def observe(self, item: Mapping[str, Any]) -> Observed:
         tags = self.tags_of(item)
