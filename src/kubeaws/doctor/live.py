@@ -131,9 +131,10 @@ def gather(spec: ClusterSpec, ctx: AwsContext, graph: Graph | None = None) -> In
             ng = ctx.call("eks", "describe_nodegroup", clusterName=name, nodegroupName=ng_name)["nodegroup"]
             for group in (ng.get("resources") or {}).get("autoScalingGroups") or []:
                 inv.managed[group["name"]] = ng_name
-        if inv.managed:
-            asgs += ctx.call("autoscaling", "describe_auto_scaling_groups",
-                             AutoScalingGroupNames=sorted(inv.managed))["AutoScalingGroups"]
+        managed = sorted(inv.managed)
+        for start in range(0, len(managed), 50):  # DescribeAutoScalingGroups takes at most 50 names
+            asgs += ctx.paginate("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups",
+                                 AutoScalingGroupNames=managed[start:start + 50])
     inv.asgs = sorted(asgs, key=lambda a: str(a["AutoScalingGroupName"]))
     _gather_instances(ctx, inv)
     if inv.vpc:
