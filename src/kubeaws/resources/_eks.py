@@ -156,8 +156,8 @@ class EksKind(Kind):
 class ClusterChildKind(EksKind):
     """An EKS object inside the cluster (add-on, managed node group): `list_owned` lists the names in the
     cluster, then describes each one (several: in parallel, one round trip however many there are; one: in
-    the calling thread) and keeps the owned ones. Subclasses name the calls and turn a description into an
-    Observed (`observe`)."""
+    the calling thread) and keeps the owned ones; `delete` deletes it and waits until it is gone. Subclasses
+    name the calls and turn a description into an Observed (`observe`)."""
 
     list_operation: str
     list_key: str
@@ -165,6 +165,12 @@ class ClusterChildKind(EksKind):
     describe_key: str
     #: The describe parameter naming the object (e.g. "addonName").
     name_param: str
+    #: The Observed field holding the object's name (e.g. "addon_name").
+    object_field: str
+    #: How messages name the object (e.g. "EKS add-on"), its delete call, and how long a delete may take.
+    what: str
+    delete_operation: str
+    delete_wait: float
 
     def observe(self, item: Mapping[str, Any]) -> Observed:
         raise NotImplementedError
@@ -186,3 +192,16 @@ class ClusterChildKind(EksKind):
             with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
                 found = list(pool.map(one, names))
         return self.owned_only(ctx, [self.observe(item) for item in found if item is not None])
+
+    def _wait_gone(self, ctx: AwsContext, cluster: str, name: str) -> None:
+        api_name = "".join(part.title() for part in self.delete_operation.split("_"))  # delete_addon -> DeleteAddon
+        wait_gone(ctx, lambda: self._describe(ctx, cluster, name), {"DELETE_FAILED"}, self.delete_wait,
+                  f"{self.what} {cluster}/{name} to be deleted", api_name)
+
+    def delete(self, ctx: AwsContext, actual: Observed) -> None:
+        """Delete the object (an add-on's Kubernetes objects, a node group's instances go with it) and wait
+        until it is gone."""
+        cluster, name = str(actual.fields["cluster_name"]), str(actual.fields[self.object_field])
+        delete_call(ctx, self.delete_operation, f"{self.what} {actual.id} to be deletable", clusterName=cluster,
+                    **{self.name_param: name})
+        self._wait_gone(ctx, cluster, name)

@@ -30,10 +30,8 @@ from kubeaws.resources._eks import (
     ADDON_WAIT,
     IN_USE,
     ClusterChildKind,
-    delete_call,
     health_issues,
     mutate,
-    wait_gone,
     wait_status,
     wait_update,
 )
@@ -74,6 +72,8 @@ class EksAddon(ClusterChildKind):
     list_reads = 8
     list_operation, list_key = "list_addons", "addons"
     describe_operation, describe_key, name_param = "describe_addon", "addon", "addonName"
+    object_field, what = "addon_name", "EKS add-on"
+    delete_operation, delete_wait = "delete_addon", ADDON_WAIT
 
     def observe(self, a: Mapping[str, Any]) -> Observed:
         fields = {"cluster_name": a["clusterName"], "addon_name": a["addonName"],
@@ -145,14 +145,3 @@ class EksAddon(ClusterChildKind):
             self.set_tags(ctx, str(current.attrs["arn"]), diff["tags"][1])
         fields = {**current.fields, **{k: p[k] for k in diff if k in p}}
         return replace(current, fields=fields, tags={**current.tags, **desired.tags})
-
-    def _wait_gone(self, ctx: AwsContext, cluster: str, name: str) -> None:
-        wait_gone(ctx, lambda: self._describe(ctx, cluster, name), {"DELETE_FAILED"}, ADDON_WAIT,
-                  f"EKS add-on {name} of {cluster} to be deleted", "DeleteAddon")
-
-    def delete(self, ctx: AwsContext, actual: Observed) -> None:
-        """Delete the add-on (and its Kubernetes objects) and wait until it is gone."""
-        cluster, name = str(actual.fields["cluster_name"]), str(actual.fields["addon_name"])
-        delete_call(ctx, "delete_addon", f"EKS add-on {actual.id} to be deletable", clusterName=cluster,
-                    addonName=name)
-        self._wait_gone(ctx, cluster, name)

@@ -34,10 +34,8 @@ from kubeaws.resources._eks import (
     NODEGROUP_WAIT,
     UPDATE_WAIT,
     ClusterChildKind,
-    delete_call,
     health_issues,
     mutate,
-    wait_gone,
     wait_status,
     wait_update,
 )
@@ -84,6 +82,8 @@ class EksNodegroup(ClusterChildKind):
     list_reads = 10
     list_operation, list_key = "list_nodegroups", "nodegroups"
     describe_operation, describe_key, name_param = "describe_nodegroup", "nodegroup", "nodegroupName"
+    object_field, what = "nodegroup_name", "EKS node group"
+    delete_operation, delete_wait = "delete_nodegroup", NODEGROUP_WAIT
 
     def observe(self, ng: Mapping[str, Any]) -> Observed:
         scaling = ng.get("scalingConfig") or {}
@@ -212,17 +212,6 @@ class EksNodegroup(ClusterChildKind):
         if "scaling" in diff:
             fields["scaling"] = {**p["scaling"], "desired": config["scalingConfig"]["desiredSize"]}
         return replace(current, fields=fields, tags={**current.tags, **desired.tags}, state="ACTIVE")
-
-    def _wait_gone(self, ctx: AwsContext, cluster: str, name: str) -> None:
-        wait_gone(ctx, lambda: self._describe(ctx, cluster, name), {"DELETE_FAILED"}, NODEGROUP_WAIT,
-                  f"EKS node group {cluster}/{name} to be deleted", "DeleteNodegroup")
-
-    def delete(self, ctx: AwsContext, actual: Observed) -> None:
-        """Delete the group (its instances go with it) and wait until it is gone."""
-        cluster, name = str(actual.fields["cluster_name"]), str(actual.fields["nodegroup_name"])
-        delete_call(ctx, "delete_nodegroup", f"EKS node group {actual.id} to be deletable", clusterName=cluster,
-                    nodegroupName=name)
-        self._wait_gone(ctx, cluster, name)
 
 
 def is_not_visible_yet(exc: ClientError) -> bool:
