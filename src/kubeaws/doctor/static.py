@@ -176,18 +176,13 @@ def check_node_groups(spec: ClusterSpec, graph: Graph) -> list[Finding]:
     """Problem 6, how the cluster-autoscaler and people find a group: a group mixing instance sizes is labelled
     and described (scale-from-zero node template) as its FIRST type only; a first type outside the bundled
     table gets no instance-spec label; a name pattern without {cluster} can clash with another cluster's."""
-    from kubeaws.spec.instance_types import UnknownInstanceType, instance_spec
+    from kubeaws.spec.instance_types import known_instance_spec
     from kubeaws.spec.nodegroups import name_pattern
 
     findings: list[Finding] = []
     for i, ng in enumerate(spec.spec.node_groups):
         path = f"spec.nodeGroups[{i}]"
-        sizes: dict[str, str | None] = {}
-        for itype in ng.instance_types:
-            try:
-                sizes[itype] = instance_spec(itype)
-            except UnknownInstanceType:
-                sizes[itype] = None
+        sizes = {itype: known_instance_spec(itype) for itype in ng.instance_types}
         first = ng.instance_types[0]
         if sizes[first] is None:
             findings.append(Finding(

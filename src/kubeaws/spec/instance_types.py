@@ -88,3 +88,9 @@ def instance_spec(instance_type: str) -> str:
     for a type outside the table."""
     found = info(instance_type)
     return spec_of(found.vcpus, found.memory_mib)
+
+
+def known_instance_spec(instance_type: str) -> str | None:
+    """The instance spec of a type, None when it is not in the table (no close-match search)."""
+    found = table().get(instance_type)
+    return spec_of(found.vcpus, found.memory_mib) if found else None

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 
 from kubeaws.errors import FieldProblem
-from kubeaws.spec.instance_types import UnknownInstanceType, instance_spec, table
+from kubeaws.spec.instance_types import known_instance_spec, table
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 
 NODE_GROUP_LABEL = "kubeaws.io/node-group"
@@ -45,10 +45,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 def group_instance_spec(ng: NodeGroupSpec) -> str | None:
     """The instance spec of the group's first instance type (`2cpu-8gib`), None when it is not in the table."""
-    try:
-        return instance_spec(ng.instance_types[0])
-    except UnknownInstanceType:
-        return None
+    return known_instance_spec(ng.instance_types[0])
 
 
 def kubeaws_labels(ng: NodeGroupSpec) -> dict[str, str]:
