@@ -14,6 +14,7 @@ Registered on the main typer app with `register(app)` by kubeaws.cli.main.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from kubeaws.cli.output import Out
 from kubeaws.errors import KubeawsError, SpecError
 
 if TYPE_CHECKING:
+    from kubeaws.aws.session import AwsContext
     from kubeaws.doctor import Finding, MatrixRow, Report
     from kubeaws.model.graph import Graph
     from kubeaws.spec.models import ClusterSpec
@@ -92,11 +94,13 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
             raise  # a bad spec (exit 2)
         except (KubeawsError, ValueError):
             graph = None  # e.g. an instance type outside the ENI table: check_spec reports why
-        # Read-only describes of what the spec brings (VPC, subnets, security groups); none otherwise.
-        facts = brought_facts(spec, lambda: connect(spec, opts, out))
+        # One AWS context, made only when needed: for the read-only describes of what the spec brings (VPC,
+        # subnets, security groups) and for --live.
+        aws = functools.cache(lambda: connect(spec, opts, out))
+        facts = brought_facts(spec, aws)
         report = check_spec(spec, graph, facts)
         if live:
-            report = live_report(out, opts, spec, graph, report.findings, seconds)
+            report = live_report(out, aws(), spec, graph, report.findings, seconds)
         if out.json:
             out.emit_json(report.to_dict())
         else:
@@ -106,7 +110,7 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
     run(out, body)
 
 
-def live_report(out: Out, opts: ClusterOptions, spec: ClusterSpec, graph: Graph | None, static: list[Finding],
+def live_report(out: Out, ctx: AwsContext, spec: ClusterSpec, graph: Graph | None, static: list[Finding],
                 wait: float | None) -> Report:
     """The static findings plus those of the live checks; with `wait`, the live checks are re-run every
     WAIT_INTERVAL seconds until they report no error or `wait` seconds have passed (static errors do not
@@ -115,7 +119,6 @@ def live_report(out: Out, opts: ClusterOptions, spec: ClusterSpec, graph: Graph 
     from kubeaws.doctor.live import check_live, combine
     from kubeaws.model.graph import Graph
 
-    ctx = connect(spec, opts, out)
     deadline = time.monotonic() + (wait or 0.0)
     the_graph = graph if graph is not None else Graph(spec.metadata.name, spec.spec.mode)
     while True:

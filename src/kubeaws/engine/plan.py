@@ -154,7 +154,7 @@ def _name_takeovers(changes: list[Change], obs: Observation, kinds: dict[str, An
     other resource for its own. Such renames need two applies."""
     holders: dict[tuple[str, Any], str] = {}
     for o in obs.all_owned():
-        field_name = kinds[o.kind].name_field if o.kind in kinds else None
+        field_name = kinds[o.kind].name_field
         if field_name and o.logical_key and o.fields.get(field_name) is not None:
             holders.setdefault((o.kind, o.fields[field_name]), o.logical_key)
     errors: list[str] = []
