@@ -53,3 +53,15 @@ class CallRecorder:
     def operations(self) -> list[str]:
         with self._lock:
             return [op for op, _ in self.calls]
+
+
+def make_network(ctx: Any, group_names: tuple[str, ...]) -> dict[str, Any]:
+    """On the moto server: a VPC 10.0.0.0/16, one subnet in each of us-east-1a and us-east-1b, and security
+    groups of the given names in it. Returns {"vpc", "subnets", "groups"} (IDs)."""
+    vpc = ctx.call("ec2", "create_vpc", CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ctx.call("ec2", "create_subnet", VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                        AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for i, az in enumerate(("us-east-1a", "us-east-1b"))]
+    groups = [ctx.call("ec2", "create_security_group", GroupName=n, Description=n, VpcId=vpc)["GroupId"]
+              for n in group_names]
+    return {"vpc": vpc, "subnets": subnets, "groups": groups}

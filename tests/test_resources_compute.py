@@ -27,6 +27,7 @@ from kubeaws.resources import registry
 from kubeaws.resources.auto_scaling_group import LT_HASH_TAG
 from kubeaws.resources.base import Desired, Observed
 from kubeaws.resources.launch_template import HASH_TAG, InsecureLaunchTemplate, content_hash, hashed_props
+from tests.helpers import make_network
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 VOLUME = registry.get("Volume")
@@ -37,14 +38,8 @@ ASG = registry.get("AutoScalingGroup")
 
 @pytest.fixture
 def net(ctx: AwsContext) -> dict[str, Any]:
-    vpc = ctx.call("ec2", "create_vpc", CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ctx.call("ec2", "create_subnet", VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
-                        AvailabilityZone=az)["Subnet"]["SubnetId"]
-               for i, az in enumerate(("us-east-1a", "us-east-1b"))]
-    groups = [ctx.call("ec2", "create_security_group", GroupName=n, Description=n, VpcId=vpc)["GroupId"]
-              for n in ("dev-control-plane", "dev-nodes")]
     ami = ctx.call("ssm", "get_parameter", Name=AMI_PARAMETER)["Parameter"]["Value"]
-    return {"vpc": vpc, "subnets": subnets, "groups": groups, "ami": ami}
+    return {**make_network(ctx, ("dev-control-plane", "dev-nodes")), "ami": ami}
 
 
 def tags_for(kind: str, name: str, **extra: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import owned_tags, tag_dict
 from kubeaws.resources import registry
 from kubeaws.resources.base import Desired, Observed
+from tests.helpers import make_network
 
 LB = registry.get("LoadBalancer")
 TG = registry.get("TargetGroup")
@@ -26,13 +27,7 @@ HEALTH = {"protocol": "HTTPS", "path": "/readyz", "port": "6443"}
 
 @pytest.fixture
 def net(ctx: AwsContext) -> dict[str, Any]:
-    vpc = ctx.call("ec2", "create_vpc", CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ctx.call("ec2", "create_subnet", VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
-                        AvailabilityZone=az)["Subnet"]["SubnetId"]
-               for i, az in enumerate(("us-east-1a", "us-east-1b"))]
-    groups = [ctx.call("ec2", "create_security_group", GroupName=n, Description=n, VpcId=vpc)["GroupId"]
-              for n in ("dev-lb", "dev-extra")]
-    return {"vpc": vpc, "subnets": subnets, "groups": groups}
+    return make_network(ctx, ("dev-lb", "dev-extra"))
 
 
 def tags_for(kind: str) -> dict[str, str]:

@@ -101,7 +101,6 @@ class CachingLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
     def __init__(self, directory: Path, extra_search_paths: list[str] | None = None) -> None:
         self.cache = CachingFileLoader(directory)
         super().__init__(extra_search_paths=extra_search_paths, file_loader=self.cache)
-        self.directory = directory
         self._services: dict[str, list[str]] = {}
 
     def list_available_services(self, type_name: str) -> list[str]:
@@ -114,7 +113,7 @@ class CachingLoader(Loader):  # type: ignore[misc]  # botocore has no type hints
             except OSError:
                 continue
         key = hashlib.sha256("|".join([FORMAT, botocore.__version__, type_name, *stamps]).encode()).hexdigest()[:32]
-        entry = self.directory / f"services-{key}.json"
+        entry = self.cache.directory / f"services-{key}.json"
         found = self.cache.read(entry)
         if not isinstance(found, list):
             found = list(super().list_available_services(type_name))
