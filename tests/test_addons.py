@@ -51,7 +51,8 @@ def test_selected_files() -> None:
     values = yaml.safe_load(render_helm_values(ha)["cilium-values.yaml"])
     assert values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"] == ["192.168.0.0/16"]
     dev = load_spec(EXAMPLES / "dev.yaml")
-    assert list(render_manifests(dev)) == ["cni-calico.yaml", "ebs-csi.yaml", "metrics-server.yaml"]
+    assert list(render_manifests(dev)) == ["cni-calico.yaml", "cloud-provider-aws.yaml", "ebs-csi.yaml",
+                                           "metrics-server.yaml"]
     assert render_helm_values(dev) == {}
 
 

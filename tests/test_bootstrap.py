@@ -1,6 +1,8 @@
 """Bootstrap renderers: shellcheck on every script, cloud-init's JSON schema on the user data, the 16 KB
-limit, no secret in user data, kubeadm configs (API version per Kubernetes version, fields) and golden files
-(regenerate with KUBEAWS_UPDATE_GOLDEN=1)."""
+limit (as the launch template sends it), no secret in user data, kubeadm configs (API version per Kubernetes
+version, fields), direct assertions on the safety-critical lines, and golden files of every script, kubeadm
+config and user data, stored as plain text so that a diff reads as code (regenerate with
+KUBEAWS_UPDATE_GOLDEN=1 and review the diff). What the scripts DO is run in tests/test_bootstrap_sandbox.py."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 import yaml
 
 from kubeaws.bootstrap import USER_DATA_LIMIT, artifacts, render_kubeadm_configs, render_user_data
+from kubeaws.resources.launch_template import encode_user_data
 from kubeaws.spec.load import load_spec
 from kubeaws.spec.models import ClusterSpec
 from tests.helpers import make_spec
@@ -78,7 +82,12 @@ def test_user_data_is_valid_cloud_config_under_16k(spec: ClusterSpec) -> None:
         if not name.startswith("user-data/"):
             continue
         assert text.startswith("#cloud-config\n")
-        assert len(text.encode()) <= USER_DATA_LIMIT, (name, len(text.encode()))
+        sent = base64.b64decode(encode_user_data(text))  # what RunInstances receives, before base64
+        assert len(sent) <= USER_DATA_LIMIT, (name, len(sent))
+        if len(text.encode()) > USER_DATA_LIMIT:  # sent gzip-compressed: cloud-init reads it decompressed
+            assert gzip.decompress(sent).decode() == text
+        else:
+            assert sent.decode() == text
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
         assert not errors, (name, errors)
 
@@ -165,12 +174,51 @@ def test_package_mirror_and_versions() -> None:
     assert 'PKG_BASE="https://pkgs.k8s.io/core:/stable:/v1.31/deb"' in plain
 
 
+def test_user_data_too_big_even_compressed_is_refused() -> None:
+    with pytest.raises(ValueError, match="even compressed"):
+        encode_user_data(os.urandom(USER_DATA_LIMIT).hex())
+
+
+@pytest.mark.parametrize("spec", _examples(), ids=lambda s: s.name)
+def test_safety_critical_lines(spec: ClusterSpec) -> None:
+    """The lines whose mistakes a golden diff could hide, asserted directly."""
+    files = artifacts(spec, BUCKET)
+    cp = files["scripts/bootstrap-control-plane.sh"]
+    # the etcd volume of THIS member in THIS AZ, owned by THIS cluster (a volume of another AZ cannot attach)
+    lookup = cp[cp.index("attach_etcd_volume() {"):].split("--query", 1)[0]
+    for wanted in ('"Name=tag:kubeaws.io/cluster,Values=$CLUSTER"', '"Name=tag:kubeaws.io/etcd-member,Values=$MEMBER"',
+                   '"Name=availability-zone,Values=$AZ"'):
+        assert wanted in lookup
+    # peers are found by the tag Auto Scaling propagates to instances (kubeaws.io/cluster is not propagated)
+    assert '"Name=tag:kubernetes.io/cluster/$CLUSTER,Values=owned"' in cp
+    # every placeholder of the kubeadm configs is substituted, and a leftover stops the boot
+    placeholders = set()
+    for name, text in files.items():
+        if name.startswith("kubeadm/"):
+            placeholders |= set(re.findall(r"@@([A-Z_]+)@@", text))
+    assert placeholders == {"ENDPOINT", "PORT", "CA_HASH", "NODE_NAME", "NODE_IP", "TOKEN"}
+    for script in (cp, files["scripts/bootstrap-node-general.sh"]):
+        render = script[script.index("render_config() {"):script.index("token_ready()")]
+        for ph in placeholders:
+            assert f'-e "s#@@{ph}@@#' in render, ph
+        assert "placeholders left in" in render
+    # etcd's data directory is inside the mount (never the mount root with its lost+found)
+    init = yaml.safe_load_all(files["kubeadm/init.yaml"])
+    assert next(d for d in init if d["kind"] == "ClusterConfiguration")["etcd"]["local"]["dataDir"] == \
+        "/var/lib/etcd/data"
+    assert 'ETCD_DATA="$ETCD_MOUNT/data"' in cp and 'install -d -m 0700 "$ETCD_DATA"' in cp
+    # the CA hash from the bucket is checked before use (an empty pin would make kubeadm refuse or trust anyone)
+    assert "[[ \"$CA_HASH\" =~ ^sha256:[0-9a-f]{64}$ ]]" in cp
+
+
 @pytest.mark.parametrize("example", ["dev", "ha"])
 def test_golden(example: str) -> None:
     spec = load_spec(EXAMPLES / f"{example}.yaml")
     files = artifacts(spec, f"kubeaws-{spec.name}-0123456789")
     wanted = {k: v for k, v in files.items()
-              if k.startswith("kubeadm/") or k in ("user-data/control-plane.yaml", "user-data/node-general.yaml")}
+              if (k.startswith(("kubeadm/", "scripts/")) and not k.startswith("scripts/bootstrap-node-"))
+              or k in ("user-data/control-plane.yaml", "user-data/node-general.yaml",
+                       "scripts/bootstrap-node-general.sh")}
     for name, text in wanted.items():
         path = GOLDEN / example / name
         if os.environ.get("KUBEAWS_UPDATE_GOLDEN") == "1":

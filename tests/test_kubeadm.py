@@ -13,6 +13,7 @@ the bucket policy has no Deny statements on an emulator. These tests check what 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 from collections.abc import Iterable
@@ -161,7 +162,7 @@ def test_ha_apply(ctx: AwsContext) -> None:
             assert [d["Ebs"]["VolumeSize"] for d in extra] == [100]
         raw = base64.b64decode(data["UserData"])
         assert len(raw) <= 16384, (name, len(raw))
-        text = raw.decode()
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()  # cloud-init gunzips
         assert text.startswith("#cloud-config"), name
         assert "PRIVATE KEY" not in text, name
         assert not TOKEN_PATTERN.search(text), (name, TOKEN_PATTERN.search(text))

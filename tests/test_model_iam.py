@@ -37,16 +37,35 @@ def statements_with(policy: dict[str, Any], action: str) -> list[dict[str, Any]]
 
 def test_node_policy_reads_cluster_info_only() -> None:
     policy = node_policy("dev", BUCKET)
-    assert actions(policy) == {"s3:GetObject", "ec2:DescribeInstances"}
+    assert actions(policy) == {"s3:GetObject", "ec2:DescribeInstances", "autoscaling:SetInstanceHealth"}
+    [health] = statements_with(policy, "autoscaling:SetInstanceHealth")
+    assert health["Condition"] == {"StringEquals": {"aws:ResourceTag/kubernetes.io/cluster/dev": "owned",
+                                                    "aws:ResourceTag/kubeaws.io/role": "nodes"}}
     [s3] = statements_with(policy, "s3:GetObject")
     assert s3["Resource"] == [f"arn:aws:s3:::{BUCKET}/cluster/*", f"arn:aws:s3:::{BUCKET}/join/token"]
     assert not any(a.startswith("ec2:") and not a.startswith("ec2:Describe") for a in actions(policy))
     assert "s3:PutObject" not in actions(policy)
 
 
+def test_control_plane_runs_the_cluster_autoscaler_with_its_documented_permissions() -> None:
+    """kubeadm mode runs the autoscaler on the control plane: the role then has what the autoscaler's AWS
+    documentation lists (the same as the EKS IRSA role), its writes only on this cluster's groups."""
+    assert not statements_with(control_plane_policy("dev", BUCKET), "autoscaling:SetDesiredCapacity")
+    policy = control_plane_policy("dev", BUCKET, cluster_autoscaler=True)
+    for action in ("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"):
+        [s] = statements_with(policy, action)
+        assert s["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/dev": "owned"}}
+    for action in ("autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeScalingActivities",
+                   "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeInstanceTypes"):
+        assert statements_with(policy, action), action
+    sids = [s["Sid"] for s in policy["Statement"]]
+    assert len(sids) == len(set(sids))
+
+
 def test_control_plane_volume_and_instance_writes_are_scoped_to_the_cluster() -> None:
     policy = control_plane_policy("dev", BUCKET)
-    for action in ("ec2:AttachVolume", "ec2:DetachVolume", "ec2:AttachNetworkInterface", "ec2:ModifyVolume",
+    for action in ("ec2:AttachVolume", "ec2:DetachVolume", "ec2:AttachNetworkInterface",
+                   "ec2:DetachNetworkInterface", "autoscaling:SetInstanceHealth", "ec2:ModifyVolume",
                    "ec2:DeleteVolume", "ec2:ModifyInstanceAttribute", "ec2:CreateRoute"):
         found = statements_with(policy, action)
         assert found, action

@@ -189,6 +189,8 @@ FAILING: list[tuple[str, list[dict[str, Any]], dict[str, Any], str, str]] = [
      "registry prefix"),
     ("kms-arn", [EKS, {"eks": {"encryption": {"kmsKeyArn": "my-key"}}}], {}, "spec.eks.encryption.kmsKeyArn",
      "not a KMS key ARN"),
+    ("ebs-csi-without-cloud-provider", [{"addons": {"ebsCSI": {}}}], {}, "spec.addons.ebsCSI",
+     "needs the AWS cloud provider"),
 ]
 
 
@@ -253,6 +255,8 @@ PASSING: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
     ("volumes", [{"controlPlane": {"etcdVolume": {"size": 20, "type": "io2", "iops": 3000}}},
                  groups({"rootVolume": {"size": 50, "type": "gp3", "iops": 4000, "throughput": 250}})], {}),
     ("kms-arn", [EKS, {"eks": {"encryption": {"kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/abcd"}}}], {}),
+    ("ebs-csi-with-cloud-provider", [{"addons": {"ebsCSI": {}, "cloudProviderAWS": {}}}], {}),
+    ("ebs-csi-eks", [EKS, {"addons": {"ebsCSI": {}}}], {}),
 ]
 
 

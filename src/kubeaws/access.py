@@ -170,7 +170,8 @@ def render_artifacts(spec: ClusterSpec, account_id: str = EXAMPLE_ACCOUNT) -> di
         files = dict(bootstrap.artifacts(spec, bucket))
         role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
         files.update({
-            "iam/control-plane-policy.json": control_plane_policy(cluster, bucket),
+            "iam/control-plane-policy.json": control_plane_policy(
+                cluster, bucket, cluster_autoscaler=spec.spec.addons.cluster_autoscaler is not None),
             "iam/node-policy.json": node_policy(cluster, bucket),
             "s3/state-bucket-policy.json": bucket_policy(cluster, account_id, region, f"{role}-control-plane",
                                                          f"{role}-node"),

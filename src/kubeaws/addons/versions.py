@@ -60,11 +60,18 @@ HELM_VERSION = "v3.16.2"
 
 @dataclass(frozen=True)
 class RemoteManifest:
-    """A file the bootstrap downloads at boot (too large to vendor): pinned URL and digest."""
+    """A file the bootstrap downloads at boot (too large to vendor): pinned URL and digest. `arch` (a Debian
+    architecture, "amd64" or "arm64") marks a binary for one CPU architecture: the bootstrap fetches only the
+    one matching the instance (`dpkg --print-architecture`)."""
 
     name: str
     url: str
     sha256: str | None = None
+    arch: str | None = None
+
+
+#: CPU architectures of the instance types kubeaws supports (Debian names).
+ARCHITECTURES = ("amd64", "arm64")
 
 
 REMOTE: dict[str, tuple[RemoteManifest, ...]] = {
@@ -74,7 +81,8 @@ REMOTE: dict[str, tuple[RemoteManifest, ...]] = {
                        "tigera-operator.yaml"),
     ),
     "cilium": (
-        RemoteManifest("helm.tar.gz", f"https://get.helm.sh/helm-{HELM_VERSION}-linux-amd64.tar.gz"),
+        *(RemoteManifest(f"helm-{arch}.tar.gz", f"https://get.helm.sh/helm-{HELM_VERSION}-linux-{arch}.tar.gz",
+                         arch=arch) for arch in ARCHITECTURES),
         RemoteManifest("cilium.tgz", f"https://helm.cilium.io/cilium-{CILIUM_VERSION}.tgz"),
     ),
     "rookCeph": (

@@ -31,6 +31,10 @@ ENCRYPTION_CONFIG = "/etc/kubernetes/encryption/config.yaml"
 PATCHES_DIR = "/etc/kubeaws/patches"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+#: The etcd EBS volume is mounted here; etcd's data directory is a subdirectory, because kubeadm's preflight
+#: (DirAvailable--var-lib-etcd-data) wants it empty and a fresh filesystem holds lost+found at its root.
+ETCD_MOUNT = "/var/lib/etcd"
+ETCD_DATA_DIR = f"{ETCD_MOUNT}/data"
 
 
 def _minor(spec: ClusterSpec) -> tuple[int, int]:
@@ -108,7 +112,7 @@ def cluster_configuration(spec: ClusterSpec) -> dict[str, Any]:
         },
         "controllerManager": {"extraArgs": _args(spec, cm_args)},
         "scheduler": {"extraArgs": _args(spec, {"profiling": "false"})},
-        "etcd": {"local": {"dataDir": "/var/lib/etcd"}},
+        "etcd": {"local": {"dataDir": ETCD_DATA_DIR}},
     }
     if body.mirrors.image_repository:
         cfg["imageRepository"] = body.mirrors.image_repository

@@ -7,14 +7,14 @@ The user data is a `#cloud-config` with `write_files` (boot script, kubeadm conf
 and `runcmd` (runs the boot script). It holds no secret: CAs, the encryption key and the join token are read
 from the state bucket with the instance role. The addon manifests are too big for user data: kubeaws uploads
 them to the state bucket (`bucket_objects`: keys `cluster/addons/<file>`, to be written as `StateObject`s by the model)
-and the first control-plane member downloads them. EC2 limits user data to 16 KB: when the plain text is
-bigger, every file is written gzip+base64 (`encoding: gz+b64`, decoded by cloud-init's write_files), which
-keeps the document a valid cloud-config; a document still too big raises ValueError.
+and the first control-plane member downloads them. EC2 limits user data to 16 KB: a bigger document is sent
+gzip-compressed by the LaunchTemplate kind (cloud-init decompresses gzip user data); the text stays the
+reviewable form here, in `kubeaws render` and in the golden files. A document too big even compressed raises
+ValueError.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 from functools import cache
 from importlib import resources
@@ -70,8 +70,8 @@ def _apply_steps(spec: ClusterSpec) -> list[str]:
     elif body.cni == "flannel":
         steps.append('kubectl_apply "$CONF_DIR/addons/cni-flannel.yaml"')
     elif body.cni == "cilium":
-        steps.append('tar -xzf "$RUN_DIR/helm.tar.gz" -C "$RUN_DIR" linux-amd64/helm')
-        steps.append('retry "helm install cilium" "$RUN_DIR/linux-amd64/helm" upgrade --install cilium '
+        steps.append('tar -xzf "$RUN_DIR/helm-$ARCH.tar.gz" -C "$RUN_DIR" "linux-$ARCH/helm"')
+        steps.append('retry "helm install cilium" "$RUN_DIR/linux-$ARCH/helm" upgrade --install cilium '
                      '"$RUN_DIR/cilium.tgz" --namespace kube-system --kubeconfig "$K8S_DIR/admin.conf" '
                      '-f "$CONF_DIR/addons/cilium-values.yaml"')
     manifests = addons.render_manifests(spec)
@@ -95,7 +95,6 @@ def _common_context(spec: ClusterSpec, role: Role, bucket: str) -> dict[str, Any
         "k8s_patch": versions.kubernetes_patch(minor), "pkg_base": package_base(spec),
         "pause_image": versions.mirror_image(versions.pause_image(minor), mirror),
         "image_mirror": mirror or "", "awscli_pip": AWSCLI_PIP,
-        "extra_packages": " etcd-client" if role == "control-plane" else "",
     }
 
 
@@ -108,7 +107,7 @@ def render_scripts(spec: ClusterSpec, role: Role, bucket: str, group: str | None
         return {f"bootstrap-node-{ng.name}.sh": env.get_template("node.sh.j2").render(ctx, group=ng.name)}
     body = spec.spec
     backup = body.etcd_backup
-    remotes = [versions.RemoteManifest(r.name, _mirrored_url(spec, r.url), r.sha256)
+    remotes = [versions.RemoteManifest(r.name, _mirrored_url(spec, r.url), r.sha256, r.arch)
                for r in addons.remote_manifests(spec)]
     cp = env.get_template("control-plane.sh.j2").render(
         ctx, members=body.control_plane.count, schedulable=body.control_plane.schedulable,
@@ -182,30 +181,26 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def _cloud_config(files: list[tuple[str, str, str]], script: str, compress: bool) -> str:
-    entries: list[dict[str, Any]] = []
-    for path, mode, content in files:
-        entry: dict[str, Any] = {"path": path, "owner": "root:root", "permissions": mode}
-        if compress:
-            data = gzip.compress(content.encode(), compresslevel=9, mtime=0)
-            entry.update(encoding="gz+b64", content=base64.b64encode(data).decode())
-        else:
-            entry["content"] = content
-        entries.append(entry)
+def _cloud_config(files: list[tuple[str, str, str]], script: str) -> str:
+    entries = [{"path": path, "owner": "root:root", "permissions": mode, "content": content}
+               for path, mode, content in files]
     doc = {"write_files": entries, "runcmd": [["/bin/bash", f"{LIB_DIR}/{script}"]]}
     return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100000)
 
 
 def render_user_data(spec: ClusterSpec, role: Role, bucket: str, group: str | None = None) -> str:
     """The cloud-config user data of the control-plane launch template ("control-plane") or of a node
-    group's launch template ("node", `group` = the group's name). Plain text, at most 16 KB."""
+    group's launch template ("node", `group` = the group's name), as text. Over EC2's 16 KB limit, the
+    launch template sends it gzip-compressed (cloud-init decompresses it); text that does not fit even
+    compressed raises ValueError."""
     files = _files(spec, role, bucket, group)
     script = next(path.rsplit("/", 1)[1] for path, _, _ in files if "/bootstrap-" in path)
-    text = _cloud_config(files, script, compress=False)
-    if len(text.encode()) > USER_DATA_LIMIT:
-        text = _cloud_config(files, script, compress=True)
-    if len(text.encode()) > USER_DATA_LIMIT:
-        raise ValueError(f"user data of {role} {group or ''} is {len(text.encode())} bytes even compressed "
+    text = _cloud_config(files, script)
+    size = len(text.encode())
+    if size > USER_DATA_LIMIT:
+        size = len(gzip.compress(text.encode(), compresslevel=9, mtime=0))
+    if size > USER_DATA_LIMIT:
+        raise ValueError(f"user data of {role} {group or ''} is {size} bytes even compressed "
                          f"(EC2 limit {USER_DATA_LIMIT})")
     return text
 

@@ -13,11 +13,14 @@ from typing import Any
 
 from kubeaws.aws.tags import CLUSTER_TAG, k8s_cluster_tag
 from kubeaws.model.common import Builder
+from kubeaws.model.flows import CONTROL_PLANE, NODES
+from kubeaws.model.irsa import cluster_autoscaler_policy
 from kubeaws.resources.base import Computed, Ref
 from kubeaws.resources.instance_profile import profile_name
 
 ECR_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"
 VERSION = "2012-10-17"
+ROLE_TAG = "kubeaws.io/role"
 ROLES = ("control-plane", "node")
 
 
@@ -110,10 +113,12 @@ def ebs_csi_statements(cluster: str) -> list[dict[str, Any]]:
 
 def attach_statements(cluster: str) -> list[dict[str, Any]]:
     """Attach/detach the cluster's volumes (etcd data, CSI) and the API ENI to the cluster's instances: both
-    the volume/ENI and the instance must carry `kubernetes.io/cluster/<cluster>=owned`."""
+    the volume/ENI and the instance must carry `kubernetes.io/cluster/<cluster>=owned`. (A replaced single
+    member force-detaches the API ENI from its dead predecessor: DetachNetworkInterface.)"""
     return [
         {"Sid": "AttachClusterVolumes", "Effect": "Allow",
-         "Action": ["ec2:AttachVolume", "ec2:DetachVolume", "ec2:AttachNetworkInterface"],
+         "Action": ["ec2:AttachVolume", "ec2:DetachVolume", "ec2:AttachNetworkInterface",
+                    "ec2:DetachNetworkInterface"],
          "Resource": ["arn:aws:ec2:*:*:volume/*", "arn:aws:ec2:*:*:instance/*",
                       "arn:aws:ec2:*:*:network-interface/*"],
          "Condition": _owned(cluster)},
@@ -124,31 +129,55 @@ def attach_statements(cluster: str) -> list[dict[str, Any]]:
     ]
 
 
+def self_health_statements(cluster: str, role: str) -> list[dict[str, Any]]:
+    """An instance whose bootstrap failed marks itself unhealthy so that its Auto Scaling group replaces it:
+    only in the cluster's groups of its own role (`kubeaws.io/role`), so that a node can never get a
+    control-plane member replaced."""
+    condition = _owned(cluster)
+    condition["StringEquals"][f"aws:ResourceTag/{ROLE_TAG}"] = role
+    return [{"Sid": "ReportOwnHealth", "Effect": "Allow", "Action": ["autoscaling:SetInstanceHealth"],
+             "Resource": "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*",
+             "Condition": condition}]
+
+
+def cluster_autoscaler_statements(cluster: str) -> list[dict[str, Any]]:
+    """The cluster-autoscaler's permissions (its AWS documentation, the same as its EKS IRSA role): on a
+    kubeadm cluster it runs on the control plane with that role."""
+    return [{**statement, "Sid": f"ClusterAutoscaler{statement['Sid']}"}
+            for statement in cluster_autoscaler_policy(cluster)["Statement"]]
+
+
 def bucket_arn(bucket: str) -> str:
     return f"arn:aws:s3:::{bucket}"
 
 
-def control_plane_policy(cluster: str, bucket: str) -> dict[str, Any]:
+def control_plane_policy(cluster: str, bucket: str, cluster_autoscaler: bool = False) -> dict[str, Any]:
     """Everything the control plane runs needs: cloud-provider-aws, the EBS CSI driver, its own volumes
-    and ENI, and read/write of the state bucket."""
+    and ENI, its health report, read/write of the state bucket, and the cluster-autoscaler's permissions
+    when that addon is on."""
     state = [
         {"Sid": "StateBucket", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
          "Resource": [bucket_arn(bucket)]},
-        {"Sid": "StateObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        # AbortMultipartUpload: a failed upload of a large etcd snapshot leaves no parts behind
+        {"Sid": "StateObjects", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
          "Resource": [f"{bucket_arn(bucket)}/*"]},
     ]
     statements = [*cloud_provider_statements(cluster), *ebs_csi_statements(cluster),
-                  *attach_statements(cluster), *state]
+                  *attach_statements(cluster), *self_health_statements(cluster, CONTROL_PLANE), *state]
+    if cluster_autoscaler:
+        statements += cluster_autoscaler_statements(cluster)
     return {"Version": VERSION, "Statement": statements}
 
 
 def node_policy(cluster: str, bucket: str) -> dict[str, Any]:
-    """Nodes: read the cluster info and the join token from the state bucket, describe instances. Nothing
-    else (ECR read comes from the AWS managed policy)."""
+    """Nodes: read the cluster info and the join token from the state bucket, describe instances, report
+    their own failed bootstrap. Nothing else (ECR read comes from the AWS managed policy)."""
     return {"Version": VERSION, "Statement": [
         {"Sid": "ClusterInfo", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"{bucket_arn(bucket)}/cluster/*", f"{bucket_arn(bucket)}/join/token"]},
         {"Sid": "Describe", "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"},
+        *self_health_statements(cluster, NODES),
     ]}
 
 
@@ -166,7 +195,10 @@ def build_iam(b: Builder, bucket: Ref | Computed | str) -> IamRefs:
         if brought[logical]:
             role = b.brought("IamRole", logical, str(brought[logical]))
         else:
-            policy = Computed(POLICIES[logical], {"cluster": b.cluster, "bucket": bucket}, f"{logical} policy")
+            args: dict[str, Any] = {"cluster": b.cluster, "bucket": bucket}
+            if logical == "control-plane":
+                args["cluster_autoscaler"] = b.spec.spec.addons.cluster_autoscaler is not None
+            policy = Computed(POLICIES[logical], args, f"{logical} policy")
             role = b.owned("IamRole", logical, {
                 "name": name, "path": path, "assume_role_policy": trust_policy(),
                 "inline_policies": {f"kubeaws-{logical}": policy},

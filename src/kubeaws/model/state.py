@@ -58,7 +58,8 @@ def bucket_policy(cluster: str, account_id: str, region: str, control_plane_role
         {"Sid": "NodesClusterInfoOnly", "Effect": "Deny", "Principal": {"AWS": node_role_arn},
          "Action": ["s3:GetObject"], "NotResource": readable},
         {"Sid": "ControlPlaneAccess", "Effect": "Allow", "Principal": {"AWS": control_plane_role_arn},
-         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"], "Resource": everything},
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListBucket"],
+         "Resource": everything},
     ]}
 
 

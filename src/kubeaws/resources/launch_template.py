@@ -21,6 +21,7 @@ Called by the engine through the registry; `content_hash` / `hashed_props` also 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -84,8 +85,19 @@ def check(desired: Desired) -> None:
                 "encrypts every EBS volume it launches")
 
 
+#: EC2's limit on user data, before base64.
+USER_DATA_LIMIT = 16384
+
+
 def encode_user_data(user_data: str | bytes) -> str:
+    """Base64 of the user data; text over EC2's 16 KB limit is sent gzip-compressed (cloud-init decompresses
+    gzip user data before reading it). Only the encoding is compressed: the content hash covers the text, so
+    a different zlib never changes a launch template."""
     raw = user_data.encode() if isinstance(user_data, str) else user_data
+    if len(raw) > USER_DATA_LIMIT and not raw.startswith(b"\x1f\x8b"):
+        raw = gzip.compress(raw, compresslevel=9, mtime=0)
+    if len(raw) > USER_DATA_LIMIT:
+        raise ValueError(f"user data is {len(raw)} bytes even compressed (EC2 limit {USER_DATA_LIMIT})")
     return base64.b64encode(raw).decode("ascii")
 
 

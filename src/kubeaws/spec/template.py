@@ -88,7 +88,7 @@ _ADDONS = """\
 """
 
 _KUBEADM_ADDONS = """\
-    # cloudProviderAWS: {}
+    cloudProviderAWS: {}  # node providerIDs, LoadBalancer Services; the EBS CSI driver needs it
     # rookCeph: {}
   etcdBackup: {everyMinutes: 30, keep: 48}  # etcd snapshots to S3
   # mirrors:  # regions without public registries (e.g. China)

@@ -134,6 +134,7 @@ def validate(spec: ClusterSpec) -> list[FieldProblem]:
     _check_machines(c)
     _check_tags(c)
     _check_misc(c)
+    _check_addons(c)
     c.problems.extend(check_node_groups(spec))  # team and name patterns
     return c.problems
 
@@ -451,6 +452,17 @@ def _check_tag_map(c: _Checker, path: list[PathPart], tags: dict[str, str]) -> b
             c.add([*path, key], "tag key must be 1-128 characters and the value at most 256",
                   "shorten the tag")
     return ok
+
+
+def _check_addons(c: _Checker) -> None:
+    """Addon combinations that cannot work on a self-managed cluster."""
+    addons = c.body.addons
+    if c.body.mode == "kubeadm" and addons.ebs_csi is not None and addons.cloud_provider_aws is None:
+        # The driver's node plugin cannot reach IMDS from a pod on a worker (hop limit 1): it then reads the
+        # instance from the Node's providerID, which only the AWS cloud controller manager sets.
+        c.add(["spec", "addons", "ebsCSI"], "the EBS CSI driver needs the AWS cloud provider on a kubeadm cluster "
+              "(its node plugin finds its instance through the Node's providerID, which only "
+              "cloud-provider-aws sets)", "add `cloudProviderAWS: {}` under spec.addons, or remove ebsCSI")
 
 
 def _check_misc(c: _Checker) -> None:

@@ -1,0 +1,1 @@
+"""Stand-ins for external programs used by the bootstrap sandbox tests."""
