@@ -50,10 +50,8 @@ def world_factory(tmp_path: Path, endpoint: str) -> Iterator[Any]:
 
 def etcd_members(host: Host) -> list[dict[str, Any]]:
     """`etcdctl member list` against the host's real etcd, with its healthcheck client certificate."""
-    pki = host.root / "etc/kubernetes/pki/etcd"
-    out = subprocess.run([str(ETCDCTL), f"--endpoints=https://{host.ip}:2379", f"--cacert={pki}/ca.crt",
-                          f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
-                          "member", "list", "-w", "json"], capture_output=True, text=True, timeout=30, check=True)
+    out = subprocess.run([str(ETCDCTL), f"--endpoints=https://{host.ip}:2379", *tls(host), "member", "list", "-w",
+                          "json"], capture_output=True, text=True, timeout=30, check=True)
     members: list[dict[str, Any]] = json.loads(out.stdout)["members"]
     return members
 
@@ -75,14 +73,21 @@ def assert_booted(world: World, codes: dict[str, int]) -> None:
 
 
 def test_single_member_and_node_boot_rerun_backup_and_replacement(world_factory: Any) -> None:
-    """examples/dev.yaml's shape: one private member behind the API interface, one node. Then what the
-    timers run, and the member's instance replaced: the new one takes the interface and the volume over and
-    restores the control plane around the same etcd data."""
+    """examples/dev.yaml's shape: one private member behind the API interface, then one node. Each one's first
+    kubeadm run fails right after the kubelet started (what a timeout leaves: kubeconfigs, certificates, etcd
+    data), and the boot recovers with `kubeadm reset` and a second attempt. Then a rerun, what the timers run,
+    and the member's instance replaced: the new one takes the interface and the volume over and restores the
+    control plane around the same etcd data."""
     world: World = world_factory(controlPlane={"count": 1}, nodeGroups=[GROUP],
                                  addons={"metricsServer": {}, "cloudProviderAWS": {}, "ebsCSI": {}},
                                  etcdBackup={"everyMinutes": 30, "keep": 2})
     (cp,), (node,) = world.hosts("control-plane"), world.hosts("nodes")
-    assert_booted(world, world.boot([cp, node]))
+    assert_booted(world, world.boot([cp], SANDBOX_FAIL_AFTER="kubelet-start"))
+    assert_booted(world, world.boot([node], SANDBOX_FAIL_AFTER="kubelet-start"))
+    for host, step in ((cp, "control-plane"), (node, "kubeadm-join")):
+        log = world.log(host)
+        assert f"attempt 1/2 failed (exit 1) in step {step}" in log and "injected failure" in log
+        assert "kubeadm reset --force" in world.calls(host)
 
     # etcd runs from the volume, in a data directory of its own beside the filesystem's lost+found
     volume = world.dir / "volumes" / f"{cp.state()['mounts']['/var/lib/etcd']}.fs"
@@ -167,3 +172,123 @@ def yaml_text(text: str) -> dict[str, Any]:
 
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
+
+
+def test_three_members_join_one_at_a_time_and_replaced_members_keep_quorum(world_factory: Any) -> None:
+    """examples/ha.yaml's shape: three members start together. Member 0 initializes, 1 and 2 join
+    as etcd learners one after the other (etcd admits one learner at a time) and are promoted. Then: member 1's
+    instance is replaced (its volume comes along: the same etcd member, moved to the new address through a
+    healthy peer, never a second member); member 2's instance is replaced after its member was removed from
+    etcd (stale data: kept aside, joined afresh); member 1's volume is lost (its previous member is removed
+    before the new one joins). etcd keeps 3 voting members and the data written before every step."""
+    world: World = world_factory(controlPlane={"count": 3}, nodeGroups=[GROUP], addons={"metricsServer": {}})
+    members = world.hosts("control-plane")
+    assert_booted(world, world.boot(members, timeout=420))
+    m0 = world.member(0)
+    first = {m["name"]: m for m in etcd_members(m0)}
+    assert len(first) == 3 and not any(m.get("isLearner") for m in first.values())
+    assert {h.state()["name"] for h in members} == set(first)
+    joins = [c for h in members for c in world.calls(h) if c.startswith("kubeadm join --config")]
+    assert len(joins) == 2
+    api = api_of(m0)
+    assert len([n for n in api.list("nodes")
+                if "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"]]) == 3
+
+    def write(name: str) -> None:
+        api_of(world.member(0)).put("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                   "metadata": {"name": name, "namespace": "default"}})
+
+    # member 1 replaced with its volume
+    write("before-1")
+    old1 = world.member(1)
+    old_id = (world.dir / "volumes" / f"{old1.state()['mounts']['/var/lib/etcd']}.fs/kubeaws-member-id").read_text()
+    world.terminate(old1)
+    (new1,) = world.discover()
+    assert_booted(world, world.boot([new1]))
+    after = {f"{m['ID']:x}": m for m in etcd_members(m0)}
+    assert set(after) >= {old_id.strip()} and len(after) == 3
+    assert after[old_id.strip()]["peerURLs"] == [f"https://{new1.ip}:2380"]
+    assert "restoring member 1" in world.log(new1)
+    assert not [c for c in world.calls(new1) if c.startswith("kubeadm join --config")]  # no new etcd member
+
+    # member 2's member was removed while its instance was down: its data is stale
+    write("before-2")
+    old2 = world.member(2)
+    stale_id = int((world.dir / "volumes" / f"{old2.state()['mounts']['/var/lib/etcd']}.fs/kubeaws-member-id")
+                   .read_text(), 16)
+    world.terminate(old2)
+    subprocess.run([str(ETCDCTL), f"--endpoints=https://{m0.ip}:2379", *tls(m0), "member", "remove",
+                    f"{stale_id:x}"], check=True, capture_output=True, timeout=30)
+    (new2,) = world.discover()
+    assert_booted(world, world.boot([new2]))
+    volume2 = world.dir / "volumes" / f"{new2.state()['mounts']['/var/lib/etcd']}.fs"
+    assert [p.name for p in volume2.iterdir() if p.name.startswith("data.stale-")], "stale data kept aside"
+    members_now = etcd_members(m0)
+    assert len(members_now) == 3 and stale_id not in {m["ID"] for m in members_now}
+    assert "no longer in the cluster" in world.log(new2)
+
+    # member 1's volume is lost: the replacement joins afresh after removing member 1's previous member
+    write("before-3")
+    host1 = world.member(1)
+    lost_id = int((world.dir / "volumes" / f"{host1.state()['mounts']['/var/lib/etcd']}.fs/kubeaws-member-id")
+                  .read_text(), 16)
+    world.terminate(host1)
+    ec2 = world.ctx.client("ec2")
+    volume_id = host1.state()["mounts"]["/var/lib/etcd"]
+    if ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Attachments"]:
+        ec2.detach_volume(VolumeId=volume_id)  # moto keeps it attached to the terminated instance
+    ec2.delete_volume(VolumeId=volume_id)
+    result = world.apply_again()  # kubeaws apply recreates the member's volume, empty
+    assert result
+    (new3,) = world.discover()
+    assert_booted(world, world.boot([new3]))
+    final = etcd_members(m0)
+    assert len(final) == 3 and lost_id not in {m["ID"] for m in final}
+    assert not any(m.get("isLearner") for m in final)
+    assert f"removing etcd member {lost_id:x}" in world.log(new3)
+    api = api_of(world.member(0))
+    for name in ("before-1", "before-2", "before-3"):
+        assert api.get("configmaps", name, "default") is not None, name
+    names = {n["metadata"]["name"] for n in api.list("nodes")}
+    assert not {old1.state()["name"], old2.state()["name"], host1.state()["name"]} & names
+
+
+def tls(host: Host) -> list[str]:
+    pki = host.root / "etc/kubernetes/pki/etcd"
+    return [f"--cacert={pki}/ca.crt", f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key"]
+
+
+def test_a_node_that_cannot_join_says_why_and_is_replaced(world_factory: Any) -> None:
+    """No control plane ever publishes a token: the node waits (bounded), retries, then marks itself unhealthy
+    so that its Auto Scaling group replaces it, with the reason in its log (the console)."""
+    world: World = world_factory(controlPlane={"count": 1}, nodeGroups=[GROUP])
+    (node,) = world.hosts("nodes")
+    codes = world.boot([node], KUBEAWS_WAIT_LONG_TRIES="2", KUBEAWS_WAIT_LONG_SLEEP="0")
+    assert codes == {node.iid: 1}
+    log = world.log(node)
+    assert log.count("gave up waiting for s3://") == 2 and "(written by the control plane) after 2 attempts" in log
+    assert "attempt 2/2 failed (exit 1) in step kubeadm-join" in log
+    assert f"marking instance {node.iid} unhealthy" in log and "bootstrap FAILED" in log
+    assert not [c for c in world.calls(node) if c.startswith("kubeadm")]
+    health = world.ctx.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[node.iid])
+    assert health["AutoScalingInstances"][0]["HealthStatus"].upper() == "UNHEALTHY"
+
+
+def test_arm64_member_with_cilium_and_mirrors(world_factory: Any) -> None:
+    """A Graviton control plane fetches the helm binary of its own architecture (the other one would fail with
+    "Exec format error"), and with mirrors every download and image goes through them."""
+    world: World = world_factory(controlPlane={"count": 1, "instanceType": "m6g.large"}, nodeGroups=[GROUP],
+                                 network={"cni": "cilium"},
+                                 mirrors={"packages": "https://mirror.example.cn/k8s",
+                                          "imageRepository": "registry.example.cn/k8s"})
+    (cp,) = world.hosts("control-plane")
+    assert cp.state()["arch"] == "arm64"
+    assert_booted(world, world.boot([cp]))
+    calls = world.calls(cp)
+    downloads = [c for c in calls if c.startswith("curl -fsSL")]
+    assert downloads and all("https://mirror.example.cn/k8s/" in c for c in downloads), downloads
+    assert any("helm-v" in c and "-linux-arm64.tar.gz" in c for c in downloads)
+    assert not any("linux-amd64" in c for c in downloads)
+    assert api_of(cp).get("daemonsets", "cilium", "kube-system") is not None
+    pulls = [c for c in calls if c.startswith("crictl pull")]
+    assert pulls and all(c.startswith("crictl pull registry.example.cn/k8s/") for c in pulls)

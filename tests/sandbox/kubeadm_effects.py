@@ -16,6 +16,7 @@ Called by tests/sandbox/standins.py for the `kubeadm` command.
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import shutil
 import sys
@@ -150,9 +151,20 @@ class Kubeadm:
         for name in order:
             if name not in skipped:
                 self.phase(command, name, "all")
+                self.injected_failure(name)
         if command == "init" and not self.flag("skip-token-print"):
             return f"kubeadm join {self.endpoint()} --token {self.token_create()} ...\n"
         return ""
+
+    def injected_failure(self, phase: str) -> None:
+        """A test may make one `kubeadm init|join` fail right after a phase ($SANDBOX_FAIL_AFTER), once per host:
+        the state a crash or a timeout at that point leaves behind."""
+        if os.environ.get("SANDBOX_FAIL_AFTER") == phase:
+            marker = self.host.dir / f"failed-after-{phase}"
+            if not marker.exists():
+                marker.touch()
+                raise KubeadmError(f"error execution phase {phase}: injected failure (timed out waiting for the "
+                                   "condition)")
 
     def _preflight_configs(self) -> dict[str, dict[str, Any]]:
         configs = dict(self.configs)
@@ -481,9 +493,12 @@ class Kubeadm:
         default /var/lib/etcd: phases/reset/removeetcdmember.go getEtcdDataDir), manifests, kubelet dir, pki and
         the kubeconfigs."""
         data_dir = None
-        try:
-            cluster = self.cluster_config() if (self.k8s / "admin.conf").exists() else None
-        except (KubeadmError, Unavailable, OSError):
+        cluster = None
+        try:  # the cluster's ClusterConfiguration, through admin.conf, when the API answers
+            server = yaml.safe_load((self.k8s / "admin.conf").read_text())["clusters"][0]["cluster"]["server"]
+            cm = resolve_api(self.host.world, server, 3).get("configmaps", "kubeadm-config", "kube-system")
+            cluster = yaml.safe_load(cm["data"]["ClusterConfiguration"]) if cm else None
+        except (Unavailable, OSError, KeyError, TypeError):
             cluster = None
         if cluster is not None:
             data_dir = cluster.get("etcd", {}).get("local", {}).get("dataDir")

@@ -76,6 +76,7 @@ class World:
         self.bin = standins.install(self.dir)
         self.imds = Imds(self._imds_lookup)
         self._creds: dict[str, dict[str, Any]] = {}
+        self._roles: dict[str, dict[str, Any] | None] = {}
         self._stop = threading.Event()
         self._kernel = threading.Thread(target=self._kernel_loop, daemon=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -87,6 +88,12 @@ class World:
         self.discover()
         if not self._kernel.is_alive():
             self._kernel.start()
+
+    def apply_again(self) -> bool:
+        """`kubeaws apply` on the running cluster (e.g. to recreate a lost volume)."""
+        result = api.apply(self.spec, self.ctx)
+        assert result.ok, [(e.key, e.error) for e in result.failed + result.skipped]
+        return True
 
     @property
     def bucket(self) -> str:
@@ -151,9 +158,11 @@ class World:
             "KUBEAWS_IMDS_URL": f"{self.imds.url}/{host.iid}",
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"{self.imds.url}/{host.iid}/",
             "AWS_METADATA_SERVICE_TIMEOUT": "2", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "2",
-            "AWS_ENDPOINT_URL": self.moto, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE":
-                "/nonexistent", "KUBEAWS_WAIT_SLEEP": "0.5", "KUBEAWS_WAIT_TRIES": "30",
-            "KUBEAWS_WAIT_LONG_TRIES": "240", "KUBEAWS_BOOT_ATTEMPTS": "2", "LANG": "C.UTF-8",
+            "AWS_ENDPOINT_URL": self.moto, "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "LANG": "C.UTF-8",
+            # waits 10 times shorter than on AWS (resources of the emulator are ready at once)
+            "KUBEAWS_WAIT_SLEEP": "1", "KUBEAWS_WAIT_TRIES": "30", "KUBEAWS_WAIT_LONG_TRIES": "150",
+            "KUBEAWS_WAIT_LONG_SLEEP": "3", "KUBEAWS_BOOT_ATTEMPTS": "2",
         }
         env.update(extra)
         return env
@@ -240,6 +249,11 @@ class World:
                 "credentials": lambda: self._credentials(iid, role)}
 
     def _role(self, iid: str) -> dict[str, Any] | None:
+        if iid not in self._roles:
+            self._roles[iid] = self._find_role(iid)
+        return self._roles[iid]
+
+    def _find_role(self, iid: str) -> dict[str, Any] | None:
         item = self.ctx.client("ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
         tags = tag_dict(item.get("Tags"))
         template = tags.get("aws:ec2launchtemplate:id")
@@ -265,7 +279,7 @@ class World:
 
     def _kernel_loop(self) -> None:
         ec2 = self.ctx.client("ec2")
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.3):
             with contextlib.suppress(Exception):
                 self._kernel_sync(ec2)
 

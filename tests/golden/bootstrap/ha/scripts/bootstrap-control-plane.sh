@@ -29,6 +29,7 @@ IMDS_URL="${KUBEAWS_IMDS_URL:-http://169.254.169.254}"
 TRIES="${KUBEAWS_WAIT_TRIES:-60}"
 LONG_TRIES="${KUBEAWS_WAIT_LONG_TRIES:-180}"
 SLEEP="${KUBEAWS_WAIT_SLEEP:-10}"
+LONG_SLEEP="${KUBEAWS_WAIT_LONG_SLEEP:-$SLEEP}"
 # A failed boot is retried from the failed step (finished steps are skipped); after the last attempt the
 # instance marks itself unhealthy so that its Auto Scaling group replaces it.
 BOOT_ATTEMPTS="${KUBEAWS_BOOT_ATTEMPTS:-3}"
@@ -76,21 +77,21 @@ step() {
   log "step $name: done"
 }
 
-# retry_n TRIES WHAT COMMAND...: bounded wait, TRIES attempts SLEEP seconds apart, then a clear failure.
+# retry_n TRIES PAUSE WHAT COMMAND...: bounded wait, TRIES attempts PAUSE seconds apart, then a clear failure.
 retry_n() {
-  local tries="$1" what="$2" i
-  shift 2
+  local tries="$1" pause="$2" what="$3" i
+  shift 3
   for ((i = 1; i <= tries; i++)); do
     if "$@"; then
       return 0
     fi
     log "waiting for ${what} (attempt ${i}/${tries})"
-    sleep "$SLEEP"
+    sleep "$pause"
   done
-  fail "gave up waiting for ${what} after ${tries} attempts ${SLEEP}s apart"
+  fail "gave up waiting for ${what} after ${tries} attempts ${pause}s apart"
 }
-retry() { retry_n "$TRIES" "$@"; }
-retry_long() { retry_n "$LONG_TRIES" "$@"; }
+retry() { retry_n "$TRIES" "$SLEEP" "$@"; }
+retry_long() { retry_n "$LONG_TRIES" "$LONG_SLEEP" "$@"; }
 
 IMDS_TOKEN=""
 imds() {
@@ -400,7 +401,7 @@ wait_turn() {
       return 0
     fi
     log "waiting for the members before $MEMBER to join etcd (attempt ${i}/${LONG_TRIES})"
-    sleep "$SLEEP"
+    sleep "$LONG_SLEEP"
   done
   log "members before $MEMBER did not all join in time: joining anyway"
 }
@@ -588,17 +589,19 @@ initialized() { s3_exists join/initialized; }
 init_cluster() {
   render_config init.yaml init.yaml
   log "kubeadm init (first member of $CLUSTER)"
+  touch "$STATE_DIR/kubeadm-ran"
   kubeadm init --config "$RUN_DIR/init.yaml" --skip-token-print
   record_member
 }
 
 # remove_previous_member: the member this index had before (its volume was lost or its data stale) is
 # removed from etcd before this instance joins, the etcd way to replace a member (remove, then add).
+PREVIOUS_NODE=""
 remove_previous_member() {
   local previous=""
   if s3_exists "etcd/members/member-$MEMBER"; then
     s3_get "etcd/members/member-$MEMBER" "$RUN_DIR/previous-member"
-    previous="$(awk '{print $1}' "$RUN_DIR/previous-member")"
+    read -r previous PREVIOUS_NODE <"$RUN_DIR/previous-member"
   fi
   [[ -n "$previous" ]] || return 0
   if etcd_members "$HEALTHY_PEER" | awk -v id="$previous" '$1 == id {found = 1} END {exit !found}'; then
@@ -620,9 +623,11 @@ join_control_plane() {
   wait_turn
   remove_previous_member
   log "kubeadm join --control-plane (member $MEMBER)"
+  touch "$STATE_DIR/kubeadm-ran"
   kubeadm join --config "$RUN_DIR/join.yaml"
   rm -f "$RUN_DIR/join.yaml" "$RUN_DIR/token"
   record_member
+  forget_node "$PREVIOUS_NODE"
 }
 
 # A single member restarted from its volume: the control plane is rebuilt around the existing etcd data
@@ -784,8 +789,12 @@ recover_step() {
     log "the restore of member $MEMBER failed: retrying it (the etcd data on the volume is kept)"
     return 0
   fi
+  if [[ ! -e "$STATE_DIR/kubeadm-ran" ]]; then
+    return 0
+  fi
   log "undoing the failed kubeadm run with kubeadm reset before the next attempt"
   kubeadm reset --force || log "kubeadm reset failed; trying again anyway"
+  rm -f "$STATE_DIR/kubeadm-ran"
   # reset deletes /etc/kubernetes/pki: the shared CAs come from the bucket again
   rm -f "$STATE_DIR/install-pki.done"
 }

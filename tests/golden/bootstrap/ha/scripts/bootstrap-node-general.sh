@@ -28,6 +28,7 @@ IMDS_URL="${KUBEAWS_IMDS_URL:-http://169.254.169.254}"
 TRIES="${KUBEAWS_WAIT_TRIES:-60}"
 LONG_TRIES="${KUBEAWS_WAIT_LONG_TRIES:-180}"
 SLEEP="${KUBEAWS_WAIT_SLEEP:-10}"
+LONG_SLEEP="${KUBEAWS_WAIT_LONG_SLEEP:-$SLEEP}"
 # A failed boot is retried from the failed step (finished steps are skipped); after the last attempt the
 # instance marks itself unhealthy so that its Auto Scaling group replaces it.
 BOOT_ATTEMPTS="${KUBEAWS_BOOT_ATTEMPTS:-3}"
@@ -75,21 +76,21 @@ step() {
   log "step $name: done"
 }
 
-# retry_n TRIES WHAT COMMAND...: bounded wait, TRIES attempts SLEEP seconds apart, then a clear failure.
+# retry_n TRIES PAUSE WHAT COMMAND...: bounded wait, TRIES attempts PAUSE seconds apart, then a clear failure.
 retry_n() {
-  local tries="$1" what="$2" i
-  shift 2
+  local tries="$1" pause="$2" what="$3" i
+  shift 3
   for ((i = 1; i <= tries; i++)); do
     if "$@"; then
       return 0
     fi
     log "waiting for ${what} (attempt ${i}/${tries})"
-    sleep "$SLEEP"
+    sleep "$pause"
   done
-  fail "gave up waiting for ${what} after ${tries} attempts ${SLEEP}s apart"
+  fail "gave up waiting for ${what} after ${tries} attempts ${pause}s apart"
 }
-retry() { retry_n "$TRIES" "$@"; }
-retry_long() { retry_n "$LONG_TRIES" "$@"; }
+retry() { retry_n "$TRIES" "$SLEEP" "$@"; }
+retry_long() { retry_n "$LONG_TRIES" "$LONG_SLEEP" "$@"; }
 
 IMDS_TOKEN=""
 imds() {
@@ -272,6 +273,7 @@ run_boot() {
 join_cluster() {
   fetch_token
   render_config "join-general.yaml" join.yaml "$JOIN_TOKEN"
+  touch "$STATE_DIR/kubeadm-ran"
   kubeadm join --config "$RUN_DIR/join.yaml"
   rm -f "$RUN_DIR/join.yaml" "$RUN_DIR/token"
 }
@@ -279,10 +281,10 @@ join_cluster() {
 # recover_step STEP: a failed join is undone with `kubeadm reset` before the next attempt (its preflight
 # refuses a node with a kubelet.conf or a CA certificate left behind).
 recover_step() {
-  if [[ "$1" == "kubeadm-join" ]]; then
+  if [[ "$1" == "kubeadm-join" && -e "$STATE_DIR/kubeadm-ran" ]]; then
     log "undoing the failed kubeadm join with kubeadm reset before the next attempt"
     kubeadm reset --force || log "kubeadm reset failed; trying again anyway"
-    rm -f "$RUN_DIR/join.yaml" "$RUN_DIR/token"
+    rm -f "$RUN_DIR/join.yaml" "$RUN_DIR/token" "$STATE_DIR/kubeadm-ran"
   fi
 }
 
