@@ -368,3 +368,13 @@ def test_cli_doctor_plan_and_apply_read_brought_groups(ctx: AwsContext, tmp_path
     ctx.client("ec2").authorize_security_group_ingress(GroupId=nodes, IpPermissions=[perm("udp", 8472, groups=(cp,))])
     assert runner.invoke(app, ["doctor", "-f", str(path)]).exit_code == 0
     assert runner.invoke(app, ["plan", "-f", str(path)]).exit_code == 0
+
+
+def test_public_endpoint_in_a_brought_vpc_warns_about_the_nat_addresses() -> None:
+    """kubeaws knows the addresses of the NAT gateways it creates (and admits them on the API load balancer);
+    a brought VPC's are the user's to allow."""
+    public = check_spec(brought_spec(access={"apiEndpoint": "public", "adminCIDRs": ["203.0.113.0/24"]}))
+    hits = [f for f in public.findings if f.check == "control-plane.public-endpoint-nat"]
+    assert hits and hits[0].severity == "warning" and "6443" in hits[0].hint
+    private = check_spec(brought_spec())
+    assert not [f for f in private.findings if f.check == "control-plane.public-endpoint-nat"]

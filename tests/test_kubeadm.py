@@ -228,6 +228,22 @@ def test_single_private_member_uses_a_stable_interface(ctx: AwsContext) -> None:
     assert group["TargetGroupARNs"] == []
 
 
+def test_public_endpoint_admits_the_clusters_own_nat_addresses(ctx: AwsContext) -> None:
+    """A public endpoint's name resolves to public addresses: nodes and members reach it through the NAT
+    gateways, from their Elastic IPs. The load balancer's group admits exactly those (and the admin networks),
+    not the world."""
+    spec = make_spec(access={"apiEndpoint": "public"}, network={"natGateway": "perAZ"})
+    apply_ok(spec, ctx)
+    ec2 = ctx.client("ec2")
+    nat_ips = {a["PublicIp"] for a in ec2.describe_addresses()["Addresses"]}
+    assert len(nat_ips) == 2
+    (lb_group,) = [g for g in ec2.describe_security_groups()["SecurityGroups"]
+                   if tag_map(g.get("Tags", [])).get("kubeaws.io/resource") == "SecurityGroup/lb"]
+    cidrs = {r["CidrIp"] for p in lb_group["IpPermissions"] if p.get("FromPort") == 6443 for r in p["IpRanges"]}
+    assert cidrs == {f"{ip}/32" for ip in nat_ips} | {"203.0.113.0/24"}
+    assert api.plan(spec, ctx).summary().get("create", 0) == 0  # the rules converge: nothing planned again
+
+
 def test_pki_is_never_regenerated(ctx: AwsContext) -> None:
     """The CA written by the first apply survives a later apply that changes the cluster (a new node group):
     regenerating it would orphan every node and kubeconfig. moto shows only the stored bytes."""

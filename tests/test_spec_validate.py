@@ -191,6 +191,8 @@ FAILING: list[tuple[str, list[dict[str, Any]], dict[str, Any], str, str]] = [
      "not a KMS key ARN"),
     ("ebs-csi-without-cloud-provider", [{"addons": {"ebsCSI": {}}}], {}, "spec.addons.ebsCSI",
      "needs the AWS cloud provider"),
+    ("public-endpoint-without-nat", [{"access": {"apiEndpoint": "public"}, "network": {"natGateway": "none"}}], {},
+     "spec.network.natGateway", "needs a NAT gateway"),
 ]
 
 

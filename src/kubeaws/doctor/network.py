@@ -20,7 +20,7 @@ from kubeaws.doctor.brought import BroughtFacts, GroupFacts, check_brought_netwo
 from kubeaws.doctor.findings import Finding
 from kubeaws.model.flows import BASTION, CONTROL_PLANE, LB, NODE_ROLES, Cidr, Flow, required_flows
 from kubeaws.model.graph import Graph
-from kubeaws.resources.base import Ref
+from kubeaws.resources.base import Computed, Ref
 from kubeaws.spec.models import ClusterSpec
 
 WORLD = ("0.0.0.0/0", "::/0")
@@ -68,8 +68,8 @@ def _net(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
 
 def cidr_covers(outer: object, inner: object) -> bool:
     """Whether the range `outer` contains `inner` (equal Refs count: the brought VPC's CIDR)."""
-    if isinstance(outer, Ref) or isinstance(inner, Ref):
-        return outer == inner
+    if isinstance(outer, Ref | Computed) or isinstance(inner, Ref | Computed):
+        return outer == inner  # the same address of a resource (the brought VPC's CIDR, a NAT address)
     a, b = _net(outer), _net(inner)
     return a is not None and b is not None and a.version == b.version and b.subnet_of(a)  # type: ignore[arg-type]
 
@@ -134,6 +134,8 @@ def _concrete(cidr: Cidr, facts: BroughtFacts) -> str | None:
     """A flow CIDR with the brought VPC's CIDR Ref resolved from the facts."""
     if isinstance(cidr, Ref):
         return facts.vpc.cidrs[0] if facts.vpc else None
+    if isinstance(cidr, Computed):
+        return None  # known after apply (a NAT gateway's address)
     return cidr
 
 

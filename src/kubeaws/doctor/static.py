@@ -69,6 +69,13 @@ def check_control_plane(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | N
             f"etcd and the API server, and their pods need pod traffic to and from the control plane ({state})",
             "spec.controlPlane.schedulable", "keep the control plane dedicated (schedulable: false) unless the "
             "cluster is tiny"))
+    if body.access.api_endpoint == "public" and body.network.vpc.id:
+        findings.append(Finding(
+            "warning", "control-plane.public-endpoint-nat", "a public API endpoint in a brought VPC: nodes and "
+            "control-plane members reach it through your NAT, from its public addresses, which kubeaws does not "
+            "know", "spec.access.apiEndpoint",
+            "allow your NAT gateways' public addresses on tcp 6443 in the API load balancer's security group "
+            "(spec.network.securityGroups.loadBalancer, or adminCIDRs), or use apiEndpoint: private"))
     if cp.count == 1:
         if body.etcd_backup is None:
             findings.append(Finding(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from kubeaws.resources.base import Ref
+from kubeaws.resources.base import Computed, Ref
 from kubeaws.spec.models import ClusterSpec
 
 CONTROL_PLANE = "control-plane"
@@ -19,7 +19,7 @@ BASTION = "bastion"
 LB = "lb"
 NODE_ROLES = (CONTROL_PLANE, NODES)
 
-Cidr = str | Ref
+Cidr = str | Ref | Computed
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,22 @@ def cni_flows(cni: str, calico_encapsulation: str = "ipip") -> list[tuple[str, i
     raise ValueError(f"unknown CNI {cni!r}")
 
 
+def host_cidr(ip: str) -> str:
+    return f"{ip}/32"
+
+
+def nat_egress(spec: ClusterSpec) -> tuple[Cidr, ...]:
+    """The public addresses (as /32) the cluster's private subnets reach the internet from: its NAT gateways'
+    Elastic IPs, for a VPC kubeaws creates (a brought VPC's NAT is not known)."""
+    net = spec.spec.network
+    if net.vpc.id or not net.vpc.cidr:
+        return ()
+    azs = list(net.availability_zones)
+    nat_azs = {"none": [], "single": azs[:1], "perAZ": azs}[net.nat_mode]
+    return tuple(Computed(host_cidr, {"ip": Ref("ElasticIp", f"nat-{az}", "public_ip")}, f"NAT {az} address")
+                 for az in nat_azs)
+
+
 def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
     """Every flow the cluster needs, deduplicated, in a stable order."""
     if spec.spec.mode == "eks":
@@ -81,6 +97,11 @@ def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
             add(source, target, "tcp", 6443, 6443, "Kubernetes API")
         if public_api and admin:
             add("cidr", target, "tcp", 6443, 6443, "Kubernetes API from admin networks", admin)
+    if public_api and nat_egress(spec):
+        # The public endpoint's name resolves to public addresses: nodes and members reach it through the NAT
+        # gateways, from their Elastic IPs (not from their security groups).
+        add("cidr", LB, "tcp", 6443, 6443, "Kubernetes API from the cluster's own nodes through the NAT gateways",
+            nat_egress(spec))
     add(LB, CONTROL_PLANE, "tcp", 6443, 6443, "Kubernetes API from the load balancer")
     # etcd, controller-manager, scheduler: control plane only.
     add(CONTROL_PLANE, CONTROL_PLANE, "tcp", 2379, 2380, "etcd")
@@ -111,7 +132,7 @@ def _dedupe(flows: list[Flow]) -> list[Flow]:
     seen: set[tuple[object, ...]] = set()
     out: list[Flow] = []
     for f in flows:
-        key = (f.source, f.target, f.protocol, f.from_port, f.to_port, f.cidrs)
+        key = (f.source, f.target, f.protocol, f.from_port, f.to_port, tuple(str(c) for c in f.cidrs))
         if key not in seen:
             seen.add(key)
             out.append(f)

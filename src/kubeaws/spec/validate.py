@@ -135,6 +135,7 @@ def validate(spec: ClusterSpec) -> list[FieldProblem]:
     _check_tags(c)
     _check_misc(c)
     _check_addons(c)
+    _check_public_endpoint(c)
     c.problems.extend(check_node_groups(spec))  # team and name patterns
     return c.problems
 
@@ -452,6 +453,15 @@ def _check_tag_map(c: _Checker, path: list[PathPart], tags: dict[str, str]) -> b
             c.add([*path, key], "tag key must be 1-128 characters and the value at most 256",
                   "shorten the tag")
     return ok
+
+
+def _check_public_endpoint(c: _Checker) -> None:
+    net = c.body.network
+    if (c.body.mode == "kubeadm" and c.body.access.api_endpoint == "public" and not net.vpc.id
+            and net.nat_mode == "none"):
+        c.add(["spec", "network", "natGateway"], "a public API endpoint needs a NAT gateway: nodes in the private "
+              "subnets reach the endpoint's public addresses through it",
+              "set natGateway: single (or perAZ), or use access.apiEndpoint: private")
 
 
 def _check_addons(c: _Checker) -> None:
