@@ -22,7 +22,9 @@ from tests.helpers import make_network
 LB = registry.get("LoadBalancer")
 TG = registry.get("TargetGroup")
 LISTENER = registry.get("Listener")
-HEALTH = {"protocol": "HTTPS", "path": "/readyz", "port": "6443"}
+HEALTH = {"protocol": "HTTPS", "path": "/readyz", "port": "6443", "interval": 10, "healthy_threshold": 2,
+          "unhealthy_threshold": 2}
+CROSS_ZONE = {"load_balancing.cross_zone.enabled": "true"}
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def tags_for(kind: str) -> dict[str, str]:
 
 def balancer(net: dict[str, Any], **overrides: Any) -> Desired:
     props = {"name": "dev-api", "scheme": "internal", "subnet_ids": list(net["subnets"]),
-             "security_group_ids": [net["groups"][0]], "type": "network", **overrides}
+             "security_group_ids": [net["groups"][0]], "type": "network", "attributes": CROSS_ZONE, **overrides}
     return Desired("LoadBalancer", "api", props, tags=tags_for("LoadBalancer"))
 
 
@@ -80,7 +82,9 @@ def test_api_endpoint_chain(ctx: AwsContext, net: dict[str, Any]) -> None:
     assert arn_tags(ctx, ln.id) == want_listener.tags
 
     reads = {("elbv2", "DescribeLoadBalancers"): 1, ("elbv2", "DescribeTags"): 1}
-    found_lb = listed(ctx, LB, reads)
+    lb_reads = {**reads, ("elbv2", "DescribeLoadBalancerAttributes"): 1}
+    found_lb = listed(ctx, LB, lb_reads)
+    assert found_lb.fields["attributes"] == CROSS_ZONE
     assert found_lb.id == lb.id and LB.diff(found_lb, want_lb) == {}
     found_tg = listed(ctx, TG, {("elbv2", "DescribeTargetGroups"): 1, ("elbv2", "DescribeTags"): 1})
     assert found_tg.id == tg.id and TG.diff(found_tg, want_tg) == {}
@@ -90,9 +94,16 @@ def test_api_endpoint_chain(ctx: AwsContext, net: dict[str, Any]) -> None:
     # Updates in place: security groups, health check, listener port; name/scheme need a replacement.
     moved = balancer(net, security_group_ids=net["groups"])
     LB.update(ctx, found_lb, moved, LB.diff(found_lb, moved))
-    assert LB.diff(listed(ctx, LB, reads), moved) == {}
+    current = listed(ctx, LB, lb_reads)
+    assert LB.diff(current, moved) == {}
+    single_zone = balancer(net, security_group_ids=net["groups"],
+                           attributes={"load_balancing.cross_zone.enabled": "false"})
+    assert set(LB.diff(current, single_zone)) == {"attributes"}
+    LB.update(ctx, current, single_zone, LB.diff(current, single_zone))
+    assert LB.diff(listed(ctx, LB, lb_reads), single_zone) == {}
     assert set(LB.diff(found_lb, balancer(net, scheme="internet-facing"))) <= LB.immutable
-    healthier = target_group(net, health_check={**HEALTH, "path": "/livez"})
+    assert found_tg.fields["health_check"] == HEALTH
+    healthier = target_group(net, health_check={**HEALTH, "path": "/livez", "interval": 30})
     assert set(TG.diff(found_tg, healthier)) == {"health_check"}
     TG.update(ctx, found_tg, healthier, TG.diff(found_tg, healthier))
     assert TG.diff(TG.list_owned(ctx)[0], healthier) == {}

@@ -17,8 +17,14 @@ from kubeaws.model.network import NetworkRefs
 from kubeaws.resources.base import Ref
 
 API_PORT = 6443
-#: HTTPS /readyz on the API port: a member counts only once its API server is ready.
-HEALTH_CHECK = {"protocol": "HTTPS", "path": "/readyz", "port": str(API_PORT)}
+#: HTTPS /readyz on the API port: a member counts only once its API server is ready; every 10 s, two checks to
+#: change state, so that a dead member leaves the endpoint in about 20 s (AWS's default is 30 s x 3).
+HEALTH_CHECK = {"protocol": "HTTPS", "path": "/readyz", "port": str(API_PORT), "interval": 10,
+                "healthy_threshold": 2, "unhealthy_threshold": 2}
+#: Cross-zone load balancing: each of the load balancer's zonal addresses reaches every member (by default a
+#: zonal address only reaches the members of its AZ, and a client holding the address of an AZ whose member is
+#: down fails until DNS moves it).
+LOAD_BALANCER_ATTRIBUTES = {"load_balancing.cross_zone.enabled": "true"}
 #: Without client IP preservation a member reaching the API through the NLB may land on itself (hairpin).
 TARGET_ATTRIBUTES = {"preserve_client_ip.enabled": "false", "deregistration_delay.timeout_seconds": "30"}
 
@@ -58,6 +64,7 @@ def build_endpoint(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> Endp
         "subnet_ids": sorted(subnets, key=str),
         "security_group_ids": [groups[LB]],
         "type": "network",
+        "attributes": dict(LOAD_BALANCER_ATTRIBUTES),
     }, extra_tags={"kubeaws.io/role": "api-endpoint"})
     tg = b.owned("TargetGroup", "api", {
         "name": b.display("api"), "port": API_PORT, "protocol": "TCP", "vpc_id": net.vpc,

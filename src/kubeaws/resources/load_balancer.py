@@ -3,7 +3,9 @@ available or public control plane (docs/kubeadm.md). id = the ARN; attrs `arn`, 
 
 Created with security groups (an NLB only accepts them if created with them) and tags in the
 CreateLoadBalancer call (idempotent by name), then waited for until `active`. Subnets and security groups
-change in place (SetSubnets / SetSecurityGroups); name, scheme and type need a new load balancer.
+change in place (SetSubnets / SetSecurityGroups); name, scheme and type need a new load balancer. The
+attributes kubeaws manages (`MANAGED_ATTRIBUTES`: cross-zone load balancing) are read back with one
+DescribeLoadBalancerAttributes per owned load balancer (a cluster has one) and changed in place.
 `delete` waits until the load balancer is gone, so its security group and subnets can go next (their
 DependencyViolation retries absorb the ENIs draining). `list_owned` = DescribeLoadBalancers + DescribeTags
 (two reads, see _elbv2). Called by the engine through the registry.
@@ -24,6 +26,8 @@ from kubeaws.resources.base import Desired, Diff, Observed
 from kubeaws.resources.registry import register
 
 NOT_FOUND = ("LoadBalancerNotFound",)
+#: Load balancer attributes kubeaws sets (props["attributes"]); others are left as AWS has them.
+MANAGED_ATTRIBUTES = ("load_balancing.cross_zone.enabled",)
 #: Subnets and groups created a moment ago may not be visible to ELB yet.
 CONSISTENCY_CODES = ("SubnetNotFound", "InvalidSubnet", "InvalidSecurityGroup")
 
@@ -35,7 +39,7 @@ class LoadBalancer(Elbv2Kind):
     kind = "LoadBalancer"
     rank = 50
     modes = frozenset({"kubeadm"})
-    list_reads = 2  # DescribeLoadBalancers + DescribeTags (the describe returns no tags)
+    list_reads = 3  # DescribeLoadBalancers + DescribeTags (the describe returns no tags) + the attributes
     immutable = frozenset({"name", "scheme", "type"})
     set_fields = frozenset({"subnet_ids", "security_group_ids"})
     broken_states = frozenset({"failed"})
@@ -51,8 +55,25 @@ class LoadBalancer(Elbv2Kind):
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
         items = ctx.paginate("elbv2", "describe_load_balancers", "LoadBalancers")
-        return [self.observe(i, t) for i, t in owned_items(ctx, items, "LoadBalancerArn", self.kind,
-                                                            "LoadBalancerName")]
+        found = [self.observe(i, t) for i, t in owned_items(ctx, items, "LoadBalancerArn", self.kind,
+                                                             "LoadBalancerName")]
+        for obs in found:
+            obs.fields["attributes"] = self._attributes(ctx, obs.id)
+        return found
+
+    @staticmethod
+    def _attributes(ctx: AwsContext, arn: str) -> dict[str, str]:
+        answer = ignoring(lambda: ctx.call("elbv2", "describe_load_balancer_attributes", LoadBalancerArn=arn),
+                          NOT_FOUND) or {}
+        return {a["Key"]: str(a.get("Value")) for a in answer.get("Attributes", []) if a["Key"] in MANAGED_ATTRIBUTES}
+
+    @staticmethod
+    def _set_attributes(ctx: AwsContext, arn: str, attributes: Mapping[str, Any] | None) -> dict[str, str]:
+        wanted = {k: str(v) for k, v in (attributes or {}).items()}
+        if wanted:
+            ctx.call("elbv2", "modify_load_balancer_attributes", LoadBalancerArn=arn,
+                     Attributes=[{"Key": k, "Value": v} for k, v in sorted(wanted.items())])
+        return wanted
 
     def _describe(self, ctx: AwsContext, **params: Any) -> dict[str, Any] | None:
         found = ignoring(lambda: ctx.call("elbv2", "describe_load_balancers", **params), NOT_FOUND)
@@ -87,10 +108,12 @@ class LoadBalancer(Elbv2Kind):
             return item if code == "active" else None
 
         item = wait_until(active, LONG_WAIT, f"load balancer {p['name']} to become active", ctx.policy)
-        return self.observe(item, dict(desired.tags))
+        obs = self.observe(item, dict(desired.tags))
+        obs.fields["attributes"] = self._set_attributes(ctx, arn, p.get("attributes"))
+        return obs
 
     def update(self, ctx: AwsContext, actual: Observed, desired: Desired, diff: Diff) -> Observed:
-        rest = set(diff) - {"tags", "subnet_ids", "security_group_ids"}
+        rest = set(diff) - {"tags", "subnet_ids", "security_group_ids", "attributes"}
         if rest:
             raise NotImplementedError(f"{self.kind} cannot update {sorted(rest)} in place")
         fields = dict(actual.fields)
@@ -101,6 +124,8 @@ class LoadBalancer(Elbv2Kind):
             groups = sorted(desired.props["security_group_ids"])
             ctx.call("elbv2", "set_security_groups", LoadBalancerArn=actual.id, SecurityGroups=groups)
             fields["security_group_ids"] = groups
+        if "attributes" in diff:
+            fields["attributes"] = self._set_attributes(ctx, actual.id, desired.props.get("attributes"))
         if "tags" in diff:
             self.set_tags(ctx, actual.id, diff["tags"][1])
         return Observed(self.kind, actual.id, fields, {**actual.tags, **desired.tags}, actual.state,

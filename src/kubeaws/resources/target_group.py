@@ -1,12 +1,13 @@
 """ELBv2 target groups (kind `TargetGroup`): the control-plane members behind the API load balancer (their
 Auto Scaling groups register them). id = the ARN; attrs `arn`.
 
-TCP 6443 with an HTTPS health check on /readyz (docs/kubeadm.md). The health check changes in place
-(ModifyTargetGroup); name, port, protocol, VPC and target type need a new group. `attributes` (e.g.
-`preserve_client_ip.enabled: "false"`, which lets a member reach the API through the NLB without hairpin
-drops) are applied on create and update but not read back (one DescribeTargetGroupAttributes per group
-would break the one-read rule): unobservable. `list_owned` = DescribeTargetGroups + DescribeTags (two
-reads, see _elbv2). `delete` retries ResourceInUse while a listener still forwards to the group.
+TCP 6443 with an HTTPS health check on /readyz every 10 s, 2 checks to change state (docs/kubeadm.md).
+The health check changes in place (ModifyTargetGroup); name, port, protocol, VPC and target type need a
+new group. `attributes` (e.g. `preserve_client_ip.enabled: "false"`, which lets a member reach the API
+through the NLB without hairpin drops) are applied on create and update but not read back (one
+DescribeTargetGroupAttributes per group would break the one-read rule): unobservable. `list_owned` =
+DescribeTargetGroups + DescribeTags (two reads, see _elbv2). `delete` retries ResourceInUse while a listener
+still forwards to the group.
 Called by the engine through the registry.
 """
 
@@ -24,12 +25,16 @@ from kubeaws.resources.registry import register
 
 NOT_FOUND = ("TargetGroupNotFound",)
 #: props["health_check"] key -> Create/ModifyTargetGroup parameter.
-HEALTH_NAMES = {"protocol": "HealthCheckProtocol", "path": "HealthCheckPath", "port": "HealthCheckPort"}
+HEALTH_NAMES = {"protocol": "HealthCheckProtocol", "path": "HealthCheckPath", "port": "HealthCheckPort",
+                "interval": "HealthCheckIntervalSeconds", "healthy_threshold": "HealthyThresholdCount",
+                "unhealthy_threshold": "UnhealthyThresholdCount"}
+NUMERIC = frozenset({"interval", "healthy_threshold", "unhealthy_threshold"})
 
 
 def health_params(check: Mapping[str, Any] | None) -> dict[str, Any]:
     given = check or {}
-    return {aws: str(given[ours]) for ours, aws in HEALTH_NAMES.items() if given.get(ours) is not None}
+    return {aws: int(given[ours]) if ours in NUMERIC else str(given[ours])
+            for ours, aws in HEALTH_NAMES.items() if given.get(ours) is not None}
 
 
 @register
@@ -44,8 +49,7 @@ class TargetGroup(Elbv2Kind):
     unobservable = frozenset({"attributes"})
 
     def observe(self, item: Mapping[str, Any], tags: dict[str, str]) -> Observed:
-        health = {"protocol": item.get("HealthCheckProtocol"), "path": item.get("HealthCheckPath"),
-                  "port": item.get("HealthCheckPort")}
+        health = {ours: item.get(aws) for ours, aws in HEALTH_NAMES.items()}
         fields = {"name": item["TargetGroupName"], "port": item.get("Port"), "protocol": item.get("Protocol"),
                   "vpc_id": item.get("VpcId"), "health_check": health,
                   "target_type": item.get("TargetType", "instance")}
