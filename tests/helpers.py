@@ -1,11 +1,15 @@
-"""Test helpers: spec factories and AWS call recorders shared by several test modules."""
+"""Test helpers shared by several test modules: spec factories, AWS call recorders, a prerequisite network on
+the moto server, a fake clock for retry policies, and the golden-file switch."""
 
 from __future__ import annotations
 
 import copy
+import os
 import threading
+from dataclasses import replace
 from typing import Any
 
+from kubeaws.aws.retry import RetryPolicy
 from kubeaws.spec.models import ClusterSpec
 
 BASE: dict[str, Any] = {
@@ -65,3 +69,33 @@ def make_network(ctx: Any, group_names: tuple[str, ...]) -> dict[str, Any]:
     groups = [ctx.call("ec2", "create_security_group", GroupName=n, Description=n, VpcId=vpc)["GroupId"]
               for n in group_names]
     return {"vpc": vpc, "subnets": subnets, "groups": groups}
+
+
+class FakeClock:
+    """A clock for `RetryPolicy(clock=..., sleep=...)`: `sleep` only moves the time on, so waits and retries
+    run their real budgets in no real time. Counts the sleeps (a wait that polls more than expected shows in
+    `sleeps`, never as a slow test). Thread-safe."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(0.0, seconds)
+            self.sleeps += 1
+
+    def policy(self, base: RetryPolicy | None = None) -> RetryPolicy:
+        """`base` (the real AWS defaults when None) reading and sleeping through this clock."""
+        return replace(base or RetryPolicy(), clock=self.monotonic, sleep=self.sleep)
+
+
+def update_golden() -> bool:
+    """Whether golden files are to be rewritten: KUBEAWS_UPDATE_GOLDEN=1 exactly (any other value, "0"
+    included, compares)."""
+    return os.environ.get("KUBEAWS_UPDATE_GOLDEN") == "1"

@@ -1,5 +1,6 @@
 """Code-shape rules the project holds itself to: one-directional layers (spec -> model -> engine -> aws;
-renderers and doctor never call the engine), every module documented and under ~500 lines, ruff and mypy
+renderers and doctor never call the engine), every module (top-level ones included) in a layer with its
+allowed imports, the public API re-exported, every module documented and under ~500 lines, ruff and mypy
 clean."""
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "kubeaws"
 MODULES = sorted(p for p in SRC.rglob("*.py"))
 
-# layer -> kubeaws packages it may import (besides itself and kubeaws.errors).
-ALLOWED = {
+# layer -> kubeaws layers it may import (besides itself, and the leaves kubeaws.errors and kubeaws.cache). A
+# package is a layer; so is each top-level module (src/kubeaws/<name>.py).
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),  # exceptions only: imported by every layer
+    "cache": set(),  # where kubeaws keeps its caches: a leaf, imported by every layer
     "spec": set(),
     "aws": set(),
+    "pki": set(),  # pure cryptography: CAs, keys, certificates
+    "eks_auth": set(),  # EKS bearer tokens signed locally with botocore
+    "kube_client": {"aws"},  # a Kubernetes API client retrying with the AWS retry policy
     "resources": {"aws", "pki", "kube_client", "eks_auth"},
     "model": {"spec", "resources", "aws", "bootstrap", "addons"},
     "engine": {"model", "resources", "aws", "spec"},
@@ -26,15 +33,31 @@ ALLOWED = {
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
     "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
+    # An application service beside `api`, not a lower layer: the admin kubeconfig reads the state bucket (the
+    # CA: pki) or DescribeCluster (eks_auth) and finds the bastion through the resource registry; `render`
+    # writes what the model and the bootstrap renderers produce. Only the CLI and doctor --live use it, and
+    # it imports neither: the layers stay one-directional (test_layers_form_no_cycle).
+    "access": {"spec", "aws", "resources", "model", "bootstrap", "pki", "eks_auth"},
+    # The public API, re-exported lazily.
+    "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor"},
+            "eks_auth", "doctor", "__init__"},
+    # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
+    # `access` builds (the one place that knows how to reach a cluster's API).
     "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access"},
 }
+LEAVES = {"errors", "cache"}
 
 
 def layer_of(path: Path) -> str:
+    """The package a module is in, or the module itself for a top-level module."""
     rel = path.relative_to(SRC)
-    return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.stem == "api" else "root"
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _top(name: str) -> str:
+    """What `from kubeaws import <name>` imports from: a module or package, else kubeaws/__init__.py."""
+    return name if (SRC / name).is_dir() or (SRC / f"{name}.py").is_file() else "__init__"
 
 
 def kubeaws_imports(path: Path) -> set[str]:
@@ -45,7 +68,7 @@ def kubeaws_imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            names = [node.module] if node.module != "kubeaws" else [f"kubeaws.{_top(a.name)}" for a in node.names]
         for name in names:
             parts = name.split(".")
             if parts[0] == "kubeaws" and len(parts) > 1:
@@ -53,13 +76,43 @@ def kubeaws_imports(path: Path) -> set[str]:
     return found
 
 
+def test_every_module_has_a_layer() -> None:
+    layers = {layer_of(p) for p in MODULES}
+    assert layers == set(ALLOWED), (f"unknown layers {sorted(layers - set(ALLOWED))}, "
+                                    f"stale {sorted(set(ALLOWED) - layers)}")
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
 def test_layers_are_one_directional(path: Path) -> None:
     layer = layer_of(path)
-    if layer not in ALLOWED:
-        return  # kubeaws/__init__.py re-exports the API lazily
-    extra = kubeaws_imports(path) - ALLOWED[layer] - {layer, "errors", "cache"}  # leaf modules
+    assert layer in ALLOWED, f"{path.relative_to(SRC)}: give its layer an entry in ALLOWED"
+    extra = kubeaws_imports(path) - ALLOWED[layer] - {layer} - LEAVES
     assert not extra, f"{path.relative_to(SRC)} ({layer}) imports {sorted(extra)}"
+
+
+def test_layers_form_no_cycle() -> None:
+    """The allowed imports form a DAG: no layer reaches itself through others."""
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for nxt in ALLOWED[todo.pop()] - {start}:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    for layer, deps in ALLOWED.items():
+        assert deps <= set(ALLOWED), (layer, deps - set(ALLOWED))
+        assert all(layer not in reach(dep) for dep in deps), f"{layer} is reachable from its own imports"
+
+
+def test_public_api_is_reexported() -> None:
+    import kubeaws
+    from kubeaws import api
+
+    for name in kubeaws.__all__:
+        assert getattr(kubeaws, name) is (getattr(api, name) if name != "__version__" else kubeaws.__version__)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))

@@ -67,7 +67,9 @@ def test_load_balancer_when_ha_or_public(count: int, endpoint: str, scheme: str,
     assert lb["security_group_ids"] == [Ref("SecurityGroup", "lb")]
     tg = graph["TargetGroup/api"].props
     assert (tg["port"], tg["protocol"]) == (6443, "TCP")
-    assert tg["health_check"] == {"protocol": "HTTPS", "path": "/readyz", "port": "6443"}
+    assert tg["health_check"] == {"protocol": "HTTPS", "path": "/readyz", "port": "6443", "interval": 10,
+                                  "healthy_threshold": 2, "unhealthy_threshold": 2}
+    assert lb["attributes"] == {"load_balancing.cross_zone.enabled": "true"}
     listener = graph["Listener/api"].props
     assert listener["load_balancer_arn"] == Ref("LoadBalancer", "api", "arn")
     assert listener["target_group_arn"] == Ref("TargetGroup", "api", "arn")

@@ -1,4 +1,5 @@
-"""Plan text golden files. Regenerate with KUBEAWS_UPDATE_GOLDEN=1 and review the diff like code.
+"""Plan text golden files. Regenerate with KUBEAWS_UPDATE_GOLDEN=1 (exactly "1": `helpers.update_golden`) and
+review the diff like code.
 
 AWS IDs (vpc-..., sg-..., ami-...) are replaced by stable placeholders before comparison.
 """
@@ -6,14 +7,16 @@ AWS IDs (vpc-..., sg-..., ami-...) are replaced by stable placeholders before co
 from __future__ import annotations
 
 import json
-import os
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from kubeaws import api
 from kubeaws.aws.session import AwsContext
 from kubeaws.engine.render import plan_text
-from tests.helpers import make_spec
+from tests.helpers import make_spec, update_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 ID = re.compile(r"\b(vpc|subnet|igw|nat|eipalloc|rtb|sg|i|ami|rtbassoc|eni|lt|vol)-[0-9a-f]{8,17}\b")
@@ -38,7 +41,7 @@ def normalize(text: str) -> str:
 def check(name: str, text: str) -> None:
     path = GOLDEN / name
     text = normalize(text)
-    if os.environ.get("KUBEAWS_UPDATE_GOLDEN"):
+    if update_golden():
         path.write_text(text)
     assert path.exists(), f"missing golden {path}: run with KUBEAWS_UPDATE_GOLDEN=1"
     assert text == path.read_text(), f"{name} differs from golden (KUBEAWS_UPDATE_GOLDEN=1 to regenerate)"
@@ -69,3 +72,18 @@ def test_plan_json_contract(ctx: AwsContext) -> None:
             assert isinstance(value, list) and len(value) == 2
     json.dumps(doc)  # serializable as is
     assert doc["summary"]["create"] == len(doc["changes"])
+
+
+def test_only_one_rewrites_goldens(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """KUBEAWS_UPDATE_GOLDEN=0 (or any value but 1) compares: a stale golden fails instead of being rewritten."""
+    golden = tmp_path / "plan.txt"
+    golden.write_text("old\n")
+    monkeypatch.setattr(sys.modules[__name__], "GOLDEN", tmp_path)
+    for value in ("0", "", "yes", "true"):
+        monkeypatch.setenv("KUBEAWS_UPDATE_GOLDEN", value)
+        with pytest.raises(AssertionError, match="differs from golden"):
+            check("plan.txt", "new\n")
+        assert golden.read_text() == "old\n"
+    monkeypatch.setenv("KUBEAWS_UPDATE_GOLDEN", "1")
+    check("plan.txt", "new\n")
+    assert golden.read_text() == "new\n"

@@ -2,7 +2,8 @@
 for eventual consistency, and DependencyViolation retries on delete.
 
 Called by `aws.session.AwsContext.call` (every AWS call kubeaws makes goes through it) and by resource
-kinds that wait for a state.
+kinds that wait for a state. Every wait reads the time and sleeps through its policy (`RetryPolicy.clock`,
+`RetryPolicy.sleep`), so tests run the real budgets on a fake clock.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
@@ -77,6 +78,9 @@ class RetryPolicy:
     dependency_timeout: float = 900.0
     # Polling interval for state waits (NAT gateway available, instance running...).
     poll_interval: float = 5.0
+    #: Where waits read the time and how they pause (tests give a fake clock: real budgets, no real sleep).
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
@@ -87,9 +91,25 @@ FAST_POLICY = RetryPolicy(base_delay=0.01, max_delay=0.05, consistency_timeout=5
                           poll_interval=0.02)
 
 
+class RetriesExhausted(ClientError):  # type: ignore[misc]  # botocore has no type hints
+    """A call still failing with a code `retry_on_codes` retries when its time budget ran out. Same error code
+    and operation as the last AWS answer (callers that test the code behave as before); the message says
+    what kubeaws waited for, how long and how many times it tried, then gives AWS's own message."""
+
+    def __init__(self, last: ClientError, what: str, seconds: float, attempts: int) -> None:
+        error = dict(last.response.get("Error") or {})
+        error["Message"] = (f"gave up after {seconds:.0f}s and {attempts} attempts waiting for {what}: "
+                            f"{error.get('Message', '')}")
+        super().__init__({**last.response, "Error": error}, last.operation_name)
+        self.what = what
+        self.seconds = seconds
+        self.attempts = attempts
+
+
 def call_with_retry(fn: Callable[[], T], operation: str, policy: RetryPolicy,
-                    sleep: Callable[[float], None] = time.sleep) -> T:
+                    sleep: Callable[[float], None] | None = None) -> T:
     """Run `fn`; retry throttling / 5xx / connection errors with backoff. Other errors propagate unchanged."""
+    pause = sleep or policy.sleep
     attempt = 0
     while True:
         try:
@@ -101,36 +121,43 @@ def call_with_retry(fn: Callable[[], T], operation: str, policy: RetryPolicy,
             if attempt >= policy.max_attempts:
                 code = error_code(exc) or type(exc).__name__
                 raise AwsCallError(operation, code, f"still failing after {attempt} attempts: {exc}") from exc
-            sleep(policy.backoff(attempt))
+            pause(policy.backoff(attempt))
 
 
 def retry_on_codes(fn: Callable[[], T], codes: Iterable[str], timeout: float, what: str,
-                   policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> T:
+                   policy: RetryPolicy, sleep: Callable[[float], None] | None = None) -> T:
     """Run `fn`, retrying while it fails with one of `codes` (e.g. InvalidVpcID.NotFound right after the
-    VPC was created, or DependencyViolation while ENIs drain), for at most `timeout` seconds."""
+    VPC was created, or DependencyViolation while ENIs drain), for at most `timeout` seconds; then raise
+    `RetriesExhausted` (the last error, saying what was waited for). An inner `RetriesExhausted` is not
+    retried again: its budget is spent."""
     wanted = frozenset(codes)
-    deadline = time.monotonic() + timeout
+    pause = sleep or policy.sleep
+    started = policy.clock()
+    deadline = started + timeout
     attempt = 0
     while True:
         try:
             return fn()
         except ClientError as exc:
             code = error_code(exc)
-            if code not in wanted or time.monotonic() >= deadline:
+            if code not in wanted or isinstance(exc, RetriesExhausted):
                 raise
             attempt += 1
-            sleep(min(policy.backoff(attempt) + policy.base_delay, max(0.0, deadline - time.monotonic())))
-    raise AssertionError(what)  # pragma: no cover
+            now = policy.clock()
+            if now >= deadline:
+                raise RetriesExhausted(exc, what, now - started, attempt) from exc
+            pause(min(policy.backoff(attempt) + policy.base_delay, max(0.0, deadline - now)))
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, policy: RetryPolicy,
-               sleep: Callable[[float], None] = time.sleep) -> T:
+               sleep: Callable[[float], None] | None = None) -> T:
     """Poll `check` until it returns a value that is not None, or raise WaitTimeout naming `what`."""
-    deadline = time.monotonic() + timeout
+    pause = sleep or policy.sleep
+    deadline = policy.clock() + timeout
     while True:
         result = check()
         if result is not None:
             return result
-        if time.monotonic() >= deadline:
+        if policy.clock() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
-        sleep(policy.poll_interval)
+        pause(policy.poll_interval)

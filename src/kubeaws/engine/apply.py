@@ -1,7 +1,8 @@
 """The executor: runs a plan's creates/updates/replacements on a bounded thread pool as soon as each
 resource's dependencies are done, then its deletes in reverse rank order; and tears a whole cluster down.
 
-Every resource is reported through `on_event` (started / done / failed / skipped). A failure stops only
+Every resource is reported through `on_event` (started / done / failed / skipped). With one worker, changes
+run one at a time in the graph's order, so a run's AWS calls come in the same order every time. A failure stops only
 what depends on the failed resource; the result says what was done and what was not, and running the same
 command again finishes the job (every step is idempotent: resources are found again by their tags).
 
@@ -133,8 +134,12 @@ def execute(state: PlanState, ctx: AwsContext, on_event: EventSink | None = None
 def _run_graph(graph: Graph, changes: dict[str, Change], run: Callable[[Change], None], rep: _Reporter,
                max_workers: int) -> set[str]:
     """Run `run` for every change once its dependencies succeeded; return the keys that failed or were
-    skipped because a dependency failed."""
+    skipped because a dependency failed. With `max_workers` 1, one change at a time in the graph's
+    topological order: the same AWS calls in the same order on every run (what a fault-injection test that
+    kills the process at its k-th call needs)."""
     deps = {key: {d for d in graph[key].refs() if d in changes} for key in changes}
+    if max_workers <= 1:
+        return _run_in_order([k for k in graph.topological() if k in changes], changes, deps, run, rep)
     done: set[str] = set()
     bad: set[str] = set()
     running: dict[Future[None], str] = {}
@@ -164,6 +169,25 @@ def _run_graph(graph: Graph, changes: dict[str, Change], run: Callable[[Change],
                     bad.add(key)
                 else:
                     done.add(key)
+    return bad
+
+
+def _run_in_order(order: list[str], changes: dict[str, Change], deps: dict[str, set[str]],
+                  run: Callable[[Change], None], rep: _Reporter) -> set[str]:
+    """`_run_graph` on the calling thread, in `order` (dependencies first)."""
+    bad: set[str] = set()
+    for key in order:
+        c = changes[key]
+        if deps[key] & bad:
+            bad.add(key)
+            if c.action != "noop":
+                rep.emit(c.kind, c.name, c.action, "skipped", rid=c.id,
+                         error="not run: " + ", ".join(sorted(deps[key] & bad)) + " failed")
+            continue
+        try:
+            run(c)
+        except Exception:
+            bad.add(key)
     return bad
 
 

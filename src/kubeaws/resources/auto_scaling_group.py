@@ -35,7 +35,8 @@ from kubeaws.resources.base import Desired, Diff, Kind, Observed
 from kubeaws.resources.registry import register
 
 LT_HASH_TAG = "kubeaws.io/launch-template-hash"
-IN_USE = ("ResourceInUse", "ScalingActivityInProgress")
+#: DeleteAutoScalingGroup's in-use answers (scaling activity running, another update pending).
+IN_USE = ("ResourceInUse", "ScalingActivityInProgress", "ResourceContention")
 #: Props sent with UpdateAutoScalingGroup (target groups have their own calls; desired capacity is ours
 #: only on create).
 GROUP_FIELDS = frozenset({"launch_template_id", "min_size", "max_size", "subnet_ids", "mixed_instances",

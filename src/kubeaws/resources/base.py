@@ -220,13 +220,18 @@ Diff = dict[str, tuple[Any, Any]]
 class Kind(ABC):
     """One AWS resource kind. Subclasses are stateless; every method gets the AwsContext.
 
-    Contract (checked for every registered kind by tests/test_registry.py):
+    Contract (checked for every registered kind by tests/test_registry.py and, against the local emulator,
+    tests/test_kinds_contract.py):
     - `list_owned` finds every resource of this kind carrying `kubeaws.io/cluster=<cluster>`, with ONE
       describe/list call (plus pagination), so a re-plan costs at most one describe per kind;
-    - `create` puts all tags in the create call itself (TagSpecifications or equivalent), so a crash never
-      leaves an untagged resource, and uses a ClientToken where the API has one;
+    - `create` puts exactly the desired tags in the create call itself (TagSpecifications or equivalent), so
+      a crash never leaves an untagged resource (where the API cannot, e.g. S3 CreateBucket, the tagging call
+      comes right after), and uses a ClientToken where the API has one;
     - `delete` removes the resource and returns once dependants' deletion can proceed (e.g. a NAT gateway
-      is gone, an instance terminated); NotFound counts as deleted.
+      is gone, an instance terminated); NotFound counts as deleted. Each of its calls, cleanup steps
+      included, retries the in-use answers AWS documents for it (DependencyViolation, ResourceInUse,
+      DeleteConflict...) for the policy's budget, then raises `aws.retry.RetriesExhausted`;
+    - changing an `immutable` prop plans a replacement, a `refuse_change` prop stops the plan.
     """
 
     kind: ClassVar[str]

@@ -24,6 +24,10 @@ from kubeaws.resources._iam import NOT_FOUND, document, dumps, ignoring_missing,
 from kubeaws.resources.base import Desired, Diff, Kind, Observed
 from kubeaws.resources.registry import register
 
+#: DeleteRole's in-use answers: something still attached (DeleteConflict: IAM is eventually consistent, the
+#: detachments just made may not be visible yet), or another change to the role in flight.
+IN_USE = frozenset({"DeleteConflict", "ConcurrentModification"})
+
 
 @register
 class IamRole(Kind):
@@ -167,7 +171,7 @@ class IamRole(Kind):
             ignoring_missing(partial(iam, "remove_role_from_instance_profile", RoleName=name,
                                      InstanceProfileName=profile["InstanceProfileName"]))
         ignoring_missing(lambda: retry_on_codes(
-            lambda: ctx.call("iam", "delete_role", RoleName=name), {"DeleteConflict"},
+            lambda: ctx.call("iam", "delete_role", RoleName=name), IN_USE,
             timeout=ctx.policy.consistency_timeout, what=f"IAM role {name} to be detached", policy=ctx.policy))
 
     # -- tags (IAM, not EC2) -----------------------------------------------------------------------

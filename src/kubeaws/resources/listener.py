@@ -1,7 +1,8 @@
 """ELBv2 listeners (kind `Listener`): TCP 6443 on the API load balancer, forwarding to the control-plane
 target group (docs/kubeadm.md). id = the ARN.
 
-Port, protocol and target group change in place (ModifyListener); the load balancer never does.
+Port, protocol and target group change in place (ModifyListener); the load balancer never does. `delete`
+retries ResourceInUse (DeleteListener's documented in-use answer) for the dependency window.
 `list_owned` needs the load balancers first (DescribeListeners takes one load balancer ARN): it costs
 DescribeLoadBalancers + one DescribeListeners per load balancer named `<cluster>-...` (one for a cluster)
 + DescribeTags on those load balancers' listeners, three reads in all for a cluster (documented exception to
@@ -15,12 +16,13 @@ from typing import Any
 
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import tag_list
-from kubeaws.resources._ec2 import after_create, ignoring
+from kubeaws.resources._ec2 import after_create, ignoring, while_in_use
 from kubeaws.resources._elbv2 import Elbv2Kind, owned_items
 from kubeaws.resources.base import Desired, Diff, Observed
 from kubeaws.resources.registry import register
 
 NOT_FOUND = ("ListenerNotFound",)
+IN_USE = ("ResourceInUse",)
 #: A load balancer or target group created a moment ago may not be visible yet.
 CONSISTENCY_CODES = ("LoadBalancerNotFound", "TargetGroupNotFound")
 
@@ -91,4 +93,5 @@ class Listener(Elbv2Kind):
                         dict(actual.attrs))
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
-        ignoring(lambda: ctx.call("elbv2", "delete_listener", ListenerArn=actual.id), NOT_FOUND)
+        ignoring(lambda: while_in_use(ctx, lambda: ctx.call("elbv2", "delete_listener", ListenerArn=actual.id),
+                                      f"listener {actual.id} to be deletable", IN_USE), NOT_FOUND)

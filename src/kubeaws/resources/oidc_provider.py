@@ -10,7 +10,7 @@ pods assume IAM roles through their service accounts (IRSA). id = the provider's
   well-known root CA (`EKS_ROOT_CA_THUMBPRINT`), and IAM no longer checks the thumbprint for them.
 - update: thumbprints (UpdateOpenIDConnectProviderThumbprint), client IDs (add / remove), tags.
   A new URL is a new provider (`url` is immutable: replaced).
-- delete: DeleteOpenIDConnectProvider.
+- delete: DeleteOpenIDConnectProvider, retried while another change to the provider is in flight.
 
 Called by the engine through the registry.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.retry import error_code, retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by, owner_of, tag_dict, tag_list
 from kubeaws.errors import OwnershipError
@@ -34,6 +34,8 @@ from kubeaws.resources.registry import register
 
 EKS_ROOT_CA_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 STS_AUDIENCE = "sts.amazonaws.com"
+#: DeleteOpenIDConnectProvider's in-use answer: another change to the provider in flight.
+IN_USE = ("ConcurrentModification",)
 
 
 def host_path(url: str) -> str:
@@ -137,7 +139,10 @@ class OidcProvider(Kind):
         """Delete the provider; refuses one this cluster does not own."""
         if not is_owned_by(actual.tags, ctx.cluster):
             raise OwnershipError(f"refusing to delete IAM OIDC provider {actual.id}: not owned by {ctx.cluster!r}")
-        ignoring_missing(lambda: ctx.call("iam", "delete_open_id_connect_provider", OpenIDConnectProviderArn=actual.id))
+        ignoring_missing(lambda: retry_on_codes(
+            lambda: ctx.call("iam", "delete_open_id_connect_provider", OpenIDConnectProviderArn=actual.id),
+            IN_USE, timeout=ctx.policy.consistency_timeout, what=f"IAM OIDC provider {actual.id} to be free",
+            policy=ctx.policy))
 
     # -- tags (IAM) ----------------------------------------------------------------------------------
     def set_tags(self, ctx: AwsContext, resource_id: str, tags: Mapping[str, str]) -> None:

@@ -14,6 +14,7 @@ Called by the engine through the registry.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubeaws.aws.session import AwsContext
@@ -56,6 +57,14 @@ class TargetGroup(Elbv2Kind):
         attrs = {"arn": item["TargetGroupArn"],
                  "load_balancer_arns": sorted(item.get("LoadBalancerArns") or [])}
         return Observed(self.kind, item["TargetGroupArn"], fields, tags, "", attrs)
+
+    def diff(self, actual: Observed, desired: Desired) -> Diff:
+        """The health check is compared on the settings the desired one names (AWS reports every one)."""
+        wanted, have = desired.props.get("health_check"), actual.fields.get("health_check")
+        if isinstance(wanted, Mapping) and isinstance(have, Mapping):
+            actual = replace(actual, fields={**actual.fields, "health_check": {k: v for k, v in have.items()
+                                                                              if k in wanted}})
+        return super().diff(actual, desired)
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
         items = ctx.paginate("elbv2", "describe_target_groups", "TargetGroups")
