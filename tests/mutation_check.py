@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CONTRACT = ("tests/test_kinds_contract.py", "tests/test_registry.py", "tests/test_faults.py")
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,17 @@ MUTATIONS = (
     Mutation("subnet-retry", "subnet delete without the DependencyViolation retry", "src/kubeaws/resources/subnet.py",
              'delete_when_free(ctx, lambda: ctx.call("ec2", "delete_subnet", SubnetId=actual.id), [NOT_FOUND],\n'
              '                         f"subnet {actual.id} without network interfaces")',
-             'ctx.call("ec2", "delete_subnet", SubnetId=actual.id)', ("tests/test_kinds_contract.py", "tests/test_registry.py", "tests/test_faults.py")),
+             'ctx.call("ec2", "delete_subnet", SubnetId=actual.id)', CONTRACT),
     Mutation("subnet-replace", "a subnet CIDR change planned as an update instead of a replace",
              "src/kubeaws/resources/subnet.py", 'immutable = frozenset({"vpc_id", "cidr_block", "availability_zone"})',
-             'immutable = frozenset({"vpc_id", "availability_zone"})', ("tests/test_kinds_contract.py", "tests/test_registry.py", "tests/test_faults.py")),
+             'immutable = frozenset({"vpc_id", "availability_zone"})', CONTRACT),
     Mutation("tag-on-create", "the VPC's tags sent by CreateTags after the create instead of in it",
              "src/kubeaws/resources/vpc.py",
              'CidrBlock=desired.props["cidr_block"],\n'
              '                       TagSpecifications=self.ec2_tag_spec("vpc", desired))["Vpc"]',
              'CidrBlock=desired.props["cidr_block"])["Vpc"]\n'
              '        ctx.call("ec2", "create_tags", Resources=[vpc["VpcId"]],\n'
-             '                 Tags=self.ec2_tag_spec("vpc", desired)[0]["Tags"])', ("tests/test_kinds_contract.py", "tests/test_registry.py", "tests/test_faults.py")),
+             '                 Tags=self.ec2_tag_spec("vpc", desired)[0]["Tags"])', CONTRACT),
 )
 
 
