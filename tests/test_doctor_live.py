@@ -29,6 +29,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -515,6 +516,31 @@ def test_cli_wait_stops_as_soon_as_the_live_errors_are_gone(ghost_file: str, mon
     result = runner.invoke(app, ["doctor", "-f", ghost_file, "--live", "--wait", "10m"])
     assert result.exit_code == 0, result.output
     assert len(calls) == 2 and "live checks pass" in result.stderr
+
+
+def test_cli_wait_waits_for_a_public_api_to_come_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after apply a public endpoint does not answer yet: --wait keeps checking until it does; a private
+    endpoint (no tunnel) is not waited for, as nothing would change."""
+    unreachable = Finding("warning", "live.api-unreachable", "connection refused")
+    public = tmp_path / "public.yaml"
+    public.write_text(yaml.safe_dump(merge(BASE, {"metadata": {"name": "ghost"},
+                                                  "spec": {"access": {"apiEndpoint": "public"}}})))
+    for path, runs_wanted in ((str(public), 3), (str(tmp_path / "private.yaml"), 1)):
+        if "private" in path:
+            Path(path).write_text(yaml.safe_dump(merge(BASE, {"metadata": {"name": "ghost"}})))
+        runs = iter([[unreachable], [unreachable], []])
+        calls: list[int] = []
+
+        def fake_live(*_: Any, runs: Any = runs, calls: list[int] = calls, **__: Any) -> list[Finding]:
+            calls.append(1)
+            return list(next(runs))
+
+        clock = FakeClock()
+        monkeypatch.setattr(cli_doctor, "time", clock)
+        monkeypatch.setattr("kubeaws.doctor.live.check_live", fake_live)
+        result = runner.invoke(app, ["doctor", "-f", path, "--live", "--wait", "10m"])
+        assert result.exit_code == 0, result.output
+        assert len(calls) == runs_wanted, path
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -110,20 +110,31 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
     run(out, body)
 
 
+def waitable_warnings(spec: ClusterSpec) -> frozenset[str]:
+    """Warnings that --wait waits out too: an API that cannot be reached yet, when it is one this machine
+    reaches once the cluster is up (a public endpoint; EKS's is public by default). A private endpoint stays
+    out of reach without a tunnel: waiting could not change it."""
+    body = spec.spec
+    public = body.mode == "eks" or body.access.api_endpoint == "public"
+    return frozenset({"live.api-unreachable"}) if public else frozenset()
+
+
 def live_report(out: Out, ctx: AwsContext, spec: ClusterSpec, graph: Graph | None, static: list[Finding],
                 wait: float | None) -> Report:
     """The static findings plus those of the live checks; with `wait`, the live checks are re-run every
-    WAIT_INTERVAL seconds until they report no error or `wait` seconds have passed (static errors do not
-    keep it waiting: they do not change by themselves)."""
+    WAIT_INTERVAL seconds until they report no error (nor a `waitable_warnings` one: an API not up yet) or
+    `wait` seconds have passed (static errors do not keep it waiting: they do not change by themselves)."""
     from kubeaws.doctor import Report
     from kubeaws.doctor.live import check_live, combine
     from kubeaws.model.graph import Graph
 
     deadline = time.monotonic() + (wait or 0.0)
     the_graph = graph if graph is not None else Graph(spec.metadata.name, spec.spec.mode)
+    waitable = waitable_warnings(spec)
     while True:
         found = check_live(spec, the_graph, ctx)
-        errors = sorted({f.check for f in found if f.severity == "error"})
+        errors = sorted({f.check for f in found if f.severity == "error" or (wait is not None
+                                                                              and f.check in waitable)})
         left = deadline - time.monotonic()
         if not errors or wait is None or left <= 0:
             if wait is not None and not out.json:
@@ -132,6 +143,7 @@ def live_report(out: Out, ctx: AwsContext, spec: ClusterSpec, graph: Graph | Non
             return Report(combine(static, found))
         if not out.json:
             count = sum(1 for f in found if f.severity == "error")
+            count += sum(1 for f in found if f.check in waitable)
             out.info(f"[dim]waiting: {count} live error(s) ({', '.join(errors)}); re-checking in "
                      f"{min(WAIT_INTERVAL, left):.0f}s, {left:.0f}s left[/dim]")
         time.sleep(max(0.0, min(WAIT_INTERVAL, left)))
