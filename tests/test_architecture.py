@@ -29,6 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "resources": {"aws", "pki", "kube_client", "eks_auth"},
     "model": {"spec", "resources", "aws", "bootstrap", "addons"},
     "engine": {"model", "resources", "aws", "spec"},
+    # Operations on a running cluster (rolling replacement): read AWS through the resource kinds' helpers,
+    # drive the Kubernetes API; called by the CLI.
+    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "access"},
     "local": set(),
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
@@ -41,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor", "__init__"},
+            "eks_auth", "doctor", "rollout", "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
     "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access"},

@@ -17,8 +17,8 @@ from kubeaws.model.graph import Graph
 from kubeaws.model.network import build_network
 from kubeaws.model.nodegroups import build_node_groups
 from kubeaws.model.security import build_security
-from kubeaws.resources.base import Computed, Desired, Lookup, Ref, substitute
-from kubeaws.resources.launch_template import check, content_hash, hashed_props
+from kubeaws.resources.base import Desired, Lookup, Ref
+from kubeaws.resources.launch_template import check
 from kubeaws.spec.models import ClusterSpec
 from tests.helpers import make_spec
 
@@ -90,8 +90,11 @@ def test_members_pinned_to_azs_with_their_etcd_volume() -> None:
         assert asg.props["subnet_ids"] == [Ref("Subnet", f"private-{az}")]
         assert asg.props["name"] == f"dev-control-plane-{i}"
         assert (asg.props["min_size"], asg.props["max_size"], asg.props["desired_capacity"]) == (1, 1, 1)
-        assert asg.tags["kubeaws.io/control-plane-member"] == str(i) and asg.create_only == {"desired_capacity"}
+        assert asg.tags["kubeaws.io/control-plane-member"] == str(i)
+        assert asg.create_only == {"desired_capacity", "launch_template_version"}
         assert asg.props["launch_template_id"] == Ref("LaunchTemplate", "control-plane")
+        # each member pinned to the template's version of the day: only a rollout moves it
+        assert asg.props["launch_template_version"] == Ref("LaunchTemplate", "control-plane", "default_version")
         assert f"Volume/etcd-{i}" in asg.refs()
     assert len(graph.of_kind("LaunchTemplate")) == 1 + 1  # control plane + the default node group
 
@@ -108,20 +111,6 @@ def test_control_plane_launch_template() -> None:
     assert isinstance(p["image_id"], Lookup) and lt.create_only == {"image_id"}
     assert p["instance_tags"]["team"] == "infra" and p["volume_tags"]["kubernetes.io/cluster/dev"] == "owned"
     assert CLUSTER_TAG not in p["instance_tags"] and RESOURCE_TAG not in p["volume_tags"]
-
-
-def test_launch_template_hash_follows_the_template() -> None:
-    """The ASG's Computed hash equals what the LaunchTemplate kind stores once both are resolved."""
-    graph = build(spec())
-    lt, asg = graph["LaunchTemplate/control-plane"], graph["AutoScalingGroup/control-plane-0"]
-    digest = asg.props["launch_template_hash"]
-    assert isinstance(digest, Computed)
-
-    def resolve(value: Any) -> Any:
-        return f"resolved-{value}"
-
-    resolved_lt = lt.resolved(resolve)
-    assert substitute(digest, resolve) == content_hash(hashed_props(resolved_lt.props, lt.create_only))
 
 
 def test_node_groups_tags_spot_and_extra_volumes() -> None:

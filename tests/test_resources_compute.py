@@ -2,8 +2,8 @@
 
 Each: create -> tags on the resource -> list_owned (one read) diffs clean -> update -> delete -> gone ->
 delete again is a no-op. moto adaptations (noted where used): resources are ready at once; ASGs ignore AZ
-spreading and mixed-instance distribution; StartInstanceRefresh is missing (HTTP 500): the test answers it
-through a botocore `before-call` hook instead.
+spreading and mixed-instance distribution; DeleteLaunchTemplateVersions is missing (HTTP 500): the test
+answers it through a botocore `before-call` hook instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.parsers import ResponseParserError
 
 # Imported to register the kinds (and launch_template for its KEEP_VERSIONS / prune_versions).
 import kubeaws.resources.auto_scaling_group
@@ -27,7 +26,7 @@ from kubeaws.resources import registry
 from kubeaws.resources.auto_scaling_group import LT_HASH_TAG
 from kubeaws.resources.base import Desired, Observed
 from kubeaws.resources.launch_template import HASH_TAG, InsecureLaunchTemplate, content_hash, hashed_props
-from tests.helpers import make_network
+from tests.helpers import CallRecorder, make_network
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 VOLUME = registry.get("Volume")
@@ -183,13 +182,13 @@ def test_launch_template_lifecycle(ctx: AwsContext, net: dict[str, Any]) -> None
     LT.delete(ctx, found)
 
 
-def test_launch_template_updates_prune_old_versions(ctx: AwsContext, net: dict[str, Any],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each content change adds a version; versions older than the KEEP_VERSIONS newest are deleted (never
-    the default). moto has no DeleteLaunchTemplateVersions (HTML 500): it is answered here, recording the
-    request and hiding the deleted versions from later DescribeLaunchTemplateVersions answers, as AWS would; the
-    kind is told it talks to AWS (on a local emulator it does not prune)."""
-    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
+def test_launch_template_updates_keep_versions_and_prune_spares_those_in_use(ctx: AwsContext,
+                                                                           net: dict[str, Any]) -> None:
+    """Each content change adds a version and deletes none (groups are pinned to versions: a rollout moves
+    them, then prunes). `prune_versions` deletes the versions older than the KEEP_VERSIONS newest, never the
+    default nor one a group still launches. moto has no DeleteLaunchTemplateVersions (HTML 500): it is answered
+    here, recording the request and hiding the deleted versions from later DescribeLaunchTemplateVersions
+    answers, as AWS would."""
     deleted: list[list[str]] = []
 
     def answer(model: Any, params: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
@@ -207,15 +206,17 @@ def test_launch_template_updates_prune_old_versions(ctx: AwsContext, net: dict[s
     ctx.add_hook("before-call.ec2.DeleteLaunchTemplateVersions", answer)
     ctx.add_hook("after-call.ec2.DescribeLaunchTemplateVersions", hide_deleted)
     keep = kubeaws.resources.launch_template.KEEP_VERSIONS
+    prune = kubeaws.resources.launch_template.prune_versions
     found = LT.create(ctx, template(net))
     for i in range(keep + 2):  # versions 2 .. keep + 3
         changed = template(net, user_data=f"#!/bin/bash\necho {i}\n")
         found = LT.update(ctx, found, changed, LT.diff(found, changed))
     latest = keep + 3
-    assert found.attrs["default_version"] == latest
-    # Pruned after the update that made version keep + 1 the default: version 1; then 2; then 3.
-    assert [sorted(map(int, d)) for d in deleted] == [[1], [2], [3]]
-    assert kubeaws.resources.launch_template.prune_versions(ctx, found.id, 5) == []  # nothing older than 5 - keep
+    assert found.attrs["default_version"] == latest and deleted == []
+    # a group still on version 2: nothing older than 2 - keep goes
+    assert prune(ctx, found.id, latest, frozenset({2})) == [] and deleted == []
+    assert sorted(prune(ctx, found.id, latest)) == [1, 2, 3]
+    assert prune(ctx, found.id, 5) == []  # nothing older than 5 - keep
 
 
 def test_launch_template_create_only_image_is_not_hashed(ctx: AwsContext, net: dict[str, Any]) -> None:
@@ -240,42 +241,28 @@ def test_launch_template_refuses_insecure_settings(ctx: AwsContext, net: dict[st
 
 # -- AutoScalingGroup ----------------------------------------------------------------------------------
 def group(template_id: str, net: dict[str, Any], **overrides: Any) -> Desired:
-    props = {"name": "dev-general", "launch_template_id": template_id, "launch_template_hash": "h1",
+    props = {"name": "dev-general", "launch_template_id": template_id, "launch_template_version": 1,
              "min_size": 1, "max_size": 3, "desired_capacity": 1, "subnet_ids": list(net["subnets"]),
              "mixed_instances": None, "target_group_arns": [], "health_check_type": "EC2",
              "health_check_grace_period": 300, "capacity_rebalance": False, **overrides}
     return Desired("AutoScalingGroup", "ng-general", props,
                    tags=tags_for("AutoScalingGroup", "general", **{"k8s.io/cluster-autoscaler/enabled": "true",
                                                                    "team": "infra"}),
-                   create_only=frozenset({"desired_capacity"}))
+                   create_only=frozenset({"desired_capacity", "launch_template_version"}))
 
 
-def fake_instance_refresh(ctx: AwsContext, started: list[dict[str, Any]]) -> None:
-    """moto has no StartInstanceRefresh (HTTP 500): answer it here, recording the request. The kind is told it
-    talks to AWS (on a local emulator it skips the roll)."""
-
-    def answer(model: Any, params: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if model.name != "StartInstanceRefresh":
-            return None
-        started.append(params.get("body", {}))
-        return AWSResponse("http://moto", 200, HTTPHeaders(), None), {"InstanceRefreshId": "refresh-1"}
-
-    ctx.add_hook("before-call.autoscaling.StartInstanceRefresh", answer)
-
-
-def test_auto_scaling_group_lifecycle(ctx: AwsContext, net: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))  # roll as on AWS
+def test_auto_scaling_group_lifecycle(ctx: AwsContext, net: dict[str, Any]) -> None:
     lt = LT.create(ctx, template(net))
     want = group(lt.id, net)
     created = ASG.create(ctx, want)
-    assert created.id == "dev-general" and created.fields["launch_template_hash"] == "h1"
+    assert created.id == "dev-general" and created.fields["launch_template_version"] == "1"
     [raw] = ctx.call("autoscaling", "describe_auto_scaling_groups",
                      AutoScalingGroupNames=["dev-general"])["AutoScalingGroups"]
     assert raw["LaunchTemplate"] == {"LaunchTemplateId": lt.id, "LaunchTemplateName": "dev-control-plane",
-                                     "Version": "$Default"}
+                                     "Version": "1"}  # pinned: a new template version launches nothing
     propagate = {t["Key"]: t["PropagateAtLaunch"] for t in raw["Tags"]}
     assert {k for k, p in propagate.items() if p} == set(want.tags) - {CLUSTER_TAG, RESOURCE_TAG}
-    assert not propagate[CLUSTER_TAG] and not propagate[RESOURCE_TAG] and not propagate[LT_HASH_TAG]
+    assert not propagate[CLUSTER_TAG] and not propagate[RESOURCE_TAG] and LT_HASH_TAG not in propagate
     # Instances get the propagated tags, never the identity tags (the Instance kind would adopt them).
     [instance_id] = created.attrs["instances"]
     inst = ctx.call("ec2", "describe_instances", InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
@@ -284,52 +271,31 @@ def test_auto_scaling_group_lifecycle(ctx: AwsContext, net: dict[str, Any], monk
     [found] = listed(ctx, ASG, {("autoscaling", "DescribeAutoScalingGroups"): 1})
     assert ASG.diff(found, want) == {}
 
-    # The cluster-autoscaler moved the desired capacity: not a diff.
-    ctx.call("autoscaling", "set_desired_capacity", AutoScalingGroupName="dev-general", DesiredCapacity=3)
+    # The cluster-autoscaler moved the desired capacity, a rollout moved the version: neither is a diff.
+    LT.update(ctx, lt, template(net, user_data="#!/bin/bash\necho 2\n"), {"content_hash": ("a", "b")})
+    ctx.call("autoscaling", "update_auto_scaling_group", AutoScalingGroupName="dev-general", DesiredCapacity=3,
+             LaunchTemplate={"LaunchTemplateId": lt.id, "Version": "2"})
     [found] = ASG.list_owned(ctx)
     assert found.fields["desired_capacity"] == 3 and ASG.diff(found, want) == {}
 
-    # Resize below the current capacity (clamped), new tag, new launch template content -> rolling refresh.
-    started: list[dict[str, Any]] = []
-    fake_instance_refresh(ctx, started)
-    changed = group(lt.id, net, max_size=2, launch_template_hash="h2", subnet_ids=net["subnets"][:1])
+    # Resize below the current capacity (clamped), new subnets and tag: the version the group launches stays.
+    recorder = CallRecorder()
+    ctx.add_hook("before-call", recorder)
+    changed = group(lt.id, net, max_size=2, subnet_ids=net["subnets"][:1])
     changed.tags["owner"] = "me"
     diff = ASG.diff(found, changed)
-    assert set(diff) == {"max_size", "launch_template_hash", "subnet_ids", "tags"}
+    assert set(diff) == {"max_size", "subnet_ids", "tags"}
     ASG.update(ctx, found, changed, diff)
-    assert len(started) == 1
+    [update] = [p for op, p in recorder.calls if op == "UpdateAutoScalingGroup"]
+    assert update["LaunchTemplate.Version"] == "2"  # the query body, flattened
+    assert "StartInstanceRefresh" not in recorder.operations(), "apply never replaces instances"
     [found] = ASG.list_owned(ctx)
     assert ASG.diff(found, changed) == {} and found.fields["desired_capacity"] == 2
-    assert found.tags[LT_HASH_TAG] == "h2"
+    assert found.fields["launch_template_version"] == "2"
 
     ASG.delete(ctx, found)
     assert ASG.list_owned(ctx) == []
     ASG.delete(ctx, found)  # already gone: no error
-
-
-def test_auto_scaling_group_instance_refresh_missing_in_moto(ctx: AwsContext, net: dict[str, Any],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without the test hook, moto answers StartInstanceRefresh with an HTML 500 page: the update fails and the hash
-    tag is not rewritten, so the next plan tries the roll again. (The kind is told it talks to AWS: on a local
-    emulator it skips the roll.)"""
-    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
-    lt = LT.create(ctx, template(net))
-    found = ASG.create(ctx, group(lt.id, net))
-    changed = group(lt.id, net, launch_template_hash="h2")
-    with pytest.raises(ResponseParserError, match="500"):  # moto's HTML error page, not an AWS error
-        ASG.update(ctx, found, changed, ASG.diff(found, changed))
-    [found] = ASG.list_owned(ctx)
-    assert set(ASG.diff(found, changed)) == {"launch_template_hash"}
-
-
-def test_emulator_skips_the_roll(ctx: AwsContext, net: dict[str, Any]) -> None:
-    """On a local emulator a launch-template change updates the group and its hash tag without a roll."""
-    lt = LT.create(ctx, template(net))
-    found = ASG.create(ctx, group(lt.id, net))
-    changed = group(lt.id, net, launch_template_hash="h2")
-    ASG.update(ctx, found, changed, ASG.diff(found, changed))
-    [found] = ASG.list_owned(ctx)
-    assert ASG.diff(found, changed) == {}
 
 
 def test_auto_scaling_group_mixed_instances_for_spot(ctx: AwsContext, net: dict[str, Any]) -> None:
@@ -343,7 +309,7 @@ def test_auto_scaling_group_mixed_instances_for_spot(ctx: AwsContext, net: dict[
     [raw] = ctx.call("autoscaling", "describe_auto_scaling_groups",
                      AutoScalingGroupNames=["dev-general"])["AutoScalingGroups"]
     policy = raw["MixedInstancesPolicy"]
-    assert policy["LaunchTemplate"]["LaunchTemplateSpecification"]["Version"] == "$Default"
+    assert policy["LaunchTemplate"]["LaunchTemplateSpecification"]["Version"] == "1"
     assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == ["m5.large", "t3.micro"]
     assert policy["InstancesDistribution"]["SpotAllocationStrategy"] == "price-capacity-optimized"
     assert raw["CapacityRebalance"] is True

@@ -11,7 +11,6 @@ Used by tests/contract/scenarios.py.
 from __future__ import annotations
 
 from kubeaws.aws.session import AwsContext
-from kubeaws.resources.auto_scaling_group import LT_HASH_TAG
 from kubeaws.resources.base import Desired
 from kubeaws.resources.launch_template import HASH_TAG
 from tests.contract.harness import Scenario, tags_for
@@ -60,10 +59,11 @@ def _auto_scaling_group(ctx: AwsContext) -> Desired:
     template = ctx.call("ec2", "create_launch_template", LaunchTemplateName=f"{ctx.cluster}-raw",
                         LaunchTemplateData={"ImageId": ami(ctx), "InstanceType": "t3.micro"})
     props = {"name": f"{ctx.cluster}-nodes", "launch_template_id": template["LaunchTemplate"]["LaunchTemplateId"],
-             "launch_template_hash": "0" * 32, "min_size": 0, "max_size": 2, "desired_capacity": 0,
+             "launch_template_version": 1, "min_size": 0, "max_size": 2, "desired_capacity": 0,
              "subnet_ids": sorted(subnets(ctx, vpc(ctx))), "mixed_instances": None, "target_group_arns": [],
              "health_check_type": "EC2", "health_check_grace_period": 300, "capacity_rebalance": False}
-    return Desired("AutoScalingGroup", "nodes", props, tags=tags_for(ctx, "AutoScalingGroup", "nodes"))
+    return Desired("AutoScalingGroup", "nodes", props, tags=tags_for(ctx, "AutoScalingGroup", "nodes"),
+                   create_only=frozenset({"desired_capacity", "launch_template_version"}))
 
 
 def _load_balancer(ctx: AwsContext) -> Desired:
@@ -106,7 +106,7 @@ COMPUTE = [
              create_extra=frozenset({HASH_TAG})),
     Scenario("AutoScalingGroup", _auto_scaling_group, changes={"name": {"name": "other"}},
              delete_calls=(("autoscaling", "DeleteAutoScalingGroup"),),
-             create_call=("autoscaling", "CreateAutoScalingGroup"), create_extra=frozenset({LT_HASH_TAG})),
+             create_call=("autoscaling", "CreateAutoScalingGroup")),
     Scenario("LoadBalancer", _load_balancer,
              changes={"name": {"name": "other"}, "scheme": {"scheme": "internet-facing"},
                       "type": {"type": "application"}},

@@ -200,14 +200,15 @@ def _lock() -> Iterator[None]:
 def launch(port: int | None = None,
            log: IO[bytes] | int = subprocess.DEVNULL) -> tuple[subprocess.Popen[bytes], str]:
     """Start a moto server on 127.0.0.1 (a free port when `port` is None) with AMI, instance-type and
-    key-pair validation and the AWS managed IAM policies, and wait until it answers. Returns the process and
+    key-pair validation, the AWS managed IAM policies and kubeaws' fixes of moto bugs
+    (kubeaws.local.moto_server), and wait until it answers. Returns the process and
     its URL; the caller owns the process (nothing is recorded). Used by `ensure_running` and by the tests
     and benchmark, which need private servers."""
     _check_installed()
     chosen = port if port is not None else _free_port()
     url = f"http://127.0.0.1:{chosen}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+        [sys.executable, "-m", "kubeaws.local.moto_server", "-H", "127.0.0.1", "-p", str(chosen)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **MOTO_ENV},
         start_new_session=True, close_fds=True)
     deadline = time.monotonic() + START_TIMEOUT

@@ -3,7 +3,8 @@
 `control-plane-<i>` (named `<cluster>-control-plane-<i>`, size 1, that AZ's private subnet, tag
 `kubeaws.io/control-plane-member=<i>` propagated to the instance, registered in the API target group); all
 members share one LaunchTemplate `control-plane` (IMDSv2 with hop limit 2 for containers, encrypted root
-volume, the control-plane instance profile and user data given by the caller).
+volume, the control-plane instance profile and user data given by the caller), each member's group pinned to
+its own version of it (so that members move to a new configuration one at a time, by `kubeaws rollout`).
 
 Also holds `add_launch_template` / `volume_device`, shared with model.nodegroups. Called by `model.build`.
 Pure: spec in, desired resources out.
@@ -21,7 +22,6 @@ from kubeaws.model.flows import CONTROL_PLANE
 from kubeaws.model.images import image
 from kubeaws.model.network import NetworkRefs
 from kubeaws.resources.base import Computed, Lookup, Ref
-from kubeaws.resources.launch_template import content_hash, hashed_props
 from kubeaws.spec.models import VolumeSpec
 
 MEMBER_TAG = "kubeaws.io/control-plane-member"
@@ -53,20 +53,23 @@ def metadata_options(hop_limit: int) -> dict[str, Any]:
 
 
 def add_launch_template(b: Builder, name: str, props: dict[str, Any], launch_tags: dict[str, str],
-                        role: str, aws_name: str | None = None) -> tuple[Ref, Computed]:
-    """Add LaunchTemplate `name` (AWS name `aws_name`, default `<cluster>-<name>`); return a Ref to it and the
-    Computed content hash its Auto Scaling groups carry (`launch_template_hash`), so a content change rolls
-    them in the same apply. The template and its instances and volumes are tagged with `launch_tags` (+ Name =
-    the AWS name and the Kubernetes cluster tag; never the kubeaws identity tags on instances and volumes). A
-    Lookup AMI is create_only: a moving SSM parameter must not churn."""
+                        role: str, aws_name: str | None = None) -> Ref:
+    """Add LaunchTemplate `name` (AWS name `aws_name`, default `<cluster>-<name>`); return a Ref to it. Its
+    Auto Scaling groups are created on its default version (`launch_template_version`, a Ref to it) and stay
+    there until `kubeaws rollout` moves them. The template and its instances and volumes are tagged with
+    `launch_tags` (+ Name = the AWS name and the Kubernetes cluster tag; never the kubeaws identity tags on
+    instances and volumes). A Lookup AMI is create_only: a moving SSM parameter must not churn."""
     display = aws_name or b.display(name)
     tags = {**b.spec.spec.tags, **launch_tags, ROLE_TAG: role, "Name": display, k8s_cluster_tag(b.cluster): "owned"}
     full = {"name": display, **props, "instance_tags": tags, "volume_tags": dict(tags)}
     create_only = frozenset({"image_id"}) if isinstance(full["image_id"], Lookup) else frozenset()
-    ref = b.owned("LaunchTemplate", name, full, extra_tags={**launch_tags, ROLE_TAG: role}, create_only=create_only,
-                  display=display)
-    digest = Computed(content_hash, {"props": hashed_props(full, create_only)}, f"{name} launch template content")
-    return ref, digest
+    return b.owned("LaunchTemplate", name, full, extra_tags={**launch_tags, ROLE_TAG: role},
+                   create_only=create_only, display=display)
+
+
+def template_version(template: Ref) -> Ref:
+    """The launch template's default version: what a new group launches (create_only on the group)."""
+    return Ref(template.kind, template.name, "default_version")
 
 
 def member_placement(net: NetworkRefs, i: int) -> tuple[str | Ref, Ref]:
@@ -82,7 +85,7 @@ def build_control_plane(b: Builder, net: NetworkRefs, groups: dict[str, Ref], en
                         instance_profile: str | Ref, user_data: str | Computed) -> ControlPlaneRefs:
     """Add the control plane: one launch template, and per member an etcd volume and an Auto Scaling group."""
     cp = b.spec.spec.control_plane
-    template, digest = add_launch_template(b, "control-plane", {
+    template = add_launch_template(b, "control-plane", {
         "image_id": image(cp.os, cp.instance_type, cp.ami),
         "instance_type": cp.instance_type,
         "key_name": b.spec.spec.access.ssh_key_name,
@@ -103,12 +106,13 @@ def build_control_plane(b: Builder, net: NetworkRefs, groups: dict[str, Ref], en
         depends = (volume.key,) + ((endpoint.network_interface.key,) if endpoint.network_interface else ())
         group = b.owned("AutoScalingGroup", f"control-plane-{i}", {
             "name": b.display(f"control-plane-{i}"), "launch_template_id": template,
-            "launch_template_hash": digest, "min_size": 1, "max_size": 1, "desired_capacity": 1,
+            "launch_template_version": template_version(template), "min_size": 1, "max_size": 1,
+            "desired_capacity": 1,
             "subnet_ids": [subnet], "mixed_instances": None,
             "target_group_arns": sorted(endpoint.target_group_arns, key=str), **HEALTH_CHECK,
             "capacity_rebalance": False,
         }, extra_tags={MEMBER_TAG: str(i), ROLE_TAG: CONTROL_PLANE},
-            create_only=frozenset({"desired_capacity"}), depends_on=depends)
+            create_only=frozenset({"desired_capacity", "launch_template_version"}), depends_on=depends)
         refs.auto_scaling_groups.append(group)
         refs.etcd_volumes.append(volume)
         refs.azs.append(az)

@@ -189,7 +189,7 @@ def _managed_group(b: Builder, net: NetworkRefs, groups: dict[str, Ref], cluster
                    ng: NodeGroupSpec, index: int, mapped: list[str]) -> None:
     """A managed node group with a kubeaws launch template (no AMI or user data: EKS provides them). Names,
     labels and tags as for self-managed groups (`spec.nodegroups`)."""
-    template, _digest = add_launch_template(b, f"mng-{ng.name}", {
+    template = add_launch_template(b, f"mng-{ng.name}", {
         "image_id": None, "instance_type": None, "key_name": b.spec.spec.access.ssh_key_name,
         "iam_instance_profile": None, "security_group_ids": [groups[NODES]],
         "metadata_options": metadata_options(2),

@@ -20,7 +20,13 @@ from typing import Any
 
 from kubeaws.errors import FieldProblem, SpecError
 from kubeaws.model.common import Builder
-from kubeaws.model.control_plane import HEALTH_CHECK, add_launch_template, metadata_options, volume_device
+from kubeaws.model.control_plane import (
+    HEALTH_CHECK,
+    add_launch_template,
+    metadata_options,
+    template_version,
+    volume_device,
+)
 from kubeaws.model.flows import NODES
 from kubeaws.model.images import image
 from kubeaws.model.network import NetworkRefs
@@ -85,7 +91,7 @@ def build_node_groups(b: Builder, net: NetworkRefs, groups: dict[str, Ref], *, i
         if ng.type != "self-managed":
             continue
         mixed = mixed_policy(ng)
-        template, digest = add_launch_template(b, f"ng-{ng.name}", {
+        template = add_launch_template(b, f"ng-{ng.name}", {
             "image_id": image_for(ng) if image_for else image(ng.os, ng.instance_types[0], ng.ami),
             # Also set with a mixed instances policy: its overrides take precedence on AWS, and the first type
             # is what a launch without the policy (the local emulator) uses.
@@ -99,11 +105,13 @@ def build_node_groups(b: Builder, net: NetworkRefs, groups: dict[str, Ref], *, i
         }, {**ng.tags, **launch_tags(ng)}, NODES, aws_name=launch_template_name(b.spec, ng))
         # The ASG's Name tag is the launch template's: propagated at launch, it would win on the instances.
         group = b.owned("AutoScalingGroup", f"ng-{ng.name}", {
-            "name": group_name(b.spec, ng), "launch_template_id": template, "launch_template_hash": digest,
+            "name": group_name(b.spec, ng), "launch_template_id": template,
+            "launch_template_version": template_version(template),
             "min_size": ng.size.min, "max_size": ng.size.max, "desired_capacity": ng.size.desired,
             "subnet_ids": sorted(net.private_subnets, key=str), "mixed_instances": mixed,
             "target_group_arns": [], **HEALTH_CHECK, "capacity_rebalance": ng.capacity == "spot",
         }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), "kubeaws.io/role": NODES},
-            create_only=frozenset({"desired_capacity"}), display=launch_template_name(b.spec, ng))
+            create_only=frozenset({"desired_capacity", "launch_template_version"}),
+            display=launch_template_name(b.spec, ng))
         out[ng.name] = NodeGroupRefs(launch_template=template, auto_scaling_group=group)
     return out

@@ -1,16 +1,18 @@
 """EC2 Auto Scaling groups (kind `AutoScalingGroup`, service autoscaling): one per control-plane member
 (size 1, one AZ) and one per self-managed node group (docs/kubeadm.md). id = the group's name.
 
-- Launch template by ID at version `$Default` (the LaunchTemplate kind moves the default), or a
+- Launch template by ID at an explicit version (`launch_template_version`, create_only: on create the
+  template's default version; `apply` never moves it, so no instance boots a new configuration before
+  `kubeaws rollout` moves the group to it, one group and one control-plane member at a time), or a
   MixedInstancesPolicy with one override per instance type (several types, or spot).
 - Tags go in the create call with PropagateAtLaunch=True, except the kubeaws identity tags
   (`kubeaws.io/cluster`, `kubeaws.io/resource`, see `_autoscaling.IDENTITY_TAGS`): an instance carrying them
   would be listed by the `Instance` kind and deleted by the planner as a leftover.
 - `desired_capacity` is used on create and never diffed: the cluster-autoscaler owns it. An update that
   moves min/max past the current capacity clamps it.
-- `launch_template_hash` (the launch template's content hash, a Computed in the model) is kept in the tag
-  `kubeaws.io/launch-template-hash` (not propagated); when it changes, `update` starts a rolling instance
-  refresh (StartInstanceRefresh; the moto emulator lacks it) and then rewrites the tag.
+- Nothing here replaces instances: no instance refresh is ever started (a size-1 control-plane group's
+  refresh would take its etcd member down, and every member's group would refresh at once). Rolls are
+  `kubeaws rollout` (kubeaws.rollout).
 - `list_owned` is ONE DescribeAutoScalingGroups with a tag filter; groups being deleted are `deleting`.
 - `delete` force-deletes (terminating the instances) and waits until the group is gone.
 
@@ -28,12 +30,12 @@ from botocore.exceptions import ClientError
 from kubeaws.aws.retry import error_code, wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by
-from kubeaws.errors import AwsCallError
 from kubeaws.resources._autoscaling import IDENTITY_TAGS, is_profile_not_visible, retry_matching
 from kubeaws.resources._ec2 import LONG_WAIT, while_in_use
 from kubeaws.resources.base import Desired, Diff, Kind, Observed
 from kubeaws.resources.registry import register
 
+#: Written on groups by kubeaws versions that rolled through instance refresh; kept off the instances.
 LT_HASH_TAG = "kubeaws.io/launch-template-hash"
 #: DeleteAutoScalingGroup's in-use answers (scaling activity running, another update pending).
 IN_USE = ("ResourceInUse", "ScalingActivityInProgress", "ResourceContention")
@@ -41,8 +43,6 @@ IN_USE = ("ResourceInUse", "ScalingActivityInProgress", "ResourceContention")
 #: only on create).
 GROUP_FIELDS = frozenset({"launch_template_id", "min_size", "max_size", "subnet_ids", "mixed_instances",
                           "health_check_type", "health_check_grace_period", "capacity_rebalance"})
-#: Instance refresh: replace at most 10% at a time, skip instances already on the default version.
-REFRESH_PREFERENCES = {"MinHealthyPercentage": 90, "InstanceWarmup": 300, "SkipMatching": True}
 
 
 def is_not_found(exc: ClientError) -> bool:
@@ -56,9 +56,10 @@ def is_transient(exc: ClientError) -> bool:
     return is_profile_not_visible(exc) or (error_code(exc) == "ValidationError" and template_missing)
 
 
-def group_params(props: Mapping[str, Any]) -> dict[str, Any]:
-    """Create/UpdateAutoScalingGroup parameters for `props` (without name, capacity, tags, target groups)."""
-    template = {"LaunchTemplateId": props["launch_template_id"], "Version": "$Default"}
+def group_params(props: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """Create/UpdateAutoScalingGroup parameters for `props` at launch-template `version` (without name,
+    capacity, tags, target groups)."""
+    template = {"LaunchTemplateId": props["launch_template_id"], "Version": version}
     params: dict[str, Any] = {
         "MinSize": props["min_size"], "MaxSize": props["max_size"],
         "VPCZoneIdentifier": ",".join(sorted(props["subnet_ids"])),
@@ -89,7 +90,7 @@ def tag_entries(name: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
 
 @register
 class AutoScalingGroup(Kind):
-    """An Auto Scaling group on a launch template's default version; rolls when the template changes."""
+    """An Auto Scaling group pinned to a version of its launch template."""
 
     kind = "AutoScalingGroup"
     service = "autoscaling"
@@ -114,7 +115,7 @@ class AutoScalingGroup(Kind):
             template = g.get("LaunchTemplate") or {}
         fields = {
             "name": g["AutoScalingGroupName"], "launch_template_id": template.get("LaunchTemplateId"),
-            "launch_template_hash": tags.get(LT_HASH_TAG),
+            "launch_template_version": template.get("Version"),
             "min_size": g["MinSize"], "max_size": g["MaxSize"], "desired_capacity": g.get("DesiredCapacity"),
             "subnet_ids": sorted(s for s in (g.get("VPCZoneIdentifier") or "").split(",") if s),
             "mixed_instances": mixed, "target_group_arns": sorted(g.get("TargetGroupARNs") or []),
@@ -166,9 +167,8 @@ class AutoScalingGroup(Kind):
         p = desired.props
         name = p["name"]
         tags = dict(desired.tags)
-        if p.get("launch_template_hash"):
-            tags[LT_HASH_TAG] = p["launch_template_hash"]
-        params = {**group_params(p), "AutoScalingGroupName": name, "Tags": tag_entries(name, tags),
+        params = {**group_params(p, str(p.get("launch_template_version") or "$Default")),
+                  "AutoScalingGroupName": name, "Tags": tag_entries(name, tags),
                   "DesiredCapacity": p.get("desired_capacity", p["min_size"])}
         if p.get("target_group_arns"):
             params["TargetGroupARNs"] = sorted(p["target_group_arns"])
@@ -185,12 +185,15 @@ class AutoScalingGroup(Kind):
                           f"Auto Scaling group {name} to be visible", ctx.policy)
 
     def update(self, ctx: AwsContext, actual: Observed, desired: Desired, diff: Diff) -> Observed:
-        rest = set(diff) - GROUP_FIELDS - {"tags", "target_group_arns", "launch_template_hash"}
+        rest = set(diff) - GROUP_FIELDS - {"tags", "target_group_arns"}
         if rest:
             raise NotImplementedError(f"{self.kind} cannot update {sorted(rest)} in place")
         p, name = desired.props, actual.id
         if set(diff) & GROUP_FIELDS:
-            params = group_params(p)
+            # At the version the group launches now (only a rollout moves it), unless it changes templates.
+            version = (p.get("launch_template_version") if "launch_template_id" in diff
+                       else actual.fields.get("launch_template_version"))
+            params = group_params(p, str(version or "$Default"))
             current = actual.fields.get("desired_capacity")
             if current is not None and not p["min_size"] <= current <= p["max_size"]:
                 params["DesiredCapacity"] = min(max(current, p["min_size"]), p["max_size"])
@@ -207,28 +210,8 @@ class AutoScalingGroup(Kind):
                          TargetGroupARNs=sorted(have - want))
         if "tags" in diff:
             self.set_tags(ctx, name, diff["tags"][1])
-        if {"launch_template_hash", "launch_template_id"} & set(diff):
-            self.roll(ctx, name)
-            if p.get("launch_template_hash"):
-                self.set_tags(ctx, name, {LT_HASH_TAG: p["launch_template_hash"]})  # after the roll started
         fields = {**actual.fields, **{k: p[k] for k in diff if k in p}}
         return replace(actual, fields=fields, tags={**actual.tags, **desired.tags})
-
-    def roll(self, ctx: AwsContext, name: str) -> str:
-        """Start a rolling instance refresh onto the launch template's default version; its ID. Not on a
-        local emulator: moto has no StartInstanceRefresh, and no instance ever boots there to be rolled."""
-        if ctx.is_emulator:
-            return ""
-        try:
-            started = ctx.call("autoscaling", "start_instance_refresh", AutoScalingGroupName=name,
-                               Strategy="Rolling", Preferences=REFRESH_PREFERENCES)
-        except ClientError as exc:
-            if error_code(exc) != "InstanceRefreshInProgress":
-                raise
-            raise AwsCallError("StartInstanceRefresh", "InstanceRefreshInProgress",
-                               f"an instance refresh is already running on {name}: wait for it to finish "
-                               "(or cancel it), then apply again to roll onto the new launch template") from exc
-        return str(started.get("InstanceRefreshId", ""))
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
         """Force-delete (terminates the instances) and wait until the group is gone."""

@@ -11,9 +11,9 @@ Re-plans stay cheap: `list_owned` is ONE DescribeLaunchTemplates (owned tag filt
 never read back. Instead a hash of the props (`content_hash`, without the name and the Desired's create_only
 props) is stored in the tag `kubeaws.io/content-hash`; the diff compares hashes and reports `content_hash`.
 An update creates a new version, makes it the default, then rewrites the hash tag (a crash in between
-shows as a diff again), then deletes versions older than the KEEP_VERSIONS newest (best effort; not on the
-local emulator, which lacks DeleteLaunchTemplateVersions). Auto Scaling groups use `$Default` and roll when
-their `launch_template_hash` (a Computed over `content_hash`, see `hashed_props`) changes.
+shows as a diff again). It deletes no version: Auto Scaling groups are pinned to explicit versions, and
+`kubeaws rollout` moves them and then prunes the versions no group uses (`prune_versions`; not on the local
+emulator, which lacks DeleteLaunchTemplateVersions).
 
 Called by the engine through the registry; `content_hash` / `hashed_props` also by model/ builders.
 """
@@ -213,8 +213,6 @@ class LaunchTemplate(Kind):
             number = version["VersionNumber"]
             ctx.call("ec2", "modify_launch_template", LaunchTemplateId=actual.id, DefaultVersion=str(number))
             self.set_tags(ctx, actual.id, {HASH_TAG: digest})  # completion marker
-            if not ctx.is_emulator:  # the local emulator has no DeleteLaunchTemplateVersions
-                prune_versions(ctx, actual.id, number)
             tags[HASH_TAG] = fields["content_hash"] = attrs["content_hash"] = digest
             attrs.update(default_version=number, latest_version=number)
         return Observed(self.kind, actual.id, fields, tags, actual.state, attrs)
@@ -223,16 +221,19 @@ class LaunchTemplate(Kind):
         ignoring(lambda: ctx.call("ec2", "delete_launch_template", LaunchTemplateId=actual.id), NOT_FOUND)
 
 
-def prune_versions(ctx: AwsContext, template_id: str, default: int) -> list[int]:
-    """Delete the versions older than the KEEP_VERSIONS newest up to `default` (never the default); return
-    the deleted version numbers. Best effort: a failure leaves old versions for the next update to prune."""
-    cutoff = default - KEEP_VERSIONS
+def prune_versions(ctx: AwsContext, template_id: str, default: int, in_use: frozenset[int] = frozenset()
+                   ) -> list[int]:
+    """Delete the versions older than the KEEP_VERSIONS newest up to `default` (never the default, never one
+    in `in_use`: a version an Auto Scaling group launches); return the deleted version numbers. Best effort:
+    a failure leaves old versions for the next rollout to prune."""
+    cutoff = min([default, *in_use]) - KEEP_VERSIONS
     if cutoff < 1:
         return []
     try:
         old = ctx.paginate("ec2", "describe_launch_template_versions", "LaunchTemplateVersions",
                            LaunchTemplateId=template_id, MaxVersion=str(cutoff))
-        numbers = sorted(n for v in old if (n := int(v["VersionNumber"])) <= cutoff and not v.get("DefaultVersion"))
+        numbers = sorted(n for v in old if (n := int(v["VersionNumber"])) <= cutoff and not v.get("DefaultVersion")
+                         and n not in in_use)
         deleted: list[int] = []
         for i in range(0, len(numbers), 200):  # DeleteLaunchTemplateVersions takes at most 200
             batch = numbers[i:i + 200]

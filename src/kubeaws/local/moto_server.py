@@ -1,0 +1,38 @@
+"""The local emulator's server process: moto's server, with fixes for the moto bugs that break a flow
+kubeaws relies on, applied before it starts. Each fix makes moto behave as AWS does; none changes what
+kubeaws sends.
+
+- Launch-template versions made by CreateLaunchTemplateVersion keep their user data as plain text, and moto's
+  Auto Scaling then fails (HTTP 500, an AssertionError inside moto) to launch any instance from such a
+  version: every instance a rollout or a self-healing group launches after a template change. The version's
+  user data is given to moto's launcher in the form it expects.
+
+Started by `kubeaws.local.emulator.launch` as `python -m kubeaws.local.moto_server -H 127.0.0.1 -p PORT`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def patch() -> None:
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+
+    def user_data(self: Any) -> Any:
+        value = self.data.get("UserData")
+        return Base64EncodedString(value) if isinstance(value, str) else value
+
+    LaunchTemplateVersion.user_data = property(user_data)  # type: ignore[method-assign,assignment]
+
+
+def main(argv: list[str]) -> None:
+    patch()
+    from moto.server import main as moto_main
+
+    moto_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
