@@ -100,8 +100,8 @@ def test_a_pdb_that_blocks_a_drain_stops_the_rollout_naming_it() -> None:
 def test_validation_failing_stops_with_the_problems() -> None:
     cloud, cluster, clock, _ = world(cp=1, groups={})
     cluster.broken = ["node node-x NotReady", "kube-system/coredns-1 CrashLoopBackOff"]
-    with pytest.raises(RolloutError, match="gave up after 60s waiting for the cluster to be healthy after "
-                                           "replacing .*: node node-x NotReady; kube-system/coredns-1"):
+    with pytest.raises(RolloutError, match=r"gave up after 60s waiting for the cluster to be healthy after "
+                                           r"replacing .*: node node-x NotReady; kube-system/coredns-1"):
         runner(cloud, cluster, clock).run(plan(cloud))
 
 
