@@ -83,6 +83,25 @@ MUTATIONS = (
              'CidrBlock=desired.props["cidr_block"])["Vpc"]\n'
              '        ctx.call("ec2", "create_tags", Resources=[vpc["VpcId"]],\n'
              '                 Tags=self.ec2_tag_spec("vpc", desired)[0]["Tags"])', CONTRACT),
+    Mutation("service-lb-order", "the cluster's Service load balancers deleted after the groups they use",
+             "src/kubeaws/resources/controller_made.py", 'service = "elb"\n    rank = 44',
+             'service = "elb"\n    rank = 25', ("tests/test_controller_made.py",)),
+    Mutation("service-sg-refs", "the rules naming a Service's group as source not revoked before it goes",
+             "src/kubeaws/resources/controller_made.py", "        revoke_references(ctx, actual.id)\n", "",
+             ("tests/test_controller_made.py",)),
+    Mutation("controller-rules", "apply revokes the rules the cluster's controllers added to kubeaws' groups",
+             "src/kubeaws/resources/security_group_rules.py",
+             "if is_controller_made(tag_dict(g.get(\"Tags\")), ctx.cluster)}", "if False}",
+             ("tests/test_controller_made.py",)),
+    Mutation("controller-shared", "a `shared` resource counted as made by the cluster's controllers",
+             "src/kubeaws/aws/tags.py", 'if tags.get(ours) != "owned" or', "if ours not in tags or",
+             ("tests/test_controller_made.py",)),
+    Mutation("controller-vpc", "controllers' resources of a same-named cluster in another VPC counted",
+             "src/kubeaws/resources/controller_made.py", "not known[name].in_vpc or", "True or",
+             ("tests/test_controller_made.py",)),
+    Mutation("csi-volume-wait", "a CSI volume deleted without waiting for it to be detached",
+             "src/kubeaws/resources/controller_volumes.py", '        registry_kind("Volume").delete(ctx, actual)',
+             '        ctx.call("ec2", "delete_volume", VolumeId=actual.id)', ("tests/test_controller_made.py",)),
 )
 
 

@@ -60,11 +60,14 @@ def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | Plan
 
 def delete(spec: ClusterSpec, ctx: AwsContext | None = None, *, on_event: _apply.EventSink | None = None,
            max_workers: int = 8) -> ApplyResult:
-    """Delete everything kubeaws created for the cluster; brought resources only lose the `shared` tag."""
+    """Delete everything kubeaws created for the cluster, and what the cluster's controllers made (Service load
+    balancers and their security groups, EBS CSI volumes and snapshots); brought resources only lose the
+    `shared` tag."""
     ctx = ctx or connect(spec)
     return _apply.destroy(ctx, build(spec), on_event, max_workers)
 
 
-def status(spec: ClusterSpec, ctx: AwsContext | None = None) -> StatusReport:
-    """What exists for the cluster and how many changes are pending."""
-    return cluster_status(build(spec), ctx or connect(spec))
+def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made: bool = True) -> StatusReport:
+    """What exists for the cluster and how many changes are pending; with `controller_made`, also what the
+    cluster's controllers made (`report.controller_made`), which `delete` removes too."""
+    return cluster_status(build(spec), ctx or connect(spec), controller_made)

@@ -237,21 +237,33 @@ def _attr_columns(items: Iterable[dict[str, Any]]) -> list[str]:
     return ordered[:4]
 
 
-def report_status(out: Out, report: StatusReport, finish_command: str) -> None:
-    """One table per kind (name, id, state, attributes), then whether the cluster matches the spec."""
-    data = report.to_dict()["resources"]
-    if not data:
-        out.print(f'No resources found for cluster "{escape(report.cluster)}".')
+def _tables(out: Out, data: dict[str, list[dict[str, Any]]], title_suffix: str = "") -> None:
+    """One table per kind: name, id, state, then up to four attribute columns."""
     for kind, items in data.items():
         extra = _attr_columns({k: v for k, v in item.items() if k not in ("name", "id", "state")}
                               for item in items)
-        table = Table(title=f"{kind} ({len(items)})", title_justify="left")
+        table = Table(title=f"{kind} ({len(items)}){title_suffix}", title_justify="left")
         for column in ("name", "id", "state", *extra):
             table.add_column(column, no_wrap=column in ("name", "id"))
         for item in items:
             table.add_row(*(_cell(item.get(c)) for c in ("name", "id", "state", *extra)))
         if not out.json:
             out.stdout.print(table)
+
+
+def report_status(out: Out, report: StatusReport, finish_command: str) -> None:
+    """One table per kind (name, id, state, attributes), then what the cluster's controllers made (deleted
+    with the cluster), then whether the cluster matches the spec."""
+    data = report.to_dict()
+    if not data["resources"]:
+        out.print(f'No resources found for cluster "{escape(report.cluster)}".')
+    _tables(out, data["resources"])
+    if report.controller_made:
+        from kubeaws.engine.render import controller_made_summary
+
+        out.print(f"Made by the cluster's controllers: {controller_made_summary(report.controller_made)} "
+                  "(not in the spec; `kubeaws delete` deletes them with the cluster):")
+        _tables(out, data["controllerMade"], ", made by the cluster's controllers")
     if report.in_sync:
         out.print("[green]in sync[/green]: the cluster matches the spec.")
     else:
@@ -259,17 +271,27 @@ def report_status(out: Out, report: StatusReport, finish_command: str) -> None:
 
 
 def report_delete_preview(out: Out, report: StatusReport) -> int:
-    """What delete will remove (brought resources only lose their tag); returns how many resources."""
+    """What delete will remove (brought resources only lose their tag), then what the cluster's controllers
+    made that goes with it; returns how many resources."""
     tag = f"kubernetes.io/cluster/{report.cluster}"
     resources = report.resources
-    if not resources:
-        return 0
-    out.print(f'Will delete {len(resources)} resources of cluster "{escape(report.cluster)}":')
+    if resources:
+        out.print(f'Will delete {len(resources)} resources of cluster "{escape(report.cluster)}":')
     for o in resources:
         name = o.logical_key or f"{o.kind}/{o.id}"
         note = "  # brought: only untagged, never deleted" if o.tags.get(tag) == "shared" else ""
         out.print(f"  [red]-[/red] {escape(name)} ({escape(o.id)}){note}")
-    return len(resources)
+    if report.controller_made:
+        from kubeaws.engine.render import controller_made_summary
+
+        out.print(f"Will also delete {controller_made_summary(report.controller_made)} the cluster's "
+                  "controllers created:")
+        for o in report.controller_made:
+            what = o.attrs.get("service") or o.attrs.get("claim")
+            note = f"  # {what}" if what else ""
+            out.print(f"  [red]-[/red] {escape(o.kind)}/{escape(str(o.attrs.get('name') or o.id))} "
+                      f"({escape(o.id)}){escape(note)}")
+    return len(resources) + len(report.controller_made)
 
 
 def local_status_text(out: Out, info: dict[str, Any]) -> None:

@@ -6,6 +6,11 @@ run one at a time in the graph's order, so a run's AWS calls come in the same or
 what depends on the failed resource; the result says what was done and what was not, and running the same
 command again finishes the job (every step is idempotent: resources are found again by their tags).
 
+`destroy` also deletes what the cluster's own controllers made (resources/controller_made.py: Service load
+balancers and their security groups, EBS CSI volumes and snapshots), each kind at its rank in the same
+rank-by-rank delete, so the load balancers are gone before the subnets, groups and VPC they would block. An
+apply (`execute`) never observes those, so never deletes them.
+
 Called by the public API (kubeaws.api.apply / delete).
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -27,8 +32,9 @@ from kubeaws.engine.plan import PlanState
 from kubeaws.engine.types import Action, ApplyResult, Change, Event, EventState
 from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
-from kubeaws.resources import registry
-from kubeaws.resources.base import Desired, Lookup, Observed, Ref
+from kubeaws.resources import controller_made, registry
+from kubeaws.resources.base import Desired, Kind, Lookup, Observed, Ref
+from kubeaws.resources.controller_made import ControllerKind
 
 EventSink = Callable[[Event], None]
 
@@ -191,10 +197,12 @@ def _run_in_order(order: list[str], changes: dict[str, Change], deps: dict[str, 
     return bad
 
 
-def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_workers: int) -> bool:
+def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_workers: int,
+                 kinds: Mapping[str, Kind | ControllerKind] | None = None) -> bool:
     """Delete resources rank by rank (highest first), each rank in parallel. Stop after a rank with a
-    failure: lower ranks (VPC, subnets...) cannot go while their dependants remain."""
-    kinds = registry.kinds()
+    failure: lower ranks (VPC, subnets...) cannot go while their dependants remain. `kinds`: who deletes
+    each kind (default: the registry)."""
+    kinds = kinds if kinds is not None else registry.kinds()
     by_rank: dict[int, list[Change]] = {}
     for c in deletes:
         by_rank.setdefault(kinds[c.kind].rank, []).append(c)
@@ -226,15 +234,20 @@ def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_wor
 
 def destroy(ctx: AwsContext, graph: Graph | None, on_event: EventSink | None = None,
             max_workers: int = 8, observation: Observation | None = None) -> ApplyResult:
-    """Delete every resource tagged as owned by the cluster (whatever the spec says now), in reverse rank
-    order, then remove the `shared` tag from brought resources. Brought resources are never deleted."""
+    """Delete every resource tagged as owned by the cluster (whatever the spec says now) and what the
+    cluster's controllers made, in reverse rank order, then remove the `shared` tag from brought resources.
+    Brought resources are never deleted. An `observation` given must have been made with
+    `controller_made_too` for the controllers' resources to go too."""
     started = time.monotonic()
     result = ApplyResult(cluster=ctx.cluster, operation="delete")
     rep = _Reporter(result, on_event)
-    obs = observation or observe(ctx, graph, every_kind=True)
+    obs = observation or observe(ctx, graph, every_kind=True, controller_made_too=True)
     deletes = [Change("delete", o.kind, (o.logical_key or "").split("/", 1)[-1] or o.id, o.id, {}, None, o)
                for o in obs.all_owned()]
-    ok = _run_deletes(ctx, deletes, rep, max_workers)
+    deletes += [Change("delete", o.kind, controller_made.name_of(o), o.id, {}, None, o,
+                       reason="made by the cluster's controllers") for o in obs.all_controller_made()]
+    kinds: dict[str, Kind | ControllerKind] = {**registry.kinds(), **controller_made.kinds()}
+    ok = _run_deletes(ctx, deletes, rep, max_workers, kinds)
     if ok and graph is not None:
         _untag_brought(ctx, graph, obs, rep)
     result.seconds = time.monotonic() - started

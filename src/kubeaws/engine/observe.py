@@ -1,5 +1,7 @@
 """Observation: what exists in AWS for a cluster. One `list_owned` per kind (in parallel), `get` for
-brought resources, and plan-time lookups (public SSM parameters naming AMIs).
+brought resources, plan-time lookups (public SSM parameters naming AMIs) and, for delete and status only, what
+the cluster's controllers made (resources/controller_made.py; a plan never looks for it, so an apply never
+deletes it).
 
 Called by engine.plan, engine.destroy and engine.status.
 """
@@ -17,7 +19,7 @@ from botocore.exceptions import ClientError
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
 from kubeaws.model.graph import Graph
-from kubeaws.resources import registry
+from kubeaws.resources import controller_made, registry
 from kubeaws.resources.base import Lookup, Observed, walk
 
 T = TypeVar("T")
@@ -29,15 +31,24 @@ class LookupError_(KubeawsError):
 
 @dataclass
 class Observation:
-    """Owned resources by kind, brought resources by ID, and resolved lookups."""
+    """Owned resources by kind, brought resources by ID, resolved lookups, and what the cluster's controllers
+    made by kind (when asked for)."""
 
     owned: dict[str, list[Observed]] = field(default_factory=dict)
     brought: dict[str, Observed] = field(default_factory=dict)
     lookups: dict[Lookup, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    controller_made: dict[str, list[Observed]] = field(default_factory=dict)
 
     def all_owned(self) -> list[Observed]:
         return [o for kind in sorted(self.owned) for o in self.owned[kind]]
+
+    def all_controller_made(self) -> list[Observed]:
+        return [o for kind in sorted(self.controller_made) for o in self.controller_made[kind]]
+
+    def vpc_ids(self) -> set[str]:
+        """The cluster's VPCs: kubeaws' own and the brought one."""
+        return {o.id for o in self.owned.get("Vpc", [])} | {o.id for o in self.brought.values() if o.kind == "Vpc"}
 
 
 def parallel(tasks: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T]:
@@ -49,12 +60,16 @@ def parallel(tasks: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T
         return {name: fut.result() for name, fut in futures.items()}
 
 
-def observe(ctx: AwsContext, graph: Graph | None, workers: int = 24, every_kind: bool = False) -> Observation:
+def observe(ctx: AwsContext, graph: Graph | None, workers: int = 24, every_kind: bool = False,
+            controller_made_too: bool = False) -> Observation:
     """One pass over AWS: owned resources of the kinds the graph's mode can own (of every kind with
-    `every_kind`, as delete needs), the graph's brought resources and lookups."""
+    `every_kind`, as delete needs), the graph's brought resources and lookups; with `controller_made_too`
+    (delete and status only), what the cluster's controllers made in the cluster's region (and VPCs)."""
     kinds = registry.kinds() if every_kind or graph is None else registry.for_mode(graph.mode)
+    made_kinds = controller_made.kinds() if controller_made_too else {}
     tasks: dict[str, Callable[[], Any]] = {f"owned:{name}": partial(kind.list_owned, ctx)
                                            for name, kind in kinds.items()}
+    tasks.update({f"controller:{name}": partial(kind.find, ctx) for name, kind in made_kinds.items()})
     brought_ids: dict[str, list[str]] = {}
     lookups: set[Lookup] = set()
     if graph is not None:
@@ -68,7 +83,8 @@ def observe(ctx: AwsContext, graph: Graph | None, workers: int = 24, every_kind:
         tasks["lookups"] = partial(resolve_lookups, ctx, lookups)
     # Build the shared clients up front: built inside the pool, the first one would hold every thread.
     with ctx.sharing():
-        for service in sorted({kind.service for kind in kinds.values()}):
+        services = {kind.service for kind in kinds.values()} | {kind.service for kind in made_kinds.values()}
+        for service in sorted(services):
             ctx.client(service)
 
     def shared(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -79,15 +95,19 @@ def observe(ctx: AwsContext, graph: Graph | None, workers: int = 24, every_kind:
 
     results = parallel({name: shared(fn) for name, fn in tasks.items()}, workers)
     obs = Observation()
+    made: dict[str, list[Observed]] = {}
     for name, value in results.items():
         prefix, _, rest = name.partition(":")
         if prefix == "owned":
             obs.owned[rest] = value
+        elif prefix == "controller":
+            made[rest] = value
         elif prefix == "brought":
             for o in value:
                 obs.brought[o.id] = o
         else:
             obs.lookups, obs.warnings = value
+    obs.controller_made = controller_made.select(made, obs.vpc_ids())
     return obs
 
 

@@ -1,6 +1,9 @@
 """Plan as text, kops/terraform style: grouped create / update / replace / delete, `old -> new` per field,
 list changes as added (+) and removed (-) items.
 
+Also the one-line count of what the cluster's controllers made that `kubeaws delete` removes too
+(`controller_made_summary`).
+
 Called by the CLI (`kubeaws plan`, and before `apply`/`delete`) and by the plan golden tests.
 """
 
@@ -11,6 +14,8 @@ import json
 from typing import Any
 
 from kubeaws.engine.types import Change, Plan, jsonable
+from kubeaws.resources import controller_made
+from kubeaws.resources.base import Observed
 
 #: Text longer than this (or on several lines) is shown as its size and digest.
 LONG_TEXT = 160
@@ -103,3 +108,15 @@ def plan_text(plan: Plan) -> str:
         for change in group:
             lines.extend(_change_lines(change, symbol, plan.names))
     return "\n".join(lines) + "\n"
+
+
+def controller_made_summary(items: list[Observed]) -> str:
+    """Counts by what they are, in the order the kinds are declared (about the delete order), e.g.
+    `2 load balancers, 1 security group and 3 volumes`."""
+    counts: dict[str, int] = {}
+    for kind in controller_made.kinds().values():
+        n = sum(1 for o in items if o.kind == kind.kind)
+        if n:
+            counts[kind.noun] = counts.get(kind.noun, 0) + n
+    parts = [f"{n} {noun}{'' if n == 1 else 's'}" for noun, n in counts.items()]
+    return " and ".join(parts) if len(parts) < 3 else ", ".join(parts[:-1]) + " and " + parts[-1]

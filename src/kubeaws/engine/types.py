@@ -130,20 +130,30 @@ class ApplyResult:
         }
 
 
+def _by_kind(items: list[Observed]) -> dict[str, list[Observed]]:
+    out: dict[str, list[Observed]] = {}
+    for o in items:
+        out.setdefault(o.kind, []).append(o)
+    return out
+
+
 @dataclass
 class StatusReport:
-    """What exists for a cluster, by kind, and how far it is from the spec."""
+    """What exists for a cluster, by kind, and how far it is from the spec. `controller_made`: what the
+    cluster's own controllers made (Service load balancers, EBS CSI volumes...): never part of the spec nor of
+    a plan, deleted by `kubeaws delete` with the cluster."""
 
     cluster: str
     resources: list[Observed]
     pending_changes: int
     plan_summary: dict[str, int]
+    controller_made: list[Observed] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, list[Observed]]:
-        out: dict[str, list[Observed]] = {}
-        for o in self.resources:
-            out.setdefault(o.kind, []).append(o)
-        return out
+        return _by_kind(self.resources)
+
+    def controller_made_by_kind(self) -> dict[str, list[Observed]]:
+        return _by_kind(self.controller_made)
 
     @property
     def in_sync(self) -> bool:
@@ -159,4 +169,7 @@ class StatusReport:
                                   "state": o.state, **{k: jsonable(v) for k, v in o.attrs.items()}}
                                  for o in items]
                           for kind, items in self.by_kind().items()},
+            "controllerMade": {kind: [{"id": o.id, "state": o.state,
+                                       **{k: jsonable(v) for k, v in o.attrs.items()}} for o in items]
+                               for kind, items in self.controller_made_by_kind().items()},
         }

@@ -6,6 +6,14 @@ goes. AWS IpPermissions (one permission per protocol/port range holding several 
 flattened to one rule dict per source, the shape of docs/kinds.md:
 `{"protocol", "from_port", "to_port", "cidr", "source_group", "description"}`. A rule's identity ignores its
 description. Called by the engine through the registry.
+
+The rules the cluster's controllers add to kubeaws' groups are not kubeaws' to reconcile: cloud-provider-aws
+opens the nodes' group to each classic load balancer's security group (a rule whose source is a group it made,
+`aws.tags.is_controller_made`) and to an NLB's clients and health checks (descriptions starting
+`kubernetes.io/rule/nlb/`). `list_owned` leaves them out of `ingress`, so an `apply` never revokes them while
+the cluster lives; `delete` (which reads the group afresh) revokes them with the rest. Its one describe selects
+the groups tagged `kubernetes.io/cluster/<cluster>=owned`, which are kubeaws' own (they carry that tag too)
+and the ones the controllers made, and tells them apart by their tags.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from kubeaws.aws.retry import error_code, retry_on_codes
 from kubeaws.aws.session import AwsContext
-from kubeaws.aws.tags import RESOURCE_TAG, tag_dict
+from kubeaws.aws.tags import NLB_RULE_PREFIX, RESOURCE_TAG, is_controller_made, is_owned_by, k8s_cluster_tag, tag_dict
 from kubeaws.resources.base import Desired, Diff, Kind, Observed, contains_unknown
 from kubeaws.resources.registry import register
 from kubeaws.resources.security_group import GROUP_NOT_FOUND, describe_groups
@@ -93,6 +101,12 @@ def to_permissions(rules: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return list(grouped.values())
 
 
+def is_controller_rule(rule: Mapping[str, Any], controller_groups: set[str]) -> bool:
+    """A rule one of the cluster's controllers added: from a group it made, or one of its NLB rules."""
+    return rule.get("source_group") in controller_groups or str(rule.get("description") or "").startswith(
+        NLB_RULE_PREFIX)
+
+
 def current_rules(ctx: AwsContext, group_id: str) -> list[Rule] | None:
     """The group's ingress rules read now, or None when the group is gone."""
     groups = describe_groups(ctx, GroupIds=[group_id])
@@ -140,17 +154,22 @@ class SecurityGroupRules(Kind):
     immutable = frozenset({"group_id"})
     taggable = False
 
-    def observe(self, group: Mapping[str, Any]) -> Observed:
+    def observe(self, group: Mapping[str, Any], controller_groups: set[str] | None = None) -> Observed:
+        """One group's rule set, without the rules the cluster's controllers added (from `controller_groups`,
+        or their NLB rules)."""
         tags = tag_dict(group.get("Tags"))
         key = tags.get(RESOURCE_TAG, "")
         if key.startswith("SecurityGroup/"):
             tags[RESOURCE_TAG] = f"{self.kind}/{key.partition('/')[2]}"
+        rules = [r for r in flatten(group.get("IpPermissions", []))
+                 if not is_controller_rule(r, controller_groups or set())]
         return Observed(kind=self.kind, id=group["GroupId"], tags=tags,
-                        fields={"group_id": group["GroupId"],
-                                "ingress": flatten(group.get("IpPermissions", []))})
+                        fields={"group_id": group["GroupId"], "ingress": rules})
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
-        return [self.observe(g) for g in describe_groups(ctx, Filters=self.owned_filter(ctx))]
+        groups = describe_groups(ctx, Filters=[{"Name": f"tag:{k8s_cluster_tag(ctx.cluster)}", "Values": ["owned"]}])
+        made = {g["GroupId"] for g in groups if is_controller_made(tag_dict(g.get("Tags")), ctx.cluster)}
+        return [self.observe(g, made) for g in groups if is_owned_by(tag_dict(g.get("Tags")), ctx.cluster)]
 
     def diff(self, actual: Observed, desired: Desired) -> Diff:
         """`group_id` as usual; `ingress` compared as a set of rule identities (descriptions ignored)."""
