@@ -1,11 +1,28 @@
 """A FAKE Kubernetes API server over TLS for the tests (no real API server is available here, and the
-emulator's EKS is metadata only): a small HTTPS server in a thread that stores objects per path, answers GET
-(one object, or a list filtered by labelSelector), server-side apply PATCH (merging, recording the field
-manager and content type, adding defaults the way a real server does) and DELETE.
+emulator's EKS is metadata only): a small HTTPS server in a thread that stores objects per path and answers
+
+- GET: one object, or a list filtered by `labelSelector` (`=`, `!=`, existence, `in`, `notin`) and
+  `fieldSelector` (`spec.nodeName`, `metadata.name`, `metadata.namespace`, `status.phase`; another field is
+  a 400, as on a real server), across namespaces when the path names none;
+- PATCH: server-side apply (merging, recording the field manager and content type, adding defaults the way a
+  real server does), JSON merge patch and strategic merge patch (maps and scalars; 404 for a missing object);
+- DELETE (404 when gone);
+- POST .../pods/<name>/eviction (a policy/v1 Eviction; like a real server, the endpoint's type is assumed
+  when the body names none): the pod's PodDisruptionBudgets, with the status the
+  disruption controller would give them (tests/kube_objects.py: `disruptionsAllowed` from the healthy pods
+  each matches), decide. Allowed, or the pod is finished or Pending: 201, the pod is deleted and, when a
+  ReplicaSet or Deployment owns it, an equivalent pod is created Pending on no node, as its controller
+  would. Not allowed: 429 with the real server's message and cause. More than one budget: 500, as there.
+  Budgets read through GET carry that computed status too.
+
+Hooks for tests: `add` (any object, e.g. built with tests/kube_objects.py), `register_node` (call it when an
+instance appears), `set_ready`, `start_pending` (the Pending pods scheduled and Running on a node),
+`calls()` (the (method, path) of every request, in order), `fail_next` (statuses to answer next).
 
 Authentication: a bearer token starting with `k8s-aws-v1.` (EKS), or a client certificate signed by the
-`client_ca` given to `serve` (kubeadm admin certificates); anything else is 401. Certificates are made with
-`cryptography` (`make_cert`, `test_pki`). Used by tests/test_kubernetes_object.py and tests/test_doctor_live.py.
+`client_ca` given to `serve` (kubeadm admin certificates); anything else is 401, and so is a token in
+`refuse_tokens` (an expired one). Certificates are made with `cryptography` (`make_cert`, `test_pki`). Used by
+tests/test_kube_client.py, tests/test_kubernetes_object.py and tests/test_doctor_live.py.
 """
 
 from __future__ import annotations
@@ -13,6 +30,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import ipaddress
+import itertools
 import json
 import re
 import ssl
@@ -30,7 +48,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-PATH = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?$")
+from tests import kube_objects as ko
+
+#: base, namespace, plural, name, subresource
+PATH = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?(?:/([^/]+))?$")
+PDBS = "poddisruptionbudgets"
+MERGE_TYPES = frozenset({"application/merge-patch+json", "application/strategic-merge-patch+json"})
 SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
@@ -69,8 +92,74 @@ class FakeApi(ThreadingHTTPServer):
         self.objects: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[int] = []
-        self.lock = threading.Lock()
+        self.refuse_tokens: set[str] = set()
+        self.lock = threading.RLock()
         self.version = 0
+        self.suffixes = itertools.count(1)
+
+    # -- hooks for tests ------------------------------------------------------------------------------------
+    def add(self, obj: dict[str, Any]) -> str:
+        """Store `obj` (apiVersion, kind, metadata.name, metadata.namespace for a namespaced one) as the
+        server would (uid, resourceVersion); its path."""
+        meta = obj["metadata"]
+        group = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+        where = f"/namespaces/{meta['namespace']}" if meta.get("namespace") else ""
+        path = f"{group}{where}/{obj['kind'].lower()}s/{meta['name']}"
+        with self.lock:
+            self.version += 1
+            stored = copy.deepcopy(obj)
+            stored["metadata"].setdefault("uid", f"uid-{meta['name']}")
+            stored["metadata"]["resourceVersion"] = str(self.version)
+            self.objects[path] = stored
+        return path
+
+    def register_node(self, name: str, ready: bool = False, **kw: Any) -> dict[str, Any]:
+        """A kubelet registering its Node (NotReady at first unless `ready`): call it when an instance
+        appears. Keyword arguments as `kube_objects.node`."""
+        obj = ko.node(name, ready=ready, **kw)
+        self.add(obj)
+        return obj
+
+    def set_ready(self, name: str, ready: bool = True) -> None:
+        """The Node's Ready condition becomes True (or False); KeyError if no such node."""
+        with self.lock:
+            conditions = self.objects[f"/api/v1/nodes/{name}"].setdefault("status", {}).setdefault("conditions", [])
+            conditions[:] = [c for c in conditions if c.get("type") != "Ready"] + [ko.ready_condition(ready)]
+
+    def start_pending(self, node_name: str) -> list[str]:
+        """Every Pending pod that is on no node is scheduled on `node_name` and Running and Ready (a
+        controller's replacement pods coming up); their paths."""
+        with self.lock:
+            started = []
+            for path, obj in self.objects.items():
+                if "/pods/" in path and obj["status"].get("phase") == "Pending" and not obj["spec"].get("nodeName"):
+                    obj["spec"]["nodeName"] = node_name
+                    obj["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+                    started.append(path)
+            return started
+
+    def calls(self, *methods: str) -> list[tuple[str, str]]:
+        """(method, path) of every request so far, in order; only these methods when given."""
+        with self.lock:
+            return [(r["method"], r["path"]) for r in self.requests if not methods or r["method"] in methods]
+
+    def pods(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [o for p, o in sorted(self.objects.items()) if _kind_of(p) == ("/api/v1", "pods")]
+
+    def view(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """An object as GET returns it: a budget with the disruption controller's status."""
+        if _kind_of(path)[1] == PDBS:
+            return {**obj, "status": ko.pdb_status(obj, self.pods())}
+        return obj
+
+
+def _kind_of(path: str) -> tuple[str, str]:
+    """(base, plural) of an object's path ("", "") for anything else."""
+    found = PATH.match(path)
+    if found is None or found.group(4) is None or found.group(5) is not None:
+        return "", ""
+    return found.group(1), found.group(3)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -87,9 +176,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _status(self, code: int, message: str) -> None:
+    def _status(self, code: int, message: str, **extra: Any) -> None:
         self._reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                           "code": code})
+                           "code": code, **extra})
 
     def _handle(self, method: str) -> None:
         parts = urllib.parse.urlsplit(self.path)
@@ -101,9 +190,12 @@ class Handler(BaseHTTPRequestHandler):
             peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
             client_cn = next((v for rdn in (peer or {}).get("subject", ()) for k, v in rdn if k == "commonName"),
                              None)
+            authorization = self.headers.get("Authorization") or ""
             srv.requests.append({"method": method, "path": parts.path, "query": query, "body": body,
-                                 "content_type": self.headers.get("Content-Type"), "client_cn": client_cn})
-            bearer = (self.headers.get("Authorization") or "").startswith("Bearer k8s-aws-v1.")
+                                 "content_type": self.headers.get("Content-Type"), "client_cn": client_cn,
+                                 "authorization": authorization})
+            token = authorization.removeprefix("Bearer ")
+            bearer = token.startswith("k8s-aws-v1.") and token not in srv.refuse_tokens
             if not bearer and client_cn is None:
                 return self._status(401, "Unauthorized")
             if srv.fail_next:
@@ -111,24 +203,31 @@ class Handler(BaseHTTPRequestHandler):
             match = PATH.match(parts.path)
             if match is None:
                 return self._status(404, "the server could not find the requested resource")
-            base, namespace, plural, name = match.groups()
+            base, namespace, plural, name, sub = match.groups()
+            if sub is not None:
+                if (method, plural, sub) == ("POST", "pods", "eviction"):
+                    return self._evict(parts.path.rsplit("/", 1)[0], namespace, name, body)
+                return self._status(404, "the server could not find the requested resource")
             obj = srv.objects.get(parts.path)
             if method == "GET" and name is None:
-                wanted = dict(p.split("=", 1) for p in query.get("labelSelector", "").split(",") if p)
-                items = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")}
-                         for path, o in sorted(srv.objects.items())
-                         if PATH.match(path).groups()[0::2] == (base, plural)  # type: ignore[union-attr]
-                         and namespace in (None, o["metadata"].get("namespace"))
-                         and wanted.items() <= (o["metadata"].get("labels") or {}).items()]
-                return self._reply(200, {"kind": "List", "items": items})
+                return self._list(base, namespace, plural, query)
             if method == "GET":
-                return self._reply(200, obj) if obj else self._status(404, f'{plural} "{name}" not found')
+                return self._reply(200, srv.view(parts.path, obj)) if obj else self._not_found(plural, name)
             if method == "DELETE":
                 if obj is None:
-                    return self._status(404, f'{plural} "{name}" not found')
+                    return self._not_found(plural, name)
                 del srv.objects[parts.path]
                 return self._reply(200, {"kind": "Status", "status": "Success"})
-            if method != "PATCH" or self.headers.get("Content-Type") != "application/apply-patch+yaml":
+            content_type = self.headers.get("Content-Type")
+            if method == "PATCH" and content_type in MERGE_TYPES:
+                if obj is None:
+                    return self._not_found(plural, name)
+                srv.version += 1
+                patched = ko.merge_patch(obj, body)
+                patched["metadata"]["resourceVersion"] = str(srv.version)
+                srv.objects[parts.path] = patched
+                return self._reply(200, patched)
+            if method != "PATCH" or content_type != "application/apply-patch+yaml":
                 return self._status(415, "unsupported media type")
             if body["metadata"]["name"] != name or not query.get("fieldManager"):
                 return self._status(400, "name mismatch or no fieldManager")
@@ -145,6 +244,56 @@ class Handler(BaseHTTPRequestHandler):
             srv.objects[parts.path] = merged
             return self._reply(201 if obj is None else 200, merged)
 
+    def _not_found(self, plural: str, name: str) -> None:
+        self._status(404, f'{plural} "{name}" not found', reason="NotFound")
+
+    def _list(self, base: str, namespace: str | None, plural: str, query: dict[str, str]) -> None:
+        srv = self.server
+        try:
+            ko.label_selector_matches(query.get("labelSelector", ""), {})  # a bad selector is a 400, always
+            ko.field_selector_matches(query.get("fieldSelector", ""), {})
+            items = [srv.view(path, {k: v for k, v in o.items() if k not in ("apiVersion", "kind")})
+                     for path, o in sorted(srv.objects.items())
+                     if _kind_of(path) == (base, plural) and namespace in (None, o["metadata"].get("namespace"))
+                     and ko.label_selector_matches(query.get("labelSelector", ""), o["metadata"].get("labels") or {})
+                     and ko.field_selector_matches(query.get("fieldSelector", ""), o)]
+        except ValueError as exc:
+            return self._status(400, str(exc), reason="BadRequest")
+        return self._reply(200, {"kind": "List", "items": items})
+
+    def _evict(self, pod_path: str, namespace: str, name: str, body: Any) -> None:
+        srv = self.server
+        pod = srv.objects.get(pod_path)
+        if pod is None:
+            return self._not_found("pods", name)
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction" \
+                or body.get("apiVersion", "policy/v1") != "policy/v1" \
+                or (body.get("metadata") or {}).get("name") != name:
+            return self._status(400, "the body is not a policy/v1 Eviction of this pod", reason="BadRequest")
+        budgets = [o for p, o in sorted(srv.objects.items()) if _kind_of(p)[1] == PDBS
+                   and o["metadata"].get("namespace") == namespace
+                   and ko.selector_matches((o.get("spec") or {}).get("selector"), pod["metadata"].get("labels") or {})]
+        if pod["status"].get("phase") not in ("Succeeded", "Failed", "Pending"):  # those ignore budgets
+            if len(budgets) > 1:
+                return self._status(500, ko.MANY_PDBS, reason="InternalError")
+            for budget in budgets:
+                status = ko.pdb_status(budget, srv.pods())
+                if status["disruptionsAllowed"] < 1:
+                    cause = (f"The disruption budget {budget['metadata']['name']} needs {status['desiredHealthy']} "
+                             f"healthy pods and has {status['currentHealthy']} currently")
+                    return self._status(429, ko.PDB_VIOLATION, reason="TooManyRequests",
+                                        details={"causes": [{"reason": "DisruptionBudget", "message": cause}]})
+        del srv.objects[pod_path]
+        owners = pod["metadata"].get("ownerReferences") or []
+        if any(o.get("kind") in ("ReplicaSet", "Deployment") for o in owners):
+            meta = pod["metadata"]
+            again = ko.pod(f"{meta.get('generateName') or name + '-'}r{next(srv.suffixes)}", namespace,
+                           labels=meta.get("labels"), phase="Pending", ready=False)
+            again["metadata"].update(ownerReferences=copy.deepcopy(owners),
+                                     generateName=meta.get("generateName", ""))
+            srv.add(again)
+        return self._reply(201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -153,6 +302,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
 
 
 def key_pem(key: SigningKey) -> str:

@@ -1,18 +1,27 @@
-"""A minimal Kubernetes API client on the standard library: enough for kubeaws to apply, read and delete the
-few in-cluster objects it manages on an EKS cluster (kind `KubernetesObject`, resources/kubernetes_object.py).
+"""kubeaws' Kubernetes API client, on the standard library: what kubeaws needs of a cluster's API, and
+nothing else (docs/operations.md, "The Kubernetes client", says why it is not a library).
 
 - TLS verified against the cluster CA (DescribeCluster's base64 PEM, or a PEM), hostname checked; a bearer
-  token (EKS: `eks_auth.eks_token`) and/or a client certificate (kubeadm: the admin certificate signed by the
-  cluster CA, `pki.client_certificate`), loaded from PEM bytes through a private temporary directory that is
-  removed at once (the ssl module loads certificate chains from files only).
-- `apply` = server-side apply: PATCH the object's path with `application/apply-patch+yaml` (the body is JSON,
-  which is YAML), `fieldManager=kubeaws&force=true`.
-- `get` (404 -> None), `list_objects` (with a label selector), `delete` (404 -> already gone).
+  token (EKS: `eks_auth.eks_token`; give a callable to have it renewed every `TOKEN_REFRESH_SECONDS` and
+  after a 401) and/or a client certificate (kubeadm: the admin certificate signed by the cluster CA,
+  `pki.client_certificate`), loaded from PEM bytes through a private temporary directory that is removed at
+  once (the ssl module loads certificate chains from files only).
+- Objects: `apply` = server-side apply (PATCH `application/apply-patch+yaml`, `fieldManager=kubeaws&force=true`;
+  the body is JSON, which is YAML), `get` (404 -> None), `list_objects` (label selector), `patch` (JSON merge
+  or strategic merge), `delete` (404 -> already gone).
+- Nodes and pods, for rollouts (kubeaws.rollout): `list_nodes`, `get_node`, `cordon` / `uncordon`
+  (`spec.unschedulable`), `delete_node`, `wait_node_ready` (polls on the RetryPolicy's clock and sleep),
+  `pods_on_node` (field selector `spec.nodeName`, all namespaces), `list_pdbs`, `evict` (the policy/v1
+  Eviction subresource: an `Eviction` that says whether it was accepted and, when a budget blocks it, names
+  the PodDisruptionBudgets that match the pod), and the pure helpers `node_is_ready`, `is_mirror_pod`,
+  `is_daemonset_pod`, `pod_is_finished`, `selector_matches`.
 - Connection errors, 429 and 5xx answers are retried with the RetryPolicy's backoff (the API server of a
-  new cluster may still be coming up); any other error raises KubeawsError with the status and message.
+  new cluster may still be coming up), except for evictions, whose 429 is a budget's answer; any other error
+  raises KubeApiError with the status and message.
 
-Paths are built from apiVersion/kind for the types in `TYPES` only: kubeaws does not do API discovery.
-Called by resources/kubernetes_object.py (EKS objects) and doctor/live_k8s.py (`kubeaws doctor --live`).
+Paths of whole objects are built from apiVersion/kind for the types in `TYPES` only: kubeaws does no API
+discovery. Called by resources/kubernetes_object.py (EKS objects), doctor/live_k8s.py (`kubeaws doctor
+--live`) and the rollout (cordon, drain, wait, forget). Imported only by code that talks to a cluster.
 """
 
 from __future__ import annotations
@@ -21,15 +30,17 @@ import base64
 import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
-import time
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from kubeaws.aws.retry import RetryPolicy
-from kubeaws.errors import KubeawsError
+from kubeaws.aws.retry import RetryPolicy, wait_until
+from kubeaws.errors import KubeawsError, WaitTimeout
 
 #: (apiVersion, kind) -> (plural resource name, namespaced)
 TYPES: dict[tuple[str, str], tuple[str, bool]] = {
@@ -45,8 +56,19 @@ TYPES: dict[tuple[str, str], tuple[str, bool]] = {
     ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
 }
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: An eviction's 429 is a disruption budget saying no, and its 500 may be a pod with two budgets: the
+#: caller decides when to try again.
+EVICTION_RETRY_STATUSES = frozenset({502, 503, 504})
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+PATCH_CONTENT_TYPES = {"merge": "application/merge-patch+json",
+                       "strategic": "application/strategic-merge-patch+json"}
 TIMEOUT = 30.0
+#: EKS accepts a token for 15 minutes; a token from a callable is renewed after this many seconds.
+TOKEN_REFRESH_SECONDS = 600.0
+NODES = "/api/v1/nodes"
+PODS = "/api/v1/pods"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+TokenSource = str | Callable[[], str] | None
 
 
 class KubeApiError(KubeawsError):
@@ -127,40 +149,64 @@ def load_client_cert(context: ssl.SSLContext, cert_pem: str | bytes, key_pem: st
 
 class KubeClient:
     """One Kubernetes API server (`server`: https://host[:port]), trusted through `ca_pem`, called with a
-    bearer `token` (None: no Authorization header) and/or a `client_cert` ((cert PEM, key PEM)). Stateless
-    between requests (one connection per request), so safe across threads."""
+    bearer `token` (None: no Authorization header; a callable: asked for a fresh one every
+    TOKEN_REFRESH_SECONDS on the policy's clock, and after a 401) and/or a `client_cert` ((cert PEM, key
+    PEM)). One connection per request, so safe across threads. Retry pauses and waits go through `policy`
+    (its clock and sleep; `sleep` overrides the retry pauses only).
 
-    def __init__(self, server: str, ca_pem: str, token: str | None, policy: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, timeout: float = TIMEOUT,
-                 client_cert: tuple[str | bytes, str | bytes] | None = None) -> None:
+    `tls_server_name`: connect to `server`'s address but verify the certificate for this name (TLS SNI and
+    hostname check, and the Host header), like kubeconfig's `tls-server-name`: for an API reached through
+    a local tunnel (https://127.0.0.1:PORT) whose certificate names the real endpoint (kubeaws.tunnel)."""
+
+    def __init__(self, server: str, ca_pem: str, token: TokenSource, policy: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] | None = None, timeout: float = TIMEOUT,
+                 client_cert: tuple[str | bytes, str | bytes] | None = None,
+                 tls_server_name: str | None = None) -> None:
         parts = urllib.parse.urlsplit(server if "://" in server else f"https://{server}")
         if parts.scheme != "https" or not parts.hostname:
             raise KubeawsError(f"Kubernetes API server must be an https URL, not {server!r}")
         self.host = parts.hostname
         self.port = parts.port or 443
         self.prefix = parts.path.rstrip("/")
-        self.token = token
+        self._token_source = token if callable(token) else None
+        self.token = None if callable(token) else token
+        self._token_at = 0.0
+        self._token_lock = threading.Lock()
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
-        self._sleep = sleep
+        self._sleep = sleep or self.policy.sleep
         self._tls = ssl_context(ca_pem, client_cert)
+        self.tls_server_name = tls_server_name
+
+    def _bearer(self, renew: bool = False) -> str | None:
+        """The token to send: a callable's is asked for when missing, old, or after a 401 (`renew`)."""
+        if self._token_source is None:
+            return self.token
+        with self._token_lock:
+            now = self.policy.clock()
+            if renew or self.token is None or now - self._token_at >= TOKEN_REFRESH_SECONDS:
+                self.token, self._token_at = self._token_source(), now
+            return self.token
 
     # -- requests ------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                query: Mapping[str, str] | None = None) -> tuple[int, Any]:
-        """(status, decoded JSON body or None), retrying connection errors, 429 and 5xx. TLS verification
-        failures are not retried: they never heal."""
+                query: Mapping[str, str] | None = None,
+                retry: frozenset[int] = RETRY_STATUSES) -> tuple[int, Any]:
+        """(status, decoded JSON body or None), retrying connection errors and the `retry` statuses (429
+        and 5xx), and a 401 once with a renewed token when the token comes from a callable. TLS
+        verification failures are not retried: they never heal."""
         url = self.prefix + path + (f"?{urllib.parse.urlencode(dict(query))}" if query else "")
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = content_type
+        data = None if body is None else json.dumps(body).encode()
         attempt = 0
+        renewed = False
         while True:
             attempt += 1
+            headers = {"Accept": "application/json"}
+            token = self._bearer()
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            if data is not None:
+                headers["Content-Type"] = content_type
             try:
                 status, raw = self._send(method, url, data, headers)
             except ssl.SSLError as exc:
@@ -172,14 +218,26 @@ class KubeClient:
                                        f"{self.port} after {attempt} attempts: {exc}") from exc
                 self._sleep(self.policy.backoff(attempt))
                 continue
-            if status in RETRY_STATUSES and attempt < self.policy.max_attempts:
+            if status == 401 and self._token_source is not None and not renewed:
+                renewed = True
+                self._bearer(renew=True)
+                continue
+            if status in retry and attempt < self.policy.max_attempts:
                 self._sleep(self.policy.backoff(attempt))
                 continue
             return status, _decode(raw)
 
     def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-        conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
+        name = self.tls_server_name
+        conn = http.client.HTTPSConnection(name or self.host, self.port, timeout=self.timeout, context=self._tls)
         try:
+            if name:  # connect to host:port, verify the certificate for `name`
+                raw = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                try:
+                    conn.sock = self._tls.wrap_socket(raw, server_hostname=name)
+                except BaseException:
+                    raw.close()
+                    raise
             conn.request(method, url, body=data, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()
@@ -204,10 +262,12 @@ class KubeClient:
     def list_objects(self, api_version: str, kind: str, label_selector: str) -> list[dict[str, Any]]:
         """Every object of a type (all namespaces) matching `label_selector`, with apiVersion and kind set
         (a list's items carry neither). A type the server does not serve (404) lists as empty."""
-        path = collection_path(api_version, kind)
-        found = self.get(path, {"labelSelector": label_selector})
-        items = (found or {}).get("items") or []
-        return [{**item, "apiVersion": api_version, "kind": kind} for item in items]
+        return self._items(api_version, kind, collection_path(api_version, kind), {"labelSelector": label_selector})
+
+    def _items(self, api_version: str, kind: str, path: str,
+               query: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
+        found = self.get(path, {k: v for k, v in (query or {}).items() if v is not None})
+        return [{**item, "apiVersion": api_version, "kind": kind} for item in (found or {}).get("items") or []]
 
     def apply(self, obj: Mapping[str, Any], field_manager: str = "kubeaws") -> dict[str, Any]:
         """Server-side apply `obj` (force: kubeaws takes over fields another manager set); the object as
@@ -226,6 +286,176 @@ class KubeClient:
             return False
         self._check("DELETE", path, status, payload)
         return True
+
+    def patch(self, path: str, body: Mapping[str, Any], patch_type: str = "merge") -> dict[str, Any] | None:
+        """PATCH the object at `path` with a JSON merge patch ("merge": null removes a field) or a strategic
+        merge patch ("strategic", built-in types only); the object as it now is, None if it does not exist."""
+        status, payload = self.request("PATCH", path, dict(body), PATCH_CONTENT_TYPES[patch_type])
+        if status == 404:
+            return None
+        result: dict[str, Any] = self._check("PATCH", path, status, payload)
+        return result
+
+    # -- nodes and pods (rollouts) -------------------------------------------------------------------
+    def list_nodes(self, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return self._items("v1", "Node", NODES, {"labelSelector": label_selector})
+
+    def get_node(self, name: str) -> dict[str, Any] | None:
+        return self.get(node_path(name))
+
+    def cordon(self, name: str) -> dict[str, Any] | None:
+        """Mark the node unschedulable (what `kubectl cordon` does); the node, None if it is gone."""
+        return self.patch(node_path(name), {"spec": {"unschedulable": True}})
+
+    def uncordon(self, name: str) -> dict[str, Any] | None:
+        return self.patch(node_path(name), {"spec": {"unschedulable": None}})
+
+    def delete_node(self, name: str) -> bool:
+        """Remove the Node object (after its instance is gone); False if it was already gone."""
+        return self.delete(node_path(name))
+
+    def pods_on_node(self, name: str) -> list[dict[str, Any]]:
+        """Every pod bound to the node, in all namespaces (DaemonSet, mirror and finished ones included)."""
+        return self._items("v1", "Pod", PODS, {"fieldSelector": f"spec.nodeName={name}"})
+
+    def list_pdbs(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """PodDisruptionBudgets of one namespace, or of all namespaces."""
+        return self._items("policy/v1", "PodDisruptionBudget",
+                           collection_path("policy/v1", "PodDisruptionBudget", namespace))
+
+    def pdbs_for(self, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The budgets that cover `pod`: those of its namespace whose selector matches its labels."""
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        return [b for b in self.list_pdbs(meta.get("namespace") or "default")
+                if selector_matches((b.get("spec") or {}).get("selector"), labels)]
+
+    def evict(self, pod: Mapping[str, Any], grace_period_seconds: int | None = None) -> Eviction:
+        """Ask the API server to evict `pod` (POST .../pods/<name>/eviction, a policy/v1 Eviction), which
+        honours its PodDisruptionBudgets. Accepted (201, or the pod is already gone): `accepted`. Refused by
+        a budget (429; 500 when two budgets cover the pod): not accepted, and `budgets` names the matching
+        budgets with what they allow. Other errors raise KubeApiError."""
+        meta = pod.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+        quoted = urllib.parse.quote
+        path = f"/api/v1/namespaces/{quoted(namespace, safe='')}/pods/{quoted(name, safe='')}/eviction"
+        body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
+                                "metadata": {"name": name, "namespace": namespace}}
+        if grace_period_seconds is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": grace_period_seconds}
+        status, payload = self.request("POST", path, body, retry=EVICTION_RETRY_STATUSES)
+        if 200 <= status < 300 or status == 404:
+            return Eviction(f"{namespace}/{name}", True)
+        message = _message(payload)
+        if status == 429 or (status == 500 and "PodDisruptionBudget" in message):
+            budgets = tuple(describe_pdb(b) for b in self.pdbs_for(pod))
+            return Eviction(f"{namespace}/{name}", False, budgets, message)
+        raise KubeApiError("POST", path, status, message)
+
+    def wait_node_ready(self, name: str, timeout: float) -> dict[str, Any]:
+        """Poll the node until it is registered and Ready (every `policy.poll_interval` on the policy's clock
+        and sleep); WaitTimeout naming the node and what it last looked like."""
+        last = ["it has not registered"]
+
+        def ready() -> dict[str, Any] | None:
+            node = self.get_node(name)
+            if node is None:
+                last[0] = "it has not registered"
+                return None
+            if node_is_ready(node):
+                return node
+            condition = ready_condition(node)
+            last[0] = (f"Ready is {condition.get('status')} ({condition.get('reason') or 'no reason'}"
+                       f"{': ' + condition['message'] if condition.get('message') else ''})" if condition
+                       else "it has no Ready condition yet")
+            return None
+
+        try:
+            return wait_until(ready, timeout, f"node {name} to be Ready", self.policy)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}: {last[0]}") from exc
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """What an eviction came to: `pod` (namespace/name), `accepted`, and when refused the server's `reason`
+    and the `budgets` that cover the pod (each "PodDisruptionBudget ns/name (...what it allows...)")."""
+
+    pod: str
+    accepted: bool
+    budgets: tuple[str, ...] = ()
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.accepted:
+            return f"pod {self.pod} evicted"
+        blockers = "; ".join(self.budgets) or "no PodDisruptionBudget matches it now"
+        return f"pod {self.pod} cannot be evicted: {blockers}: {self.reason}"
+
+
+# -- pure helpers ------------------------------------------------------------------------------------------
+def node_path(name: str) -> str:
+    return f"{NODES}/{urllib.parse.quote(name, safe='')}"
+
+
+def ready_condition(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The node's Ready condition ({} when it has none yet)."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return next((dict(c) for c in conditions if c.get("type") == "Ready"), {})
+
+
+def node_is_ready(node: Mapping[str, Any]) -> bool:
+    return ready_condition(node).get("status") == "True"
+
+
+def is_mirror_pod(pod: Mapping[str, Any]) -> bool:
+    """A static pod's mirror (the kubelet runs it from a file; eviction cannot remove it)."""
+    return MIRROR_ANNOTATION in ((pod.get("metadata") or {}).get("annotations") or {})
+
+
+def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
+    """Owned by a DaemonSet (its controller would put it back on the node at once)."""
+    return any(o.get("kind") == "DaemonSet" for o in (pod.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def pod_is_finished(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist) matches
+    `labels`. As for policy/v1 budgets: an empty selector matches everything, a missing one nothing."""
+    if selector is None:
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        present, value = key in labels, labels.get(str(key))
+        values = set(expression.get("values") or ())
+        matched = {"In": present and value in values, "NotIn": not present or value not in values,
+                   "Exists": present, "DoesNotExist": not present}.get(str(operator), False)
+        if not matched:
+            return False
+    return True
+
+
+def describe_pdb(budget: Mapping[str, Any]) -> str:
+    """"PodDisruptionBudget ns/name (minAvailable 2: 2 of 3 pods healthy, 0 disruptions allowed)"."""
+    meta, spec, status = budget.get("metadata") or {}, budget.get("spec") or {}, budget.get("status") or {}
+    rule = (f"maxUnavailable {spec['maxUnavailable']}" if spec.get("maxUnavailable") is not None
+            else f"minAvailable {spec.get('minAvailable', 1)}")
+    state = (f"{status.get('currentHealthy', '?')} of {status.get('expectedPods', '?')} pods healthy, "
+             f"{status.get('disruptionsAllowed', '?')} disruptions allowed")
+    return f"PodDisruptionBudget {meta.get('namespace')}/{meta.get('name')} ({rule}: {state})"
+
+
+def _message(payload: Any) -> str:
+    """The message of an API Status, with its causes' messages."""
+    if not isinstance(payload, dict):
+        return str(payload or "no message")
+    causes = [str(c.get("message")) for c in (payload.get("details") or {}).get("causes") or [] if c.get("message")]
+    return " ".join([str(payload.get("message") or "no message"), *causes])
 
 
 def _decode(raw: bytes) -> Any:
