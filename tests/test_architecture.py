@@ -41,10 +41,14 @@ ALLOWED: dict[str, set[str]] = {
     # writes what the model and the bootstrap renderers produce. Only the CLI and doctor --live use it, and
     # it imports neither: the layers stay one-directional (test_layers_form_no_cycle).
     "access": {"spec", "aws", "resources", "model", "bootstrap", "pki", "eks_auth"},
+    # The SSH tunnel through the bastion to a private API: finds the bastion through the AWS context (its tags),
+    # reads the spec (bastion OS, key pair) and pins host keys under the kubeaws home (local.emulator.home).
+    # Callers hand it the API server URL (from `access`), so it needs neither access nor kube_client.
+    "tunnel": {"spec", "aws", "local"},
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor", "rollout", "__init__"},
+            "eks_auth", "doctor", "tunnel", "rollout", "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
     "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access"},

@@ -56,7 +56,9 @@ def _bastion_address(spec: ClusterSpec, ctx: AwsContext) -> tuple[str, str]:
 
 def _tunnel_hint(spec: ClusterSpec, ctx: AwsContext, host: str, port: int, local: int) -> str:
     user, address = _bastion_address(spec, ctx)
-    return (f"The API endpoint {host} is private. Open a tunnel through the bastion:\n"
+    return (f"The API endpoint {host} is private, reached through the bastion: `kubeaws tunnel -f SPEC` opens a "
+            "tunnel and prints the KUBECONFIG to use (`kubeaws kubeconfig -f SPEC --tunnel` writes a context "
+            "through it). By hand:\n"
             f"  ssh -N -L {local}:{host}:{port} {user}@{address}\n"
             f"then use: kubectl --server https://127.0.0.1:{local} --tls-server-name {host} ...")
 

@@ -1,6 +1,7 @@
 """CLI commands `kubeaws render` (every generated artifact to a directory, no AWS call) and `kubeaws
 kubeconfig` (an admin kubeconfig, printed, written or merged into ~/.kube/config: kubeadm, a client
-certificate signed by the cluster CA; EKS, a user running `kubeaws token`).
+certificate signed by the cluster CA; EKS, a user running `kubeaws token`; with `--tunnel`, one whose server
+is the local end of `kubeaws tunnel`, kubeaws.cli.tunnel).
 
 Registered on the main typer app by kubeaws.cli.main.
 """
@@ -65,9 +66,16 @@ def kubeconfig(file: SpecFile,
                                                        "(kubeadm; EKS tokens are short-lived).")] = 24.0,
                profile: Annotated[str | None, typer.Option("--profile")] = None,
                region: Annotated[str | None, typer.Option("--region")] = None,
-               local: Annotated[bool, typer.Option("--local")] = False) -> None:
+               local: Annotated[bool, typer.Option("--local")] = False,
+               tunnel: Annotated[bool, typer.Option("--tunnel", help="Reach the API through the bastion tunnel: "
+                                                    "server https://127.0.0.1:PORT, tls-server-name the endpoint, "
+                                                    "context <cluster>-tunnel (open it with `kubeaws tunnel -f SPEC "
+                                                    "--port PORT`).")] = False,
+               port: Annotated[int | None, typer.Option("--port", min=1, max=65535, show_default=False,
+                                                        help="With --tunnel: the tunnel's local port (default "
+                                                        "16443).")] = None) -> None:
     """An admin kubeconfig for the cluster (kubeadm: client certificate signed by the cluster CA; EKS: a user
-    running `kubeaws token`)."""
+    running `kubeaws token`); with --tunnel, one that goes through `kubeaws tunnel`."""
     opts = ClusterOptions(file, OutputFormat.text, profile, region, local)
     out = Out("text")
 
@@ -75,8 +83,18 @@ def kubeconfig(file: SpecFile,
         from kubeaws import pki
         from kubeaws.access import admin_kubeconfig
 
+        if port is not None and not tunnel:
+            raise BadInput("--port is the local port of --tunnel: add --tunnel")
         spec = load(opts.file)
         result = admin_kubeconfig(spec, connect(spec, opts, out), lifetime)
+        if tunnel:
+            from kubeaws.cli.tunnel import tunnel_config
+            from kubeaws.tunnel import DEFAULT_LOCAL_PORT
+
+            local_port = port or DEFAULT_LOCAL_PORT
+            result.text = tunnel_config(result, local_port)
+            result.hint = (f"this kubeconfig goes through the bastion tunnel: keep `kubeaws tunnel -f {opts.file} "
+                           f"--port {local_port}` running while you use it")
         if merge:
             target = Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
             existing = target.read_text() if target.exists() else None

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, doctor, eks, output
+from kubeaws.cli import access, doctor, eks, output, tunnel
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
 from kubeaws.cli.output import Out, Progress
 
@@ -28,6 +28,7 @@ app.add_typer(local_app, name="local")
 access.register(app)
 eks.register(app)
 doctor.register(app)
+tunnel.register(app)
 
 
 class Mode(StrEnum):
