@@ -157,6 +157,36 @@ class SizeSpec(_Model):
         return self
 
 
+Amount = int | str
+
+
+def _amount(value: Amount | None, field: str) -> None:
+    if value is None or isinstance(value, int):
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{field} must be >= 0, got {value}")
+        return
+    digits = value[:-1] if value.endswith("%") else ""
+    if not digits.isdigit() or not 0 <= int(digits) <= 100:
+        raise ValueError(f"{field} must be a count or a percentage such as `25%`, got `{value}`")
+
+
+class RolloutSpec(_Model):
+    """How `kubeaws rollout` replaces a node group's instances (kops semantics): `maxSurge` new instances are
+    launched and Ready before a batch is drained, `maxUnavailable` more may be down at once; a count or a
+    percentage of the group's desired size (surge rounded up, unavailable down). Both 0 means 1 unavailable."""
+
+    max_surge: Amount | None = Field(default=None, description="New instances started before a batch is "
+                                     "drained (default 1).")
+    max_unavailable: Amount | None = Field(default=None, description="Instances of a batch that may be down "
+                                           "at once beyond the surge (default 0).")
+
+    @model_validator(mode="after")
+    def _amounts(self) -> Self:
+        _amount(self.max_surge, "maxSurge")
+        _amount(self.max_unavailable, "maxUnavailable")
+        return self
+
+
 class TaintSpec(_Model):
     key: str
     value: str = ""
@@ -183,6 +213,8 @@ class NodeGroupSpec(_Model):
     ami: str | None = None
     os: NodeOS = "ubuntu-22.04"
     root_volume: VolumeSpec = _volume(50)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec,
+                                 description="How `kubeaws rollout` replaces this group's instances.")
 
 
 AddonOptions = dict[str, Any]
