@@ -16,7 +16,8 @@ emulator's EKS is metadata only): a small HTTPS server in a thread that stores o
   Budgets read through GET carry that computed status too.
 
 Hooks for tests: `add` (any object, e.g. built with tests/kube_objects.py), `register_node` (call it when an
-instance appears), `set_ready`, `start_pending` (the Pending pods scheduled and Running on a node),
+instance appears), `set_ready`, `start_pending` (the Pending pods scheduled and Running on a node), `scheduler` (True:
+replacement pods scheduled at once on a Ready node that is not cordoned, `schedule_pending`),
 `calls()` (the (method, path) of every request, in order), `fail_next` (statuses to answer next).
 
 Authentication: a bearer token starting with `k8s-aws-v1.` (EKS), or a client certificate signed by the
@@ -96,6 +97,8 @@ class FakeApi(ThreadingHTTPServer):
         self.lock = threading.RLock()
         self.version = 0
         self.suffixes = itertools.count(1)
+        #: True: a replacement pod is scheduled at once on a Ready, schedulable node, as the scheduler would.
+        self.scheduler = False
 
     # -- hooks for tests ------------------------------------------------------------------------------------
     def add(self, obj: dict[str, Any]) -> str:
@@ -137,6 +140,16 @@ class FakeApi(ThreadingHTTPServer):
                     obj["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
                     started.append(path)
             return started
+
+    def schedule_pending(self) -> list[str]:
+        """The scheduler's part: Pending pods on no node run on the first Ready node that is not cordoned
+        (by name); their paths (none when no node can take them)."""
+        with self.lock:
+            nodes = sorted(n["metadata"]["name"] for p, n in self.objects.items() if _kind_of(p)[1] == "nodes"
+                           and not (n.get("spec") or {}).get("unschedulable")
+                           and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                   for c in (n.get("status") or {}).get("conditions") or []))
+            return self.start_pending(nodes[0]) if nodes else []
 
     def calls(self, *methods: str) -> list[tuple[str, str]]:
         """(method, path) of every request so far, in order; only these methods when given."""
@@ -292,6 +305,8 @@ class Handler(BaseHTTPRequestHandler):
             again["metadata"].update(ownerReferences=copy.deepcopy(owners),
                                      generateName=meta.get("generateName", ""))
             srv.add(again)
+            if srv.scheduler:
+                srv.schedule_pending()
         return self._reply(201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})
 
     def do_GET(self) -> None:

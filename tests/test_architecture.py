@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"model", "resources", "aws", "spec"},
     # Operations on a running cluster (rolling replacement): read AWS through the resource kinds' helpers,
     # drive the Kubernetes API; called by the CLI.
-    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "access"},
+    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "access", "tunnel", "eks_auth"},
     "local": set(),
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},

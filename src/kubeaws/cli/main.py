@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, doctor, eks, output, tunnel
+from kubeaws.cli import access, doctor, eks, output, rollout, tunnel
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
 from kubeaws.cli.output import Out, Progress
 
@@ -29,6 +29,7 @@ access.register(app)
 eks.register(app)
 doctor.register(app)
 tunnel.register(app)
+rollout.register(app)
 
 
 class Mode(StrEnum):
@@ -128,8 +129,16 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
 @app.command()
 def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
           profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False,
-          force: ForceOpt = False) -> None:
-    """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel."""
+          force: ForceOpt = False,
+          no_rollout: Annotated[bool, typer.Option("--no-rollout", help="Only update the configuration (launch "
+                                                   "templates, groups, state); replace outdated instances later "
+                                                   "with `kubeaws rollout`.")] = False,
+          ssh_key: Annotated[Path | None, typer.Option("--ssh-key", show_default=False, help="Private key for "
+                                                       "the bastion tunnel the rollout uses (private API).")] = None,
+          no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="The rollout reaches a private API "
+                                                  "directly (VPN, or inside the VPC).")] = False) -> None:
+    """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel; then roll
+    the instances whose launch template changed (`kubeaws rollout`), unless --no-rollout."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
 
@@ -153,10 +162,19 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?', "apply")
         with Progress(out, f"Applying {spec.metadata.name}") as progress:
             result = api.apply(spec, ctx, plan=state, on_event=progress)
-        if out.json:
-            out.emit_json(result.to_dict())
-        else:
+        if not out.json:
             output.report_result(out, result, opts.command("apply"))
+        doc = result.to_dict()
+        if result.ok and not no_rollout:
+            try:
+                doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
+            except Exception:
+                out.info(f"the configuration is applied; finish the roll with `{opts.command('rollout')}`")
+                if out.json:
+                    out.emit_json(doc)
+                raise
+        if out.json:
+            out.emit_json(doc)
         return 0 if result.ok else 1
 
     run(out, body)

@@ -1,0 +1,148 @@
+"""The Kubernetes side of a rollout (`runner.Cluster`), through kubeaws.kube_client:
+
+- `drain(node)`: cordon, then evict every pod on the node through the policy/v1 Eviction subresource (so the
+  API server enforces PodDisruptionBudgets), skipping DaemonSet pods (their controller puts them back at
+  once, and they go with the node), mirror pods (static pods: the kubelet runs them from files) and finished
+  pods; keeps asking until the node holds none of those pods any more. A budget that keeps refusing until
+  `timeout` stops the rollout with the pod and the budget named (kubectl drain only says "Cannot evict pod
+  as it would violate the pod's disruption budget"). Like kops' rolling update, pods without a controller and
+  pods with emptyDir data are evicted too: the instance is about to be terminated, their data goes with it.
+- `ready(node)`: the Node is registered and its Ready condition True.
+- `forget(node)`: the Node object of a terminated instance removed (the cloud provider would, minutes
+  later; removing it now keeps validation from waiting on a node that is gone).
+- `problems()`: what `kops validate cluster` checks, with doctor --live's wording: every node Ready, every
+  kube-system pod Running with its containers ready (`doctor.live_k8s.check_pods`). Cordoned nodes count
+  too: the rollout uncordons nothing, it replaces.
+
+`api_client(spec, ctx, ...)` opens the connection a rollout uses: the admin credentials of
+kubeaws.access, through the bastion tunnel (kubeaws.tunnel) when the endpoint is private and no direct route
+is known. Called by kubeaws.rollout.operation.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeaws.aws.retry import RetryPolicy
+from kubeaws.aws.session import AwsContext
+from kubeaws.doctor.live_k8s import KUBE_SYSTEM_PODS, check_pods
+from kubeaws.kube_client import (
+    KubeClient,
+    is_daemonset_pod,
+    is_mirror_pod,
+    node_is_ready,
+    pod_is_finished,
+    ready_condition,
+)
+from kubeaws.rollout.runner import RolloutError
+from kubeaws.spec.models import ClusterSpec
+
+
+def _name(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def must_go(pod: dict[str, Any]) -> bool:
+    """A pod that draining evicts: not a DaemonSet's, not a mirror, not finished."""
+    return not (is_daemonset_pod(pod) or is_mirror_pod(pod) or pod_is_finished(pod))
+
+
+class KubeCluster:
+    """`runner.Cluster` on a live API. `say` gets one line per notable step (a blocked eviction...)."""
+
+    def __init__(self, kube: KubeClient, spec: ClusterSpec, policy: RetryPolicy,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.kube = kube
+        self.spec = spec
+        self.policy = policy
+        self.say = say or (lambda _: None)
+
+    def drain(self, node: str, timeout: float) -> None:
+        if self.kube.cordon(node) is None:
+            return  # the node is gone already (its instance was replaced before a crash)
+        deadline = self.policy.clock() + timeout
+        blocked: dict[str, str] = {}
+        while True:
+            pods = [p for p in self.kube.pods_on_node(node) if must_go(p)]
+            if not pods:
+                return
+            for pod in pods:
+                if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    continue  # evicted, terminating
+                answer = self.kube.evict(pod)
+                if answer.accepted:
+                    blocked.pop(_name(pod), None)
+                elif blocked.get(_name(pod)) != str(answer):
+                    blocked[_name(pod)] = str(answer)
+                    self.say(f"draining {node}: {answer}")
+            if self.policy.clock() >= deadline:
+                left = "; ".join(blocked.values()) or ", ".join(f"pod {_name(p)} still terminating" for p in pods)
+                raise RolloutError(
+                    f"node {node} not drained after {timeout:.0f}s: {left}. The node stays cordoned and its "
+                    "instance is not terminated. Let the budget allow a disruption (scale the workload up, or "
+                    "relax the PodDisruptionBudget), then run the rollout again; or raise --drain-timeout")
+            self.policy.sleep(self.policy.poll_interval)
+
+    def ready(self, node: str) -> bool:
+        found = self.kube.get_node(node)
+        return found is not None and node_is_ready(found)
+
+    def forget(self, node: str) -> None:
+        self.kube.delete_node(node)
+
+    def problems(self) -> list[str]:
+        out = []
+        for node in self.kube.list_nodes():
+            if not node_is_ready(node):
+                condition = ready_condition(node)
+                why = condition.get("reason") or ("no Ready condition yet" if not condition else "not Ready")
+                out.append(f"node {(node.get('metadata') or {}).get('name')} is not Ready ({why})")
+        pods = (self.kube.get(KUBE_SYSTEM_PODS) or {}).get("items") or []
+        out += [f.message for f in check_pods(self.spec, pods) if f.severity == "error"]
+        return out
+
+
+def client_from_kubeconfig(text: str, policy: RetryPolicy, *, server: str | None = None,
+                           tls_server_name: str | None = None,
+                           token: Callable[[], str] | None = None) -> KubeClient:
+    """A KubeClient from an admin kubeconfig (kubeaws.access): its client certificate (kubeadm) or `token`
+    (EKS: the kubeconfig runs `kubeaws token`, the caller gives the function instead). `server` and
+    `tls_server_name`: the local end of a tunnel and the name the certificate is checked for."""
+    doc = yaml.safe_load(text)
+    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
+    cert = None
+    if "client-certificate-data" in user:
+        cert = (base64.b64decode(user["client-certificate-data"]), base64.b64decode(user["client-key-data"]))
+    return KubeClient(server or cluster["server"], cluster["certificate-authority-data"], token, policy,
+                      client_cert=cert, tls_server_name=tls_server_name)
+
+
+@contextmanager
+def api_client(spec: ClusterSpec, ctx: AwsContext, policy: RetryPolicy, *, ssh_key: Path | None = None,
+               direct: bool | None = False, notify: Callable[[str], None] | None = None) -> Iterator[KubeClient]:
+    """A client for the cluster's API for the length of the block: through the bastion tunnel when the
+    endpoint is private (`direct=True`: never; None: only when the endpoint does not answer)."""
+    from kubeaws.access import admin_kubeconfig
+    from kubeaws.tunnel import open_tunnel, tunnel_needed
+
+    config = admin_kubeconfig(spec, ctx, lifetime_hours=12.0)
+    token = None
+    if spec.spec.mode == "eks":
+        from kubeaws.eks_auth import eks_token
+
+        def token() -> str:
+            return str(eks_token(spec.metadata.name, ctx.region, profile=ctx.settings.profile)["status"]["token"])
+
+    if not tunnel_needed(config.private, config.server, direct):
+        yield client_from_kubeconfig(config.text, policy, token=token)
+        return
+    with open_tunnel(spec, ctx, config.server, key_file=ssh_key, notify=notify) as tunnel:
+        yield client_from_kubeconfig(config.text, policy, server=tunnel.server, tls_server_name=tunnel.server_name,
+                                     token=token)
