@@ -28,10 +28,14 @@ ALLOWED: dict[str, set[str]] = {
     "kube_client": {"aws"},  # a Kubernetes API client retrying with the AWS retry policy
     "resources": {"aws", "pki", "kube_client", "eks_auth"},
     "model": {"spec", "resources", "aws", "bootstrap", "addons"},
-    "engine": {"model", "resources", "aws", "spec"},
+    # The plan previews the roll it implies with the rollout planner (rollout.inventory / rollout.planner).
+    "engine": {"model", "resources", "aws", "spec", "rollout"},
     # Operations on a running cluster (rolling replacement): read AWS through the resource kinds' helpers,
     # drive the Kubernetes API; called by the CLI.
-    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "access", "tunnel", "eks_auth"},
+    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "reach"},
+    # How kubeaws reaches a cluster's API: the admin credentials (access), tunnelled through the bastion when
+    # the endpoint is private (tunnel); used by the rollout and doctor --live.
+    "reach": {"aws", "kube_client", "spec", "access", "tunnel", "eks_auth"},
     "local": set(),
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
@@ -48,10 +52,10 @@ ALLOWED: dict[str, set[str]] = {
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor", "tunnel", "rollout", "__init__"},
+            "eks_auth", "doctor", "tunnel", "rollout", "reach", "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
-    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access"},
+    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach"},
 }
 LEAVES = {"errors", "cache"}
 

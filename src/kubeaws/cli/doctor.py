@@ -69,7 +69,13 @@ def parse_duration(text: str) -> float:
 
 def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: LiveOpt = False,
            wait: WaitOpt = None, profile: ProfileOpt = None, region: RegionOpt = None,
-           local: LocalOpt = False) -> None:
+           local: LocalOpt = False,
+           tunnel: Annotated[bool, typer.Option("--tunnel", help="With --live: reach a private API through the "
+                                                "bastion (SSH; as `kubeaws tunnel`).")] = False,
+           ssh_key: Annotated[Path | None, typer.Option("--ssh-key", show_default=False, help="With --tunnel: "
+                                                        "the bastion key pair's private key (default: the SSH "
+                                                        "agent's keys, then ~/.ssh/<access.sshKeyName>).")] = None
+           ) -> None:
     """Check the spec for the mistakes that break clusters (security-group flows, IP capacity, node join,
     tags, exposure, storage, mirrors) in well under a second, before any deploy; AWS is only asked to describe
     what the spec brings (VPC, subnets, security groups). With --live, also inspect the deployed cluster:
@@ -86,6 +92,8 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
         seconds = parse_duration(wait) if wait is not None else None
         if seconds is not None and not live:
             raise BadInput("--wait re-runs the live checks: add --live")
+        if (tunnel or ssh_key) and not live:
+            raise BadInput("--tunnel and --ssh-key are for the live checks: add --live")
         spec = load(file)
         graph: Graph | None
         try:
@@ -100,7 +108,8 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
         facts = brought_facts(spec, aws)
         report = check_spec(spec, graph, facts)
         if live:
-            report = live_report(out, aws(), spec, graph, report.findings, seconds)
+            report = live_report(out, aws(), spec, graph, report.findings, seconds, tunnel or ssh_key is not None,
+                                 ssh_key)
         if out.json:
             out.emit_json(report.to_dict())
         else:
@@ -110,17 +119,17 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
     run(out, body)
 
 
-def waitable_warnings(spec: ClusterSpec) -> frozenset[str]:
+def waitable_warnings(spec: ClusterSpec, tunnel: bool = False) -> frozenset[str]:
     """Warnings that --wait waits out too: an API that cannot be reached yet, when it is one this machine
     reaches once the cluster is up (a public endpoint; EKS's is public by default). A private endpoint stays
-    out of reach without a tunnel: waiting could not change it."""
+    out of reach without a tunnel (`--tunnel`): waiting could not change it."""
     body = spec.spec
-    public = body.mode == "eks" or body.access.api_endpoint == "public"
+    public = tunnel or body.mode == "eks" or body.access.api_endpoint == "public"
     return frozenset({"live.api-unreachable"}) if public else frozenset()
 
 
 def live_report(out: Out, ctx: AwsContext, spec: ClusterSpec, graph: Graph | None, static: list[Finding],
-                wait: float | None) -> Report:
+                wait: float | None, tunnel: bool = False, ssh_key: Path | None = None) -> Report:
     """The static findings plus those of the live checks; with `wait`, the live checks are re-run every
     WAIT_INTERVAL seconds until they report no error (nor a `waitable_warnings` one: an API not up yet) or
     `wait` seconds have passed (static errors do not keep it waiting: they do not change by themselves)."""
@@ -130,9 +139,9 @@ def live_report(out: Out, ctx: AwsContext, spec: ClusterSpec, graph: Graph | Non
 
     deadline = time.monotonic() + (wait or 0.0)
     the_graph = graph if graph is not None else Graph(spec.metadata.name, spec.spec.mode)
-    waitable = waitable_warnings(spec)
+    waitable = waitable_warnings(spec, tunnel)
     while True:
-        found = check_live(spec, the_graph, ctx)
+        found = check_live(spec, the_graph, ctx, tunnel=tunnel, ssh_key=ssh_key)
         errors = sorted({f.check for f in found if f.severity == "error" or (wait is not None
                                                                               and f.check in waitable)})
         left = deadline - time.monotonic()

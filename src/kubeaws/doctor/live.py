@@ -23,6 +23,7 @@ import ipaddress
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -361,9 +362,10 @@ def check_peering(spec: ClusterSpec, ctx: AwsContext, inv: Inventory) -> list[Fi
 
 # -- entry point ------------------------------------------------------------------------------------------
 def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeClient | None = None,
-               now: float | None = None) -> list[Finding]:
+               now: float | None = None, tunnel: bool = False, ssh_key: Path | None = None) -> list[Finding]:
     """Every live check. `kube`: a Kubernetes client to use instead of the one built from the cluster's
-    credentials (tests); `now`: the epoch time instance ages are measured against (default: now)."""
+    credentials (tests); `now`: the epoch time instance ages are measured against (default: now); `tunnel`:
+    reach a private API through the bastion (with `ssh_key`, or the SSH agent's keys)."""
     from kubeaws.doctor import live_k8s, live_resources
 
     inv = gather(spec, ctx, graph)
@@ -379,7 +381,8 @@ def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeCl
     findings += check_peering(spec, ctx, inv)
     findings += live_resources.check_live_tags(spec, inv)
     findings += live_resources.check_live_exposure(spec, ctx, inv)
-    findings += live_k8s.check_kubernetes(spec, ctx, inv, kube=kube, now=now)
+    findings += live_k8s.check_kubernetes(spec, ctx, inv, kube=kube, now=now, tunnel=tunnel,
+                                          ssh_key=ssh_key)
     return findings
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import time
+from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -42,6 +44,12 @@ NODES = "/api/v1/nodes"
 AWS_AUTH = "/api/v1/namespaces/kube-system/configmaps/aws-auth"
 
 
+def short_policy(ctx: AwsContext) -> RetryPolicy:
+    """A short retry budget: an unreachable endpoint is a finding, not something to wait minutes for."""
+    return RetryPolicy(max_attempts=min(3, ctx.policy.max_attempts), base_delay=ctx.policy.base_delay,
+                       max_delay=min(2.0, ctx.policy.max_delay))
+
+
 def connect(spec: ClusterSpec, ctx: AwsContext) -> tuple[KubeClient, str]:
     """A client for the cluster's API with the admin credentials, and the hint that says how to reach a
     private endpoint. Raises KubeawsError when the credentials cannot be made (no state bucket, no EKS
@@ -51,9 +59,7 @@ def connect(spec: ClusterSpec, ctx: AwsContext) -> tuple[KubeClient, str]:
     config = admin_kubeconfig(spec, ctx, lifetime_hours=1.0)
     doc = yaml.safe_load(config.text)
     cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
-    # A short retry budget: an unreachable endpoint is a finding, not something to wait minutes for.
-    policy = RetryPolicy(max_attempts=min(3, ctx.policy.max_attempts), base_delay=ctx.policy.base_delay,
-                         max_delay=min(2.0, ctx.policy.max_delay))
+    policy = short_policy(ctx)
     if "client-certificate-data" in user:
         cert = (base64.b64decode(user["client-certificate-data"]), base64.b64decode(user["client-key-data"]))
         client = KubeClient(config.server, cluster["certificate-authority-data"], None, policy, timeout=10.0,
@@ -67,16 +73,25 @@ def connect(spec: ClusterSpec, ctx: AwsContext) -> tuple[KubeClient, str]:
 
 
 def check_kubernetes(spec: ClusterSpec, ctx: AwsContext, inv: Inventory, *, kube: KubeClient | None = None,
-                     now: float | None = None) -> list[Finding]:
-    """Nodes and kube-system pods, or one `live.api-unreachable` warning."""
+                     now: float | None = None, tunnel: bool = False, ssh_key: Path | None = None) -> list[Finding]:
+    """Nodes and kube-system pods, or one `live.api-unreachable` warning. `tunnel`: reach a private endpoint
+    through the bastion (kubeaws.reach; `ssh_key` or the SSH agent's keys)."""
     hint = ""
     server = ""
     try:
-        if kube is None:
-            kube, hint = connect(spec, ctx)
-        server = f"https://{kube.host}:{kube.port}"
-        nodes = (kube.get(NODES) or {}).get("items") or []
-        pods = (kube.get(KUBE_SYSTEM_PODS) or {}).get("items") or []
+        with ExitStack() as stack:
+            if kube is None and tunnel:
+                from kubeaws.reach import api_client
+
+                hint = "check the bastion tunnel: `kubeaws tunnel -f SPEC` says what is wrong with it"
+                kube = stack.enter_context(api_client(spec, ctx, short_policy(ctx), ssh_key=ssh_key, timeout=10.0,
+                                                      lifetime_hours=1.0))
+            elif kube is None:
+                kube, hint = connect(spec, ctx)
+            server = f"https://{kube.host}:{kube.port}"
+            nodes = (kube.get(NODES) or {}).get("items") or []
+            pods = (kube.get(KUBE_SYSTEM_PODS) or {}).get("items") or []
+            findings = check_nodes(spec, ctx, inv, kube, nodes, time.time() if now is None else now)
     except (KubeawsError, BotoCoreError, ClientError) as exc:
         if isinstance(exc, KubeApiError) and exc.status in (401, 403):
             hint = ("EKS: give your IAM identity cluster access (aws eks create-access-entry --cluster-name "
@@ -89,9 +104,7 @@ def check_kubernetes(spec: ClusterSpec, ctx: AwsContext, inv: Inventory, *, kube
             f"cluster {spec.metadata.name}", hint or "run from a machine that reaches the API endpoint (a public "
             "endpoint allows access.adminCIDRs only; a private one needs the bastion tunnel `kubeaws kubeconfig` "
             "prints)")]
-    findings = check_nodes(spec, ctx, inv, kube, nodes, time.time() if now is None else now)
-    findings += check_pods(spec, pods)
-    return findings
+    return findings + check_pods(spec, pods)
 
 
 # -- nodes ------------------------------------------------------------------------------------------------

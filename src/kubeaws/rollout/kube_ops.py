@@ -14,23 +14,16 @@
   kube-system pod Running with its containers ready (`doctor.live_k8s.check_pods`). Cordoned nodes count
   too: the rollout uncordons nothing, it replaces.
 
-`api_client(spec, ctx, ...)` opens the connection a rollout uses: the admin credentials of
-kubeaws.access, through the bastion tunnel (kubeaws.tunnel) when the endpoint is private and no direct route
-is known. Called by kubeaws.rollout.operation.
+The connection (admin credentials, tunnelled through the bastion for a private endpoint) is kubeaws.reach's.
+Called by kubeaws.rollout.operation.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from kubeaws.aws.retry import RetryPolicy
-from kubeaws.aws.session import AwsContext
 from kubeaws.doctor.live_k8s import KUBE_SYSTEM_PODS, check_pods
 from kubeaws.kube_client import (
     KubeClient,
@@ -107,42 +100,3 @@ class KubeCluster:
         pods = (self.kube.get(KUBE_SYSTEM_PODS) or {}).get("items") or []
         out += [f.message for f in check_pods(self.spec, pods) if f.severity == "error"]
         return out
-
-
-def client_from_kubeconfig(text: str, policy: RetryPolicy, *, server: str | None = None,
-                           tls_server_name: str | None = None,
-                           token: Callable[[], str] | None = None) -> KubeClient:
-    """A KubeClient from an admin kubeconfig (kubeaws.access): its client certificate (kubeadm) or `token`
-    (EKS: the kubeconfig runs `kubeaws token`, the caller gives the function instead). `server` and
-    `tls_server_name`: the local end of a tunnel and the name the certificate is checked for."""
-    doc = yaml.safe_load(text)
-    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
-    cert = None
-    if "client-certificate-data" in user:
-        cert = (base64.b64decode(user["client-certificate-data"]), base64.b64decode(user["client-key-data"]))
-    return KubeClient(server or cluster["server"], cluster["certificate-authority-data"], token, policy,
-                      client_cert=cert, tls_server_name=tls_server_name)
-
-
-@contextmanager
-def api_client(spec: ClusterSpec, ctx: AwsContext, policy: RetryPolicy, *, ssh_key: Path | None = None,
-               direct: bool | None = False, notify: Callable[[str], None] | None = None) -> Iterator[KubeClient]:
-    """A client for the cluster's API for the length of the block: through the bastion tunnel when the
-    endpoint is private (`direct=True`: never; None: only when the endpoint does not answer)."""
-    from kubeaws.access import admin_kubeconfig
-    from kubeaws.tunnel import open_tunnel, tunnel_needed
-
-    config = admin_kubeconfig(spec, ctx, lifetime_hours=12.0)
-    token = None
-    if spec.spec.mode == "eks":
-        from kubeaws.eks_auth import eks_token
-
-        def token() -> str:
-            return str(eks_token(spec.metadata.name, ctx.region, profile=ctx.settings.profile)["status"]["token"])
-
-    if not tunnel_needed(config.private, config.server, direct):
-        yield client_from_kubeconfig(config.text, policy, token=token)
-        return
-    with open_tunnel(spec, ctx, config.server, key_file=ssh_key, notify=notify) as tunnel:
-        yield client_from_kubeconfig(config.text, policy, server=tunnel.server, tls_server_name=tunnel.server_name,
-                                     token=token)

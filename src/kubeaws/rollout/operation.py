@@ -108,7 +108,8 @@ def run(spec: ClusterSpec, ctx: AwsContext, options: RolloutOptions, rollout: Ro
     if options.cloud_only:
         result = Runner(cloud or aws, None, ctx.policy, options.timeouts, say, options.force).run(rollout)
     else:
-        from kubeaws.rollout.kube_ops import KubeCluster, api_client
+        from kubeaws.reach import api_client
+        from kubeaws.rollout.kube_ops import KubeCluster
 
         with ExitStack() as stack:
             if kube is None:
