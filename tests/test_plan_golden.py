@@ -62,11 +62,12 @@ def test_change_plan_text(ctx: AwsContext) -> None:
 
 def test_plan_json_contract(ctx: AwsContext) -> None:
     doc = api.plan(make_spec(), ctx).to_dict()
-    assert set(doc) == {"cluster", "changes", "summary"}
+    assert set(doc) == {"cluster", "changes", "summary", "notes", "rollout"}
+    assert doc["notes"] == [] and doc["rollout"] == []  # nothing exists yet: nothing left alone, nothing rolls
     assert doc["cluster"] == "dev"
     assert set(doc["summary"]) == {"create", "update", "replace", "delete", "noop"}
     for change in doc["changes"]:
-        assert set(change) == {"action", "kind", "name", "id", "diff"}
+        assert set(change) == {"action", "kind", "name", "id", "diff", "reasons"}
         assert change["action"] in doc["summary"]
         for value in change["diff"].values():
             assert isinstance(value, list) and len(value) == 2

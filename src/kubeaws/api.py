@@ -41,7 +41,7 @@ def connect(spec: ClusterSpec, *, profile: str | None = None, region: str | None
 def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> PlanState:
     """The plan with what it was computed from (feed it to `apply` to avoid observing twice). `graph`: the
     spec's resource graph when the caller already built it (`build(spec)`)."""
-    return make_plan(graph if graph is not None else build(spec), ctx or connect(spec))
+    return make_plan(graph if graph is not None else build(spec), ctx or connect(spec), spec=spec)
 
 
 def plan(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> Plan:

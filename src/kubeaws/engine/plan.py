@@ -2,6 +2,10 @@
 it field by field; owned resources that are no longer desired (or duplicates) are planned for deletion.
 Plan = find + diff, no change is made.
 
+Given the spec, a plan also says why launch templates and Auto Scaling groups change (engine.why: one
+read per changed launch template) and the roll it implies (engine.rollout_preview); it always notes what
+the spec asks that apply leaves alone.
+
 Called by the public API (kubeaws.api.plan / apply / status); its PlanState feeds engine.apply.
 """
 
@@ -12,12 +16,15 @@ from functools import partial
 from typing import Any
 
 from kubeaws.aws.session import AwsContext
+from kubeaws.engine import why
 from kubeaws.engine.observe import Observation, observe, parallel
+from kubeaws.engine.rollout_preview import preview
 from kubeaws.engine.types import Change, Plan
 from kubeaws.errors import ImmutableChangeError, KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
 from kubeaws.resources import registry
 from kubeaws.resources.base import UNKNOWN, Desired, Lookup, Observed, Ref, Unknown, contains_unknown
+from kubeaws.spec.models import ClusterSpec
 
 
 class PlanError(KubeawsError):
@@ -35,7 +42,10 @@ class PlanState:
     matched: dict[str, Observed | None]
 
 
-def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = None) -> PlanState:
+def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = None, *,
+              spec: ClusterSpec | None = None) -> PlanState:
+    """The plan of `graph` against AWS. With `spec` (the one `graph` was built from), launch-template and
+    group changes carry their reasons and the plan its rollout preview (read-only calls, see the modules)."""
     obs = observation or observe(ctx, graph)
     kinds = registry.kinds()
     changes: list[Change] = []
@@ -43,6 +53,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
     pending_new: set[str] = set()  # keys whose ID is unknown until apply (create / replace)
     errors: list[str] = []
     to_check: list[tuple[Any, Desired]] = []  # creates whose name could clash with an unowned resource
+    resolved_of: dict[str, Desired] = {}  # key -> resolved desired of what exists (for engine.why)
 
     by_key: dict[str, list[Observed]] = {}
     for kind_name in sorted(obs.owned):
@@ -79,6 +90,8 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         actual = _best_match(kind, candidates, resolved)
         duplicates.extend(c for c in candidates if c is not actual)
         matched[key] = actual
+        if actual is not None:
+            resolved_of[key] = resolved
         if actual is None:
             pending_new.add(key)
             if not contains_unknown(resolved.props):  # depends on something still to be created: no clash yet
@@ -120,7 +133,14 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
     for gone in leftovers:
         if gone.logical_key:
             names.setdefault(gone.id, gone.logical_key.replace("SecurityGroupRules/", "SecurityGroup/"))
-    plan = Plan(cluster=graph.cluster, changes=changes, names=names, warnings=list(obs.warnings))
+    plan = Plan(cluster=graph.cluster, changes=changes, names=names, warnings=list(obs.warnings),
+                notes=why.ignored_notes(changes, resolved_of))
+    if spec is not None:
+        why.explain_templates(ctx, changes, resolved_of, names)
+        for change in changes:
+            if change.kind == "AutoScalingGroup" and change.action == "update":
+                change.reasons = why.group_reasons(change)
+        plan.rollout = preview(ctx, graph, changes, matched, spec)
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
 
 

@@ -1,5 +1,6 @@
 """Plan as text, kops/terraform style: grouped create / update / replace / delete, `old -> new` per field,
-list changes as added (+) and removed (-) items.
+list changes as added (+) and removed (-) items; under a change, why it changes (`why:` lines naming the spec
+fields); then the notes (what apply leaves alone) and the roll the plan implies ("Rollout after apply").
 
 Also the one-line count of what the cluster's controllers made that `kubeaws delete` removes too
 (`controller_made_summary`).
@@ -81,6 +82,7 @@ def _change_lines(change: Change, symbol: str, names: dict[str, str]) -> list[st
     shown = change.action in ("replace", "delete") or change.reason.startswith("brought")
     note = f"  # {change.reason}" if change.reason and shown else ""
     lines = [f"  {symbol} {change.key}{ident}{note}"]
+    lines += [f"      why: {reason}" for reason in change.reasons]
     creating = change.action == "create"
     for name in sorted(change.diff):
         old, new = change.diff[name]
@@ -98,7 +100,6 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"warning: {warning}")
     if not plan.pending:
         lines.append("No changes: the cluster matches the spec.")
-        return "\n".join(lines) + "\n"
     for action, symbol, heading in HEADINGS:
         group = [c for c in plan.changes if c.action == action]
         if not group:
@@ -107,7 +108,25 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"{heading}:")
         for change in group:
             lines.extend(_change_lines(change, symbol, plan.names))
+    if plan.notes:
+        lines += ["", "Notes (apply leaves these alone):"]
+        lines += [f"  - {note}" for note in plan.notes]
+    lines += rollout_lines(plan.rollout)
     return "\n".join(lines) + "\n"
+
+
+def rollout_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """The final section of a plan: the roll `kubeaws rollout` does after apply (numbered, in order), then the
+    groups EKS rolls itself. Nothing when no instance is to be replaced."""
+    if not entries:
+        return []
+    lines = ["", "Rollout after apply (kubeaws rollout):"]
+    ours = [e for e in entries if e.get("order") is not None]
+    lines += [f"  {e['order']}. {e['group']}: {e['summary']}" for e in ours]
+    if not ours:
+        lines.append("  nothing for kubeaws to replace")
+    lines += [f"  - {e['group']}: {e['summary']}" for e in entries if e.get("order") is None]
+    return lines
 
 
 def controller_made_summary(items: list[Observed]) -> str:

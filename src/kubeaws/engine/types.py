@@ -39,6 +39,8 @@ class Change:
     desired: Desired | None = None
     actual: Observed | None = None
     reason: str = ""
+    #: Why it changes, in words naming the spec fields (launch templates and Auto Scaling groups: engine.why).
+    reasons: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -46,7 +48,8 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "kind": self.kind, "name": self.name, "id": self.id,
-                "diff": {k: [jsonable(old), jsonable(new)] for k, (old, new) in self.diff.items()}}
+                "diff": {k: [jsonable(old), jsonable(new)] for k, (old, new) in self.diff.items()},
+                "reasons": list(self.reasons)}
 
 
 @dataclass
@@ -58,6 +61,11 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     #: AWS ID -> "Kind/name" of every resource the plan found, to show IDs by name.
     names: dict[str, str] = field(default_factory=dict)
+    #: What apply deliberately leaves alone of what the spec asks (engine.why.ignored_notes).
+    notes: list[str] = field(default_factory=list)
+    #: The roll `kubeaws rollout` does after this apply, in order (engine.rollout_preview): one entry per
+    #: group {group, role, instances, reason, order, by, summary, batches}.
+    rollout: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)
@@ -70,7 +78,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "changes": [c.to_dict() for c in self.changes],
-                "summary": self.summary()}
+                "summary": self.summary(), "notes": list(self.notes), "rollout": jsonable(self.rollout)}
 
 
 EventState = Literal["started", "done", "failed", "skipped"]
