@@ -13,8 +13,10 @@ stubbed) and says so.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -28,11 +30,12 @@ import kubeaws.resources.kms_key
 import kubeaws.resources.oidc_provider  # noqa: F401  (registers the kinds until registry.MODULES lists them)
 from kubeaws.aws.session import AwsContext, is_read_operation
 from kubeaws.aws.tags import owned_tags, tag_dict
-from kubeaws.errors import AwsCallError
+from kubeaws.errors import AwsCallError, KubeawsError
 from kubeaws.resources import registry
 from kubeaws.resources.base import Desired, Kind, Observed
 from kubeaws.resources.eks_cluster import EksVersionError
 from kubeaws.resources.oidc_provider import EKS_ROOT_CA_THUMBPRINT
+from tests.helpers import CallRecorder
 
 KMS = registry.get("KmsKey")
 CLUSTER = registry.get("EksCluster")
@@ -421,3 +424,47 @@ def test_eks_nodegroup_create_failure_names_health_issues(ctx: AwsContext) -> No
         stub.add_response("describe_nodegroup", {"nodegroup": group})
         with pytest.raises(AwsCallError, match=r"Ec2SubnetInvalidConfiguration: no public IP \(subnet-1\)"):
             NODES.create(ctx, want)
+
+
+def test_eks_nodegroup_rollout_settings_and_a_blocked_drain(ctx: AwsContext, net: dict[str, Any],
+                                                             cluster: Observed) -> None:
+    """`rollout.maxUnavailable` of a managed group is EKS's updateConfig (a count or a percentage), sent on
+    create and through UpdateNodegroupConfig when it changes; an update that EKS could not finish because a
+    PodDisruptionBudget refused an eviction (PodEvictionFailure) says what to do. moto lacks
+    UpdateNodegroupVersion and DescribeUpdate (Stubber), and keeps no updateConfig (the test puts AWS's answer
+    in the observed group)."""
+    from kubeaws.resources.eks_nodegroup import update_config
+
+    assert update_config(None) is None and update_config(2) == {"maxUnavailable": 2}
+    assert update_config("25%") == {"maxUnavailablePercentage": 25}
+    want = Desired("EksNodegroup", "general", {
+        "cluster_name": "dev", "nodegroup_name": "general", "node_role_arn": "arn:aws:iam::123456789012:role/n",
+        "subnet_ids": net["subnets"], "scaling": {"min": 1, "max": 2}, "update_config": {"maxUnavailable": 2}},
+        tags=tags_for("EksNodegroup", "general"))
+    recorder = CallRecorder()
+    ctx.add_hook("before-call.eks", recorder)
+    found = NODES.create(ctx, want)
+    [(_, sent)] = [c for c in recorder.calls if c[0] == "CreateNodegroup"]
+    assert json.loads(sent)["updateConfig"] == {"maxUnavailable": 2}  # rest-json: the body as sent
+    # moto does not keep updateConfig (DescribeNodegroup answers none): compare with what AWS would answer.
+    found = replace(found, fields={**found.fields, "update_config": {"maxUnavailable": 2}})
+    assert NODES.diff(found, want) == {}
+    changed = Desired("EksNodegroup", "general", {**want.props, "update_config": {"maxUnavailablePercentage": 50}},
+                      tags=want.tags)
+    assert set(NODES.diff(found, changed)) == {"update_config"}
+    with stubbed(ctx) as stub:
+        stub.add_response("update_nodegroup_config", {"update": {"id": "u-1", "status": "Successful"}},
+                          {"clusterName": "dev", "nodegroupName": "general",
+                           "updateConfig": {"maxUnavailablePercentage": 50}})
+        NODES.update(ctx, found, changed, {"update_config": NODES.diff(found, changed)["update_config"]})
+
+    rolled = Desired("EksNodegroup", "general", {**want.props, "launch_template": {"id": "lt-1", "version": 2}},
+                     tags=want.tags)
+    failed = {"id": "u-2", "status": "Failed", "type": "VersionUpdate", "errors": [
+        {"errorCode": "PodEvictionFailure", "errorMessage": "Reached max retries while trying to evict pods from "
+         "nodes in node group general", "resourceIds": ["ip-10-0-1-1.ec2.internal"]}]}
+    with stubbed(ctx) as stub:
+        stub.add_response("update_nodegroup_version", {"update": {"id": "u-2", "status": "InProgress"}})
+        stub.add_response("describe_update", {"update": failed})
+        with pytest.raises(KubeawsError, match=r"PodEvictionFailure.*PodDisruptionBudget refused.*--force"):
+            NODES.update(ctx, found, rolled, {"launch_template": (None, {"id": "lt-1", "version": 2})})

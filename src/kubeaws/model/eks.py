@@ -25,6 +25,7 @@ from kubeaws.model.maxpods import check_max_pods, effective_max_pods
 from kubeaws.model.network import NetworkRefs
 from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
 from kubeaws.resources.base import Computed, Lookup, Ref
+from kubeaws.resources.eks_nodegroup import update_config
 from kubeaws.resources.kubernetes_object import object_name, owned_manifest
 from kubeaws.spec.models import NodeGroupSpec
 from kubeaws.spec.nodegroups import group_name, launch_tags, launch_template_name, node_labels
@@ -206,5 +207,8 @@ def _managed_group(b: Builder, net: NetworkRefs, groups: dict[str, Ref], cluster
         "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in ng.taints],
         "capacity_type": "SPOT" if ng.capacity == "spot" else "ON_DEMAND",
         "instance_types": list(ng.instance_types),
+        # Only when the spec sets it: EKS's default (1 at a time) is not a change to plan.
+        **({"update_config": update_config(ng.rollout.max_unavailable)}
+           if ng.rollout.max_unavailable is not None else {}),
     }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), k8s_cluster_tag(b.cluster): "owned"},
         depends_on=tuple(mapped), display=name)

@@ -44,7 +44,24 @@ from kubeaws.resources.registry import register
 
 FAILED = frozenset({"CREATE_FAILED", "DELETE_FAILED", "DEGRADED"})
 WAITING = frozenset({"CREATING", "UPDATING"})
-CONFIG_FIELDS = frozenset({"labels", "taints", "scaling"})
+CONFIG_FIELDS = frozenset({"labels", "taints", "scaling", "update_config"})
+
+
+def update_config(value: int | str | None) -> dict[str, int] | None:
+    """EKS's updateConfig for a node group's `rollout.maxUnavailable` (a count, or a percentage: EKS
+    rolls that many nodes at once); None leaves EKS's default (1)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.endswith("%"):
+        return {"maxUnavailablePercentage": max(1, int(value[:-1]))}
+    return {"maxUnavailable": max(1, int(value))}
+
+
+def blocked_hint(message: str) -> str:
+    """What to do when EKS could not drain a node (PodEvictionFailure: a PodDisruptionBudget refused)."""
+    return (f"{message}. A PodDisruptionBudget refused the eviction of a pod (the error names it): let the budget "
+            "allow a disruption (scale the workload up, or relax the budget) and apply again; `aws eks "
+            "update-nodegroup-version --force` drains regardless of budgets")
 
 
 def taint_key(t: Mapping[str, Any]) -> tuple[str, str]:
@@ -93,7 +110,8 @@ class EksNodegroup(ClusterChildKind):
                   "scaling": {"min": scaling.get("minSize"), "max": scaling.get("maxSize"),
                               "desired": scaling.get("desiredSize")},
                   "labels": dict(ng.get("labels") or {}), "taints": norm_taints(ng.get("taints")),
-                  "capacity_type": ng.get("capacityType"), "instance_types": list(ng.get("instanceTypes") or [])}
+                  "capacity_type": ng.get("capacityType"), "instance_types": list(ng.get("instanceTypes") or []),
+                  "update_config": dict(ng.get("updateConfig") or {}) or None}
         attrs = {"arn": ng.get("nodegroupArn"), "state": ng.get("status"), "health": health_issues(ng),
                  "auto_scaling_groups": [g["name"] for g in (ng.get("resources") or {}).get("autoScalingGroups")
                                          or []], "release_version": ng.get("releaseVersion")}
@@ -155,6 +173,8 @@ class EksNodegroup(ClusterChildKind):
             params["labels"] = dict(p["labels"])
         if p.get("taints"):
             params["taints"] = [{k: v for k, v in t.items() if v is not None} for t in norm_taints(p["taints"])]
+        if p.get("update_config"):
+            params["updateConfig"] = dict(p["update_config"])
         try:
             retry_matching(ctx, lambda: ctx.call("eks", "create_nodegroup", **params), is_not_visible_yet,
                            f"the launch template and node role of {cluster}/{name} to be visible to EKS")
@@ -195,6 +215,8 @@ class EksNodegroup(ClusterChildKind):
             now = (current.fields.get("scaling") or {}).get("desired")
             config["scalingConfig"] = {"minSize": lo, "maxSize": hi,
                                        "desiredSize": min(max(now if now is not None else lo, lo), hi)}
+        if "update_config" in diff and p.get("update_config"):
+            config["updateConfig"] = dict(p["update_config"])
         if config:
             answer = mutate(ctx, "update_nodegroup_config", f"{what} to accept a config update", clusterName=cluster,
                             nodegroupName=name, **config)
@@ -204,8 +226,13 @@ class EksNodegroup(ClusterChildKind):
             answer = mutate(ctx, "update_nodegroup_version", f"{what} to accept a version update",
                             clusterName=cluster, nodegroupName=name, launchTemplate=template,
                             clientRequestToken=ctx.client_token(f"{desired.key}/lt-{template.get('version')}"))
-            wait_update(ctx, answer.get("update"), cluster, f"{what} rolling onto launch template version "
-                        f"{template.get('version')}", UPDATE_WAIT, nodegroupName=name)
+            try:
+                wait_update(ctx, answer.get("update"), cluster, f"{what} rolling onto launch template version "
+                            f"{template.get('version')}", UPDATE_WAIT, nodegroupName=name)
+            except KubeawsError as exc:
+                if "PodEvictionFailure" not in str(exc):
+                    raise
+                raise KubeawsError(blocked_hint(str(exc))) from exc
         if "tags" in diff:
             self.set_tags(ctx, str(current.attrs["arn"]), diff["tags"][1])
         fields = {**current.fields, **{k: p[k] for k in diff if k in p}}
