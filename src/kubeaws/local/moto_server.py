@@ -6,6 +6,9 @@ kubeaws sends.
   Auto Scaling then fails (HTTP 500, an AssertionError inside moto) to launch any instance from such a
   version: every instance a rollout or a self-healing group launches after a template change. The version's
   user data is given to moto's launcher in the form it expects.
+- A launch template's tags are read when it is created: CreateTags on it later (kubeaws' content-hash tag,
+  rewritten by every update) never shows in DescribeLaunchTemplates, so a re-plan after a template change
+  showed the change again. Its tags are read from the tag store each time, as AWS shows them.
 
 Started by `kubeaws.local.emulator.launch` as `python -m kubeaws.local.moto_server -H 127.0.0.1 -p PORT`.
 """
@@ -18,13 +21,14 @@ from typing import Any
 
 def patch() -> None:
     from moto.core.types import Base64EncodedString
-    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+    from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateVersion
 
     def user_data(self: Any) -> Any:
         value = self.data.get("UserData")
         return Base64EncodedString(value) if isinstance(value, str) else value
 
     LaunchTemplateVersion.user_data = property(user_data)  # type: ignore[method-assign,assignment]
+    LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)  # type: ignore[assignment]
 
 
 def main(argv: list[str]) -> None:
