@@ -1,5 +1,6 @@
-"""Retry policy for AWS calls: throttling and 5xx with exponential backoff and full jitter, bounded waits
-for eventual consistency, and DependencyViolation retries on delete.
+"""Retry policy for AWS calls: throttling, dropped connections and 5xx with exponential backoff and full
+jitter (a mutation whose outcome is unknown is retried only when a repeat cannot duplicate anything, see
+`aws.errors`), bounded waits for eventual consistency, and DependencyViolation retries on delete.
 
 Called by `aws.session.AwsContext.call` (every AWS call kubeaws makes goes through it) and by resource
 kinds that wait for a state. Every wait reads the time and sleeps through its policy (`RetryPolicy.clock`,
@@ -14,55 +15,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError
 
+from kubeaws.aws.errors import (
+    DEPENDENCY_CODES,
+    THROTTLE_CODES,
+    TRANSIENT_CODES,
+    AmbiguousOutcome,
+    ErrorClass,
+    classify,
+    error_code,
+    http_status,
+)
 from kubeaws.errors import AwsCallError, WaitTimeout
 
 T = TypeVar("T")
 
-THROTTLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
-TRANSIENT_CODES = frozenset(
-    {"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "RequestTimeout",
-     "RequestTimeoutException", "InsufficientInstanceCapacity"}
-)
-DEPENDENCY_CODES = frozenset({"DependencyViolation", "ResourceInUse", "InvalidIPAddress.InUse"})
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a ClientError, or '' for anything else."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def http_status(exc: BaseException) -> int:
-    if isinstance(exc, ClientError):
-        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return 0
-
 
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling, server-side (5xx) and connection errors: worth another try after a pause."""
-    if isinstance(exc, ConnectionError | EndpointConnectionError | ReadTimeoutError):
-        return True
-    code = error_code(exc)
-    return code in THROTTLE_CODES or code in TRANSIENT_CODES or http_status(exc) >= 500
+    """Throttling, connection errors (sent or not) and server-side (5xx) errors: worth another try after a
+    pause, for a read. A mutation retries only some of them (`call_with_retry`)."""
+    return classify(exc) in (ErrorClass.THROTTLED, ErrorClass.UNSENT, ErrorClass.AMBIGUOUS)
 
 
 @dataclass(frozen=True)
@@ -78,6 +51,9 @@ class RetryPolicy:
     dependency_timeout: float = 900.0
     # Polling interval for state waits (NAT gateway available, instance running...).
     poll_interval: float = 5.0
+    # After a create whose outcome is unknown: how long to keep looking for what it may have made before
+    # creating again (EC2 describes lag a create by a few seconds).
+    settle_timeout: float = 10.0
     #: Where waits read the time and how they pause (tests give a fake clock: real budgets, no real sleep).
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
@@ -88,7 +64,7 @@ class RetryPolicy:
 
 
 FAST_POLICY = RetryPolicy(base_delay=0.01, max_delay=0.05, consistency_timeout=5.0, dependency_timeout=10.0,
-                          poll_interval=0.02)
+                          poll_interval=0.02, settle_timeout=0.05)
 
 
 class RetriesExhausted(ClientError):  # type: ignore[misc]  # botocore has no type hints
@@ -107,16 +83,34 @@ class RetriesExhausted(ClientError):  # type: ignore[misc]  # botocore has no ty
 
 
 def call_with_retry(fn: Callable[[], T], operation: str, policy: RetryPolicy,
-                    sleep: Callable[[float], None] | None = None) -> T:
-    """Run `fn`; retry throttling / 5xx / connection errors with backoff. Other errors propagate unchanged."""
+                    sleep: Callable[[float], None] | None = None, *, mutating: bool = False,
+                    repeatable: bool = True, already: Callable[[BaseException], T | None] | None = None) -> T:
+    """Run `fn` and retry what is worth retrying, with backoff; other errors propagate unchanged.
+
+    A read (`mutating` False) is retried on throttling, connection errors and 5xx. A mutation is retried on
+    throttling and on a connection never made (AWS did nothing); when the outcome is unknown (no answer
+    after the request left, a 5xx) it is retried only if `repeatable` (a token, or a repeat that cannot
+    duplicate), else `AmbiguousOutcome` is raised for the caller to resolve by looking. After such an
+    unknown outcome, an error answer for which `already` returns a value (the repeat says the effect is
+    already in place: a duplicate rule, a missing resource on delete) returns that value."""
     pause = sleep or policy.sleep
     attempt = 0
+    unknown_before = False
     while True:
         try:
             return fn()
         except Exception as exc:
-            if not is_retryable(exc):
+            kind = classify(exc)
+            if unknown_before and already is not None:
+                done = already(exc)
+                if done is not None:
+                    return done
+            if kind not in (ErrorClass.THROTTLED, ErrorClass.UNSENT, ErrorClass.AMBIGUOUS):
                 raise
+            if kind is ErrorClass.AMBIGUOUS and mutating:
+                if not repeatable:
+                    raise AmbiguousOutcome(operation, exc) from exc
+                unknown_before = True
             attempt += 1
             if attempt >= policy.max_attempts:
                 code = error_code(exc) or type(exc).__name__
@@ -161,3 +155,9 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, policy:
         if policy.clock() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
         pause(policy.poll_interval)
+
+
+#: Re-exported for the modules that read the codes and helpers from here.
+__all__ = ["DEPENDENCY_CODES", "FAST_POLICY", "THROTTLE_CODES", "TRANSIENT_CODES", "AmbiguousOutcome",
+           "RetriesExhausted", "RetryPolicy", "call_with_retry", "error_code", "http_status", "is_retryable",
+           "retry_on_codes", "wait_until"]

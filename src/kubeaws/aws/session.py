@@ -20,6 +20,7 @@ import botocore.session
 from botocore.config import Config
 
 from kubeaws.aws import model_cache
+from kubeaws.aws.errors import already_done, pascal, repeatable
 from kubeaws.aws.retry import RetryPolicy, call_with_retry
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select")
@@ -154,9 +155,24 @@ class AwsContext:
 
     # -- calls -----------------------------------------------------------------------------------
     def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
-        """Call `operation` (snake_case boto3 name) with retries on throttling, 5xx and connection errors."""
+        """Call `operation` (snake_case boto3 name) with retries (aws/retry.py `call_with_retry`).
+
+        A read is retried on throttling, dropped connections, timeouts and 5xx. A mutation whose outcome is
+        unknown (no answer once sent, a 5xx) is sent again only when that cannot duplicate anything (an
+        idempotency token in `params`, or an operation `aws.errors.repeatable` lists); then a repeat that
+        answers "already so" (a duplicate rule, a missing resource on delete: `aws.errors.already_done`)
+        counts as success and returns {}. Any other such mutation raises `aws.errors.AmbiguousOutcome`,
+        resolved by the caller by looking before creating again (`resources.base.create_or_adopt`)."""
         method = getattr(self.client(service), operation)
-        result: dict[str, Any] = call_with_retry(lambda: method(**params), operation, self.policy)
+        name = pascal(operation)
+        mutating = not is_read_operation(name)
+
+        def done(exc: BaseException) -> dict[str, Any] | None:
+            return {} if already_done(exc, name) else None
+
+        result: dict[str, Any] = call_with_retry(lambda: method(**params), operation, self.policy,
+                                                 mutating=mutating, repeatable=repeatable(name, params),
+                                                 already=done)
         return result
 
     def paginate(self, service: str, operation: str, result_key: str, **params: Any) -> list[Any]:

@@ -33,7 +33,7 @@ from kubeaws.engine.types import Action, ApplyResult, Change, Event, EventState
 from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
 from kubeaws.resources import controller_made, registry
-from kubeaws.resources.base import Desired, Kind, Lookup, Observed, Ref
+from kubeaws.resources.base import Desired, Kind, Lookup, Observed, Ref, create_or_adopt
 from kubeaws.resources.controller_made import ControllerKind
 
 EventSink = Callable[[Event], None]
@@ -110,7 +110,8 @@ def execute(state: PlanState, ctx: AwsContext, on_event: EventSink | None = None
                 if clash is not None:
                     raise OwnershipError(f"{clash.kind} {clash.id} already exists with the name of {desired.key} "
                                          f"and is not owned by cluster {ctx.cluster!r}")
-                new = kind.create(ctx, resolved)
+                replaced = frozenset({change.actual.id}) if change.actual is not None else frozenset()
+                new = create_or_adopt(kind, ctx, resolved, exclude=replaced)
                 if action == "replace" and change.actual is not None:
                     with lock:
                         replaced_old.append(Change("delete", change.kind, change.name, change.actual.id, {}, None,

@@ -6,6 +6,8 @@
   diff them field by field.
 - `Kind`: one subclass per AWS kind (resources/<kind>.py) implementing list_owned / get / create / update /
   delete. Registered in `resources.registry`.
+- `create_or_adopt`: the one create sequence of every kind: a create whose outcome is unknown (no answer
+  from AWS) is resolved by looking for what it may have made (`Kind.find_created`) before creating again.
 
 Called by model/ (builds Desired records) and engine/ (plan, apply, delete, status).
 """
@@ -19,8 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from kubeaws.aws.errors import AmbiguousOutcome
+from kubeaws.aws.retry import wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import RESOURCE_TAG, is_owned_by, tag_dict, tag_list
+from kubeaws.errors import WaitTimeout
 
 
 @dataclass(frozen=True)
@@ -277,6 +282,22 @@ class Kind(ABC):
         """A resource that is not ours but blocks creating `desired` (same unique name). Default: none."""
         return None
 
+    def find_created(self, ctx: AwsContext, desired: Desired, exclude: frozenset[str] = frozenset()
+                     ) -> Observed | None:
+        """What a create of `desired` whose answer was lost may have made: the owned resource carrying its
+        logical key (tags are part of every create call), not going away, not in `exclude` (the resource a
+        replacement replaces). Kinds found by another key (a name, a path) override it."""
+        for found in self.list_owned(ctx):
+            if found.logical_key == desired.key and found.id not in exclude and found.state not in self.gone_states:
+                return found
+        return None
+
+    def adopt(self, ctx: AwsContext, found: Observed, desired: Desired) -> Observed:
+        """Finish a resource an interrupted create of `desired` made: what the create does after its first
+        call (attributes, associations, routes) shows as a diff, applied with `update`."""
+        diff = self.diff(found, desired)
+        return self.update(ctx, found, desired, diff) if diff else found
+
     # -- compare -----------------------------------------------------------------------------------
     def diff(self, actual: Observed, desired: Desired) -> Diff:
         """Field-level differences {field: (old, new)}, props and tags. Unknown desired values count as a
@@ -348,6 +369,28 @@ class Kind(ABC):
     @staticmethod
     def owned_only(ctx: AwsContext, items: list[Observed]) -> list[Observed]:
         return [o for o in items if is_owned_by(o.tags, ctx.cluster)]
+
+
+def create_or_adopt(kind: Kind, ctx: AwsContext, desired: Desired, exclude: frozenset[str] = frozenset()
+                    ) -> Observed:
+    """`kind.create(desired)`; when a call of the create ends with its outcome unknown (`AmbiguousOutcome`:
+    the answer was lost after the request left), look for what it made for the policy's `settle_timeout`
+    (describes may lag a create) and adopt it, or create again when nothing is there. Calls that can be
+    repeated safely (idempotency tokens, unique names) never get here: `AwsContext.call` retries them."""
+    attempts = max(1, ctx.policy.max_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return kind.create(ctx, desired)
+        except AmbiguousOutcome:
+            if attempt == attempts:
+                raise
+            try:
+                found = wait_until(lambda: kind.find_created(ctx, desired, exclude), ctx.policy.settle_timeout,
+                                   f"{desired.key} after a create whose answer was lost", ctx.policy)
+            except WaitTimeout:
+                continue  # nothing there: AWS did not act, create again
+            return kind.adopt(ctx, found, desired)
+    raise AssertionError("unreachable")
 
 
 def normalize(value: Any) -> Any:

@@ -86,6 +86,9 @@ class ClusterPki(Kind):
         except ClientError as exc:
             if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise
+            theirs = ctx.call("s3", "get_object", Bucket=bucket, Key=f"{prefix}ca.crt")["Body"].read()
+            if theirs == files["ca.crt"]:  # ours: a repeat of a put whose answer was lost
+                return self._observed(ctx, bucket, prefix, ca_hash)
             raise KubeawsError(f"another run created the cluster CA in s3://{bucket}/{prefix} at the same time; "
                                "run apply again") from exc
         return self._observed(ctx, bucket, prefix, ca_hash)
