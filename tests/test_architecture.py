@@ -31,15 +31,17 @@ ALLOWED: dict[str, set[str]] = {
     # The plan previews the roll it implies with the rollout planner (rollout.inventory / rollout.planner).
     "engine": {"model", "resources", "aws", "spec", "rollout"},
     # Operations on a running cluster (rolling replacement): read AWS through the resource kinds' helpers,
-    # drive the Kubernetes API; called by the CLI.
-    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "reach"},
+    # drive the Kubernetes API; called by the CLI. Upgrades (rollout.upgrade) read the versions the renderers pin.
+    "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "reach", "bootstrap", "addons"},
     # How kubeaws reaches a cluster's API: the admin credentials (access), tunnelled through the bastion when
     # the endpoint is private (tunnel); used by the rollout and doctor --live.
     "reach": {"aws", "kube_client", "spec", "access", "tunnel", "eks_auth"},
     "local": set(),
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
-    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons"},
+    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock"},
+    # The per-cluster lock: conditional writes to the state bucket through the AWS context.
+    "lock": {"aws"},
     # An application service beside `api`, not a lower layer: the admin kubeconfig reads the state bucket (the
     # CA: pki) or DescribeCluster (eks_auth) and finds the bastion through the resource registry; `render`
     # writes what the model and the bootstrap renderers produce. Only the CLI and doctor --live use it, and
@@ -52,7 +54,7 @@ ALLOWED: dict[str, set[str]] = {
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor", "tunnel", "rollout", "reach", "__init__"},
+            "eks_auth", "doctor", "tunnel", "rollout", "reach", "lock", "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
     "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach"},

@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubeaws.aws.retry import RetryPolicy
 from kubeaws.aws.session import AwsContext, settings_from_env
@@ -22,6 +25,9 @@ from kubeaws.model import build
 from kubeaws.model.graph import Graph
 from kubeaws.spec.load import load_spec as _load_spec
 from kubeaws.spec.models import ClusterSpec
+
+if TYPE_CHECKING:
+    from kubeaws.lock import ClusterLock
 
 __all__ = ["apply", "build", "connect", "delete", "load_spec", "plan", "plan_state", "status"]
 
@@ -71,3 +77,64 @@ def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made:
     """What exists for the cluster and how many changes are pending; with `controller_made`, also what the
     cluster's controllers made (`report.controller_made`), which `delete` removes too."""
     return cluster_status(build(spec), ctx or connect(spec), controller_made)
+
+
+# -- the cluster lock (kubeaws.lock) ----------------------------------------------------------------------
+def lock_home(spec: ClusterSpec, ctx: AwsContext, *, create: bool) -> str | None:
+    """The state bucket that holds the cluster's lock (kubeaws.lock says why there). With `create`, a missing
+    one is made first through the Bucket kind (every setting but the bucket policy, which names roles that do
+    not exist yet: the plan that follows puts it on); without, None when it does not exist."""
+    from kubeaws.aws.tags import owned_tags
+    from kubeaws.model.state import PUBLIC_ACCESS_BLOCK
+    from kubeaws.resources.base import Desired
+    from kubeaws.resources.bucket import Bucket
+    from kubeaws.resources.registry import kinds
+
+    kind = kinds()["Bucket"]
+    assert isinstance(kind, Bucket)
+    name = _bucket_name(ctx)
+    if _bucket_exists(ctx, name):
+        return name
+    if not create:
+        return None
+    graph = build(spec)
+    if "Bucket/state" in graph:  # kubeadm: the model's bucket, but its policy
+        model = graph["Bucket/state"]
+        desired = replace(model, props={**model.props, "name": name, "policy": None})
+    else:  # EKS has no state bucket of its own: the lock's home is made the same way (delete removes it)
+        props = {"name": name, "versioning": True, "encryption": "AES256", "policy": None, "tls_only": True,
+                 "public_access_block": dict(PUBLIC_ACCESS_BLOCK)}
+        desired = Desired("Bucket", "state", props, tags=owned_tags(
+            ctx.cluster, "Bucket", "state", f"{ctx.cluster}-state", spec.spec.tags))
+    kind.create(ctx, desired)
+    return name
+
+
+def _bucket_name(ctx: AwsContext) -> str:
+    from kubeaws.resources._s3 import cluster_bucket
+
+    return cluster_bucket(ctx)
+
+
+def _bucket_exists(ctx: AwsContext, name: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    from kubeaws.aws.retry import error_code
+
+    try:
+        ctx.call("s3", "head_bucket", Bucket=name)
+        return True
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+
+
+def cluster_lock(spec: ClusterSpec, ctx: AwsContext, command: str, *, create_home: bool = False,
+                 say: Callable[[str], None] | None = None) -> ClusterLock | None:
+    """The lock `command` takes on the cluster (not yet acquired); None when it has no home and
+    `create_home` is False (a cluster with nothing deployed)."""
+    from kubeaws.lock import ClusterLock
+
+    bucket = lock_home(spec, ctx, create=create_home)
+    return None if bucket is None else ClusterLock(ctx, bucket, command, say=say)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, doctor, eks, output, rollout, tunnel
+from kubeaws.cli import access, doctor, eks, locking, output, rollout, tunnel
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
 from kubeaws.cli.output import Out, Progress
 
@@ -30,6 +30,7 @@ eks.register(app)
 doctor.register(app)
 tunnel.register(app)
 rollout.register(app)
+locking.register(app)
 
 
 class Mode(StrEnum):
@@ -136,7 +137,8 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
           ssh_key: Annotated[Path | None, typer.Option("--ssh-key", show_default=False, help="Private key for "
                                                        "the bastion tunnel the rollout uses (private API).")] = None,
           no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="The rollout reaches a private API "
-                                                  "directly (VPN, or inside the VPC).")] = False) -> None:
+                                                  "directly (VPN, or inside the VPC).")] = False,
+          lock_timeout: locking.LockTimeoutOpt = "0") -> None:
     """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel; then roll
     the instances whose launch template changed (`kubeaws rollout`), unless --no-rollout."""
     opts = ClusterOptions(file, output_format, profile, region, local)
@@ -160,19 +162,24 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                 out.emit_json(ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict())
             return 0
         confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?', "apply")
-        with Progress(out, f"Applying {spec.metadata.name}") as progress:
-            result = api.apply(spec, ctx, plan=state, on_event=progress)
-        if not out.json:
-            output.report_result(out, result, opts.command("apply"))
-        doc = result.to_dict()
-        if result.ok and not no_rollout:
-            try:
-                doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
-            except Exception:
-                out.info(f"the configuration is applied; finish the roll with `{opts.command('rollout')}`")
-                if out.json:
-                    out.emit_json(doc)
-                raise
+        with locking.held(out, spec, ctx, "apply", locking.seconds(lock_timeout), create_home=True):
+            # Planned again under the lock: another run may have changed the cluster since the plan above.
+            fresh = api.plan_state(spec, ctx, graph=state.graph)
+            if locking.plan_moved(state.plan, fresh.plan):
+                out.info("[yellow]the cluster changed since that plan; now:[/yellow]")
+                out.info(plan_text(fresh.plan))
+                confirm(out, yes, f'Apply these {fresh.plan.pending} changes instead?', "apply")
+            with Progress(out, f"Applying {spec.metadata.name}") as progress:
+                result = api.apply(spec, ctx, plan=fresh, on_event=progress)
+            if not out.json:
+                output.report_result(out, result, opts.command("apply"))
+            doc = result.to_dict()
+            if result.ok and not no_rollout:
+                try:
+                    doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
+                except Exception:
+                    out.info(f"the configuration is applied; finish the roll with `{opts.command('rollout')}`")
+                    raise
         if out.json:
             out.emit_json(doc)
         return 0 if result.ok else 1
@@ -203,14 +210,15 @@ def status(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile
 
 @app.command()
 def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
-           profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False) -> None:
+           profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False,
+           lock_timeout: locking.LockTimeoutOpt = "0") -> None:
     """Delete everything kubeaws created for the cluster (brought VPCs/subnets are only untagged)."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
 
     def body() -> int:
         from kubeaws import api
-        from kubeaws.engine.types import ApplyResult
+        from kubeaws.engine.types import ApplyResult, Event
 
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
@@ -225,8 +233,14 @@ def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Outpu
                 out.emit_json(ApplyResult(cluster=spec.metadata.name, operation="delete").to_dict())
             return 0
         confirm(out, yes, f'Delete these {count} resources of cluster "{spec.metadata.name}"?', "delete")
-        with Progress(out, f"Deleting {spec.metadata.name}") as progress:
-            result = api.delete(spec, ctx, on_event=progress)
+        with locking.held(out, spec, ctx, "delete", locking.seconds(lock_timeout), create_home=False) as lock, \
+                Progress(out, f"Deleting {spec.metadata.name}") as progress:
+            def sink(event: Event) -> None:
+                if lock is not None and event.kind == "Bucket" and event.state == "started":
+                    lock.stop_renewing()  # the lock goes with its bucket: no renewal may write into it now
+                progress(event)
+
+            result = api.delete(spec, ctx, on_event=sink)
         if out.json:
             out.emit_json(result.to_dict())
         else:

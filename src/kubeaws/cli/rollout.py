@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
+from kubeaws.cli.locking import LockTimeoutOpt, held, seconds
 from kubeaws.cli.output import Out
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def rollout(file: SpecFile,
             no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="Reach a private API directly (VPN, "
                                                     "or inside the VPC).")] = False,
             yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+            lock_timeout: LockTimeoutOpt = "0",
             output_format: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.text,
             profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
             region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides spec.region).")] = None,
@@ -123,7 +125,11 @@ def rollout(file: SpecFile,
                                  parallel_groups=parallel_groups,
                                  timeouts=Timeouts(drain=drain_timeout * 60, validation=validation_timeout * 60),
                                  ssh_key=ssh_key, direct=no_tunnel)
-        doc = execute(out, spec, ctx, options, yes=yes, dry_run=dry_run)
+        if dry_run:
+            doc = execute(out, spec, ctx, options, yes=yes, dry_run=True)
+        else:
+            with held(out, spec, ctx, "rollout", seconds(lock_timeout), create_home=False):
+                doc = execute(out, spec, ctx, options, yes=yes, dry_run=False)
         if out.json:
             out.emit_json(doc)
         return 0
