@@ -76,7 +76,10 @@ def test_control_plane_volume_and_instance_writes_are_scoped_to_the_cluster() ->
     for s in statements_with(policy, "ec2:CreateVolume"):
         assert "Condition" in s
     deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
-    assert deny and deny[0]["Condition"]["ForAnyValue:StringEquals"]["aws:TagKeys"] == ["kubeaws.io/cluster"]
+    assert {s["Sid"] for s in deny} == {"GuardClusterTagsEc2", "GuardClusterTagsElb"}
+    for s in deny:
+        keys = s["Condition"]["ForAnyValue:StringLike"]["aws:TagKeys"]
+        assert {"kubernetes.io/cluster/*", "kubeaws.io/*", "k8s.io/cluster-autoscaler/*"} <= set(keys)
 
 
 def test_control_plane_policy_covers_its_controllers_and_the_bucket() -> None:
@@ -90,9 +93,9 @@ def test_control_plane_policy_covers_its_controllers_and_the_bucket() -> None:
     for s in policy["Statement"]:
         if any(a.startswith("s3:") for a in s["Action"]):
             assert all(r.startswith(f"arn:aws:s3:::{BUCKET}") for r in s["Resource"])
-        if s["Resource"] == "*" and s["Effect"] == "Allow":  # unscoped: only reads, or scoped by a condition
+        if s["Resource"] == "*" and s["Effect"] == "Allow":  # unscoped: only reads
             writes = [a for a in s["Action"] if not a.split(":")[1].startswith("Describe")]
-            assert not writes or "Condition" in s or s["Sid"] in ("LoadBalancers", "LoadBalancerSecurityGroups")
+            assert not writes, s["Sid"]
     # IAM's limit for all inline policies of a role, whitespace excluded.
     assert len(json.dumps(policy, separators=(",", ":"))) < 10240
 
@@ -163,3 +166,55 @@ def test_bucket_policy_denies_other_accounts_and_limits_nodes() -> None:
     assert by_sid["DenyOtherAccounts"]["Principal"] == "*"
     assert by_sid["NodesReadOnly"]["NotAction"] == ["s3:GetObject"]
     assert by_sid["ControlPlaneAccess"]["Principal"] == {"AWS": "arn:cp"}
+
+
+# -- the tag guards: what the control-plane role may NOT do (tests/iam_eval.py decides) ---------------------
+
+K8S = "kubernetes.io/cluster/dev"
+SG = "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123"
+VOL = "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123"
+LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/a1/0123"
+ESCAPES = [
+    # (what, action, resource, request context, allowed?)
+    ("tag a foreign security group into the cluster", "ec2:CreateTags", SG,
+     {"aws:TagKeys": [K8S], f"aws:RequestTag/{K8S}": "owned"}, False),
+    ("the same on a group already tagged for the cluster", "ec2:CreateTags", SG,
+     {"aws:TagKeys": [K8S], f"aws:ResourceTag/{K8S}": "owned"}, False),
+    ("turn a shared group into an owned one", "ec2:CreateTags", SG,
+     {"aws:TagKeys": [K8S], f"aws:ResourceTag/{K8S}": "shared"}, False),
+    ("tag a foreign volume into the cluster", "ec2:CreateTags", VOL, {"aws:TagKeys": [K8S]}, False),
+    ("take a kubeaws tag off a cluster volume", "ec2:DeleteTags", VOL,
+     {"aws:TagKeys": ["kubeaws.io/cluster"], f"aws:ResourceTag/{K8S}": "owned"}, False),
+    ("tag a foreign load balancer into the cluster", "elasticloadbalancing:AddTags", LB,
+     {"aws:TagKeys": [K8S], f"aws:RequestTag/{K8S}": "owned"}, False),
+    ("open a foreign security group", "ec2:AuthorizeSecurityGroupIngress", SG, {}, False),
+    ("delete a shared security group", "ec2:DeleteSecurityGroup", SG, {f"aws:ResourceTag/{K8S}": "shared"}, False),
+    ("create an untagged security group", "ec2:CreateSecurityGroup", SG, {}, False),
+    ("delete a foreign load balancer", "elasticloadbalancing:DeleteLoadBalancer", LB, {}, False),
+    ("create an untagged load balancer", "elasticloadbalancing:CreateLoadBalancer", LB, {}, False),
+    ("snapshot a foreign volume", "ec2:CreateSnapshot", VOL, {f"aws:RequestTag/{K8S}": "owned"}, False),
+    # ... and what cloud-provider-aws / the EBS CSI driver do stays allowed:
+    ("create a cluster security group", "ec2:CreateSecurityGroup", SG,
+     {f"aws:RequestTag/{K8S}": "owned", "aws:TagKeys": [K8S]}, True),
+    ("its tags, in the create call", "ec2:CreateTags", SG,
+     {"aws:TagKeys": [K8S], "ec2:CreateAction": "CreateSecurityGroup"}, True),
+    ("repair other tags of its own group", "ec2:CreateTags", SG,
+     {"aws:TagKeys": ["kubernetes.io/service-name"], f"aws:ResourceTag/{K8S}": "owned"}, True),
+    ("open a cluster group", "ec2:AuthorizeSecurityGroupIngress", SG, {f"aws:ResourceTag/{K8S}": "shared"}, True),
+    ("create a cluster NLB with its tags", "elasticloadbalancing:AddTags", LB,
+     {"aws:TagKeys": [K8S], f"aws:RequestTag/{K8S}": "owned",
+      "elasticloadbalancing:CreateAction": "CreateLoadBalancer"}, True),
+    ("delete a cluster NLB", "elasticloadbalancing:DeleteLoadBalancer", LB, {f"aws:ResourceTag/{K8S}": "owned"},
+     True),
+    ("snapshot a cluster volume", "ec2:CreateSnapshot", VOL, {f"aws:ResourceTag/{K8S}": "owned"}, True),
+]
+
+
+def test_tag_guards_stop_every_escape() -> None:
+    """Each escape the tag guards close is denied, each call the controllers make is allowed."""
+    from tests.iam_eval import Request, evaluate
+
+    policy = control_plane_policy("dev", BUCKET, cluster_autoscaler=True)
+    wrong = [what for what, action, resource, context, allowed in ESCAPES
+             if evaluate([policy], Request.make(action, resource, context)).allowed != allowed]
+    assert wrong == []

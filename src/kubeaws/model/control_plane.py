@@ -47,6 +47,11 @@ def volume_device(volume: VolumeSpec, device_name: str | None) -> dict[str, Any]
             "throughput": volume.throughput, "encrypted": True, "delete_on_termination": True}
 
 
+#: IMDSv2 hop limit of control-plane members: 2, for the addons that call AWS with the instance role (see
+#: `build_control_plane`); every other launch template (nodes, bastion, EKS groups) has 1.
+CONTROL_PLANE_HOP_LIMIT = 2
+
+
 def metadata_options(hop_limit: int) -> dict[str, Any]:
     """IMDSv2 only; hop limit 2 lets containers reach IMDS, 1 keeps them out."""
     return {"http_tokens": "required", "http_endpoint": "enabled", "http_put_response_hop_limit": hop_limit}
@@ -91,7 +96,9 @@ def build_control_plane(b: Builder, net: NetworkRefs, groups: dict[str, Ref], en
         "key_name": b.spec.spec.access.ssh_key_name,
         "iam_instance_profile": instance_profile,
         "security_group_ids": [groups[CONTROL_PLANE]],
-        "metadata_options": metadata_options(2),
+        # Hop limit 2: the EBS CSI controller and the cluster-autoscaler run here as ordinary (not host-network)
+        # pods and take the control-plane role's credentials from IMDS, one hop further than the host.
+        "metadata_options": metadata_options(CONTROL_PLANE_HOP_LIMIT),
         "block_devices": [volume_device(cp.root_volume, None)],
         "user_data": user_data,
     }, {}, CONTROL_PLANE)

@@ -193,7 +193,8 @@ def _managed_group(b: Builder, net: NetworkRefs, groups: dict[str, Ref], cluster
     template = add_launch_template(b, f"mng-{ng.name}", {
         "image_id": None, "instance_type": None, "key_name": b.spec.spec.access.ssh_key_name,
         "iam_instance_profile": None, "security_group_ids": [groups[NODES]],
-        "metadata_options": metadata_options(2),
+        # Hop limit 1: pods use IRSA, never the node role (host-network pods such as the VPC CNI still reach IMDS).
+        "metadata_options": metadata_options(1),
         "block_devices": [volume_device(ng.root_volume, "/dev/xvda"), *extra_devices(ng, index)],
         "user_data": None,
     }, {**ng.tags, **launch_tags(ng)}, NODES, aws_name=launch_template_name(b.spec, ng))

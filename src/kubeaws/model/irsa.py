@@ -28,16 +28,21 @@ def web_identity_trust(provider_arn: str, issuer: str, namespace: str, service_a
 
 
 def cluster_autoscaler_policy(cluster: str) -> dict[str, Any]:
-    """Read what it needs everywhere; scale and terminate only the Auto Scaling groups tagged for discovery by
-    this cluster (`k8s.io/cluster-autoscaler/<cluster>=owned`)."""
+    """Read what it needs everywhere (its documented policy, cluster-autoscaler/cloudprovider/aws/README.md);
+    scale and terminate only the Auto Scaling groups tagged for discovery by this cluster
+    (`k8s.io/cluster-autoscaler/<cluster>=owned`; no role of the cluster may put that tag on a group: the
+    control plane's tag guards, and no autoscaling tagging action anywhere); describe only this cluster's
+    managed node groups."""
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "Discover", "Effect": "Allow", "Resource": "*", "Action": [
             "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
             "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
             "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-            "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
-            "eks:DescribeNodegroup"]},
-        {"Sid": "ScaleOwnGroups", "Effect": "Allow", "Resource": "*", "Action": [
+            "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"]},
+        {"Sid": "DescribeClusterNodegroups", "Effect": "Allow", "Action": ["eks:DescribeNodegroup"],
+         "Resource": [f"arn:aws:eks:*:*:nodegroup/{cluster}/*/*"]},
+        {"Sid": "ScaleOwnGroups", "Effect": "Allow",
+         "Resource": ["arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*"], "Action": [
             "autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup",
             "autoscaling:UpdateAutoScalingGroup"],
          "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}}},
