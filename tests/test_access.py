@@ -198,5 +198,5 @@ def test_eks_render_shows_addons_and_their_roles() -> None:
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("-cluster-autoscaler")
     for doc in docs:
         kubernetes_validate.validate(doc, spec.spec.kubernetes_version, strict=True)
-    policy = _json.loads(files["iam/cluster-autoscaler-irsa-role.json"])["policy"]
+    policy = _json.loads(files[_json.loads(files["iam/cluster-autoscaler-irsa-role.json"])["policy"]])
     assert any(s.get("Condition") for s in policy["Statement"])  # scaling limited to this cluster's groups

@@ -135,7 +135,7 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     """The EKS add-ons kubeaws installs (with their IRSA roles), the IRSA roles' permissions, and the
     cluster-autoscaler objects applied through the Kubernetes API."""
     from kubeaws.model.eks import CORE_ADDONS, autoscaler_objects
-    from kubeaws.model.irsa import EBS_CSI_POLICY, cluster_autoscaler_policy
+    from kubeaws.model.irsa import EBS_CSI_POLICY
 
     cluster = spec.metadata.name
     role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
@@ -149,7 +149,7 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     if spec.spec.addons.metrics_server is not None:
         addons.append({"addonName": "metrics-server"})
     if spec.spec.addons.cluster_autoscaler is not None:
-        files["iam/cluster-autoscaler-irsa-role.json"] = {"policy": cluster_autoscaler_policy(cluster),
+        files["iam/cluster-autoscaler-irsa-role.json"] = {"policy": "iam/cluster-autoscaler-policy.json",
                                                           "serviceAccount": "kube-system/cluster-autoscaler"}
         docs = autoscaler_objects(spec, f"{role}-cluster-autoscaler")
         files["addons/cluster-autoscaler.yaml"] = yaml.safe_dump_all(docs, sort_keys=False)
@@ -159,24 +159,19 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
 
 def render_artifacts(spec: ClusterSpec, account_id: str = EXAMPLE_ACCOUNT) -> dict[str, str]:
     """Every generated artifact by relative path. kubeadm: user data per role and group, kubeadm configs,
-    scripts, addon manifests, IAM and bucket policies; EKS: `_eks_render`. Pure: no AWS call."""
+    scripts, addon manifests; EKS: `_eks_render`; both: every policy document (`policy_documents`).
+    Pure: no AWS call."""
     from kubeaws import bootstrap
-    from kubeaws.model.iam import control_plane_policy, node_policy
-    from kubeaws.model.state import bucket_policy, state_bucket_name
+    from kubeaws.model.documents import policy_documents
+    from kubeaws.model.state import state_bucket_name
 
     if spec.spec.mode == "eks":
         files: dict[str, Any] = _eks_render(spec, account_id)
     else:
-        cluster, region = spec.metadata.name, spec.spec.region
-        bucket = state_bucket_name(cluster, account_id, region)
+        bucket = state_bucket_name(spec.metadata.name, account_id, spec.spec.region)
         files = dict(bootstrap.artifacts(spec, bucket))
-        role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
-        files.update({
-            "iam/control-plane-policy.json": control_plane_policy(
-                cluster, bucket, cluster_autoscaler=spec.spec.addons.cluster_autoscaler is not None),
-            "iam/node-policy.json": node_policy(cluster, bucket),
-            "s3/state-bucket-policy.json": bucket_policy(cluster, account_id, region, f"{role}-control-plane",
-                                                         f"{role}-node"),
-        })
+    # The documents apply sends, from the model (kubeaws.model.documents): the roles' trust and inline
+    # policies, the state bucket's policy (with its TLS-only Deny), the KMS key policy.
+    files.update(policy_documents(spec, account_id))
     return {path: doc if isinstance(doc, str) else json.dumps(doc, indent=2, sort_keys=True) + "\n"
             for path, doc in files.items()}
