@@ -26,7 +26,7 @@ from kubeaws.engine.plan import make_plan
 from kubeaws.engine.render import plan_text, rollout_lines
 from kubeaws.engine.rollout_preview import _eks_entries
 from kubeaws.engine.types import Change, Plan
-from kubeaws.resources.base import Observed
+from kubeaws.resources.base import Desired, Observed
 from tests.conftest import make_ctx
 from tests.helpers import CallRecorder, make_spec
 
@@ -220,10 +220,16 @@ def test_group_reasons_name_the_size_fields() -> None:
 
 def test_managed_groups_are_rolled_by_eks() -> None:
     actual = Observed("EksNodegroup", "c/dev-m", {"nodegroup_name": "dev-m", "scaling": {"desired": 4}})
+    other = Observed("EksNodegroup", "c/dev-p", {"nodegroup_name": "dev-p", "scaling": {"desired": 2}})
+    half = Desired("EksNodegroup", "p", {"update_config": {"maxUnavailablePercentage": 50}})
     changes = [Change("update", "EksNodegroup", "m", actual.id, {"launch_template": ({}, {})}, None, actual),
-               Change("update", "EksNodegroup", "n", "c/dev-n", {"labels": ({}, {"a": "b"})}, None, actual)]
+               Change("update", "EksNodegroup", "n", "c/dev-n", {"labels": ({}, {"a": "b"})}, None, actual),
+               Change("update", "EksNodegroup", "p", other.id, {"launch_template": ({}, {})}, half, other)]
     entries = _eks_entries(changes)
-    assert [(e["group"], e["instances"], e["by"], e["order"]) for e in entries] == [("dev-m", 4, "EKS", None)]
+    assert [(e["group"], e["instances"], e["by"], e["order"]) for e in entries] == [("dev-m", 4, "EKS", None),
+                                                                                    ("dev-p", 2, "EKS", None)]
+    assert entries[1]["summary"].endswith("2 instance(s), maxUnavailable 50%)"), "the spec's rollout setting"
+    entries = entries[:1]
     assert rollout_lines(entries) == [
         "", "Rollout after apply (kubeaws rollout):", "  nothing for kubeaws to replace",
         "  - dev-m: rolled by EKS during apply (UpdateNodegroupVersion: 4 instance(s), maxUnavailable 1, EKS' "

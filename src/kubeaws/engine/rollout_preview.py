@@ -15,8 +15,8 @@ interrupted inside a group that was already moved to the new version (its pin eq
 instances still old) is not seen without those reads when nothing else changes: `kubeaws rollout --dry-run`
 shows it.
 
-EKS managed node groups are rolled by EKS during apply (UpdateNodegroupVersion, kubeaws sets no update
-config: EKS' default of 1 unavailable node), listed as such after the kubeaws rollout entries.
+EKS managed node groups are rolled by EKS during apply (UpdateNodegroupVersion, with the group's updateConfig
+from `rollout.maxUnavailable`, else EKS' default of 1), listed as such after the kubeaws rollout entries.
 
 Called by engine.plan when the plan is made for a spec.
 """
@@ -105,9 +105,15 @@ def _eks_entries(changes: list[Change]) -> list[dict[str, Any]]:
         actual = change.actual
         name = str(actual.fields.get("nodegroup_name")) if actual is not None else change.name
         count = ((actual.fields.get("scaling") or {}).get("desired") if actual is not None else None) or 0
+        config = (change.desired.props.get("update_config") if change.desired is not None else None) or {}
+        if "maxUnavailablePercentage" in config:
+            unavailable = f"maxUnavailable {config['maxUnavailablePercentage']}%"
+        else:
+            unavailable = (f"maxUnavailable {config['maxUnavailable']}" if "maxUnavailable" in config
+                           else "maxUnavailable 1, EKS' default")
         out.append({"group": name, "role": "nodes", "instances": count, "order": None, "by": BY_EKS,
                     "reason": "its launch template changes in this plan",
                     "summary": f"rolled by EKS during apply (UpdateNodegroupVersion: {count} instance(s), "
-                               "maxUnavailable 1, EKS' default)",
+                               f"{unavailable})",
                     "batches": []})
     return out
