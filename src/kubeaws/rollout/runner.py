@@ -18,6 +18,11 @@ The AWS and Kubernetes sides are behind small interfaces (`Cloud`, `Cluster`; `r
 `rollout.kube_ops` implement them) and the waits read time through the retry policy's clock, so tests run
 the real budgets on a fake clock. `cluster=None` is `--cloud-only`: terminate and wait for the instances only.
 
+`hooks` (optional) act on the cluster around the control-plane phase: `before_control_plane` when at least
+one member is to be replaced, before the first one; `after_control_plane` once the phase finished, on every
+run (a run killed after the last member resumes with no member left to replace). Both must be idempotent.
+A Kubernetes upgrade's hooks are `rollout.upgrade`'s (kubeadm-config before, kube-proxy and CoreDNS after).
+
 Called by the `kubeaws rollout` command (and by `apply` after it updated launch templates).
 """
 
@@ -61,6 +66,14 @@ class Cluster(Protocol):
     def problems(self) -> list[str]: ...
 
 
+class Hooks(Protocol):
+    """Cluster-wide changes around the control-plane phase (e.g. `rollout.upgrade.KubeadmUpgrade.bind`)."""
+
+    def before_control_plane(self) -> None: ...
+
+    def after_control_plane(self) -> None: ...
+
+
 @dataclass
 class Timeouts:
     drain: float = 900.0  # per node
@@ -80,8 +93,9 @@ class RolloutResult:
 class Runner:
     def __init__(self, cloud: Cloud, cluster: Cluster | None, policy: RetryPolicy,
                  timeouts: Timeouts | None = None, on_event: Callable[[str], None] | None = None,
-                 force: bool = False) -> None:
+                 force: bool = False, hooks: Hooks | None = None) -> None:
         self.cloud = cloud
+        self.hooks = hooks
         self.cluster = cluster
         self.policy = policy
         self.timeouts = timeouts or Timeouts()
@@ -122,8 +136,12 @@ class Runner:
     # -- running --------------------------------------------------------------------------------------------
     def run(self, plan: RolloutPlan) -> RolloutResult:
         started = time.monotonic()
+        if self.hooks is not None and any(g.count for g in plan.control_plane):
+            self.hooks.before_control_plane()
         for group_plan in plan.control_plane:
             self.roll_member(group_plan)
+        if self.hooks is not None:
+            self.hooks.after_control_plane()
         if plan.node_groups:
             with ThreadPoolExecutor(max_workers=plan.parallel_groups) as pool:
                 futures = [pool.submit(self.roll_group, g) for g in plan.node_groups]
