@@ -248,7 +248,8 @@ def test_eks_render_has_user_data_access_entries_and_roles() -> None:
     assert set(files) == {"eks/user-data/node-general.mime", "eks/access-entries.json",
                           "iam/eks-cluster-role.json", "iam/node-role.json", "addons/eks-addons.json",
                           # the documents apply sends (kubeaws.model.documents)
-                          "iam/eks-cluster-trust-policy.json", "iam/node-trust-policy.json"}
+                          "iam/eks-cluster-trust-policy.json", "iam/node-trust-policy.json",
+                          "kms/secrets-key-policy.json"}
     assert "maxPods: 20" in files["eks/user-data/node-general.mime"]
     node = json.loads(files["iam/node-role.json"])
     assert node["assumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
