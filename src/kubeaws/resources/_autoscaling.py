@@ -12,7 +12,8 @@ from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, wait_until
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG
 from kubeaws.errors import WaitTimeout

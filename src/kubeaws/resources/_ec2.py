@@ -15,7 +15,8 @@ from typing import Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, tag_dict, tag_list
 from kubeaws.resources.base import Desired, Diff, Kind, Observed

@@ -13,7 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, wait_until
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import AwsCallError
 from kubeaws.resources._ec2 import ignoring, while_in_use

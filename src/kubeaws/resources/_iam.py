@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 
 T = TypeVar("T")

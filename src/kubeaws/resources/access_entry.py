@@ -23,13 +23,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import error_code, is_in_use
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by
 from kubeaws.errors import OwnershipError
 from kubeaws.resources._autoscaling import retry_matching
 from kubeaws.resources._ec2 import ignoring
-from kubeaws.resources._eks import IN_USE, NOT_FOUND, EksKind, delete_call, describe, list_in_cluster
+from kubeaws.resources._eks import NOT_FOUND, EksKind, delete_call, describe, list_in_cluster
 from kubeaws.resources.base import Desired, Diff, Observed
 from kubeaws.resources.registry import register
 
@@ -101,7 +101,7 @@ class AccessEntry(EksKind):
             entry = retry_matching(ctx, lambda: ctx.call("eks", "create_access_entry", **params)["accessEntry"],
                                    is_principal_not_visible, f"IAM principal {principal} to be visible to EKS")
         except ClientError as exc:
-            if error_code(exc) not in IN_USE:
+            if not is_in_use(exc):
                 raise
             found = self._describe(ctx, cluster, principal)
             if found is None or not is_owned_by(found.get("tags") or {}, ctx.cluster):

@@ -27,7 +27,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, wait_until
+from kubeaws.aws.errors import error_code, is_already_exists
+from kubeaws.aws.retry import wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by
 from kubeaws.resources._autoscaling import IDENTITY_TAGS, is_profile_not_visible, retry_matching
@@ -176,7 +177,7 @@ class AutoScalingGroup(Kind):
             retry_matching(ctx, lambda: ctx.call("autoscaling", "create_auto_scaling_group", **params),
                            is_transient, "the launch template and instance profile to be usable")
         except ClientError as exc:  # no ClientToken in this API: a retried create finds its own group
-            if error_code(exc) != "AlreadyExists":
+            if not is_already_exists(exc):
                 raise
             mine = self._by_name(ctx, name)
             if mine is None or not is_owned_by(mine.tags, ctx.cluster):

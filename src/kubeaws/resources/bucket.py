@@ -18,7 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes
+from kubeaws.aws.errors import already_done, error_code
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by, owner_of, tag_dict, tag_list
 from kubeaws.errors import OwnershipError
@@ -154,7 +155,7 @@ class Bucket(Kind):
         except ClientError as exc:
             if error_code(exc) == "BucketAlreadyExists":
                 raise OwnershipError(f"S3 bucket name {name!r} is taken by another AWS account") from exc
-            if error_code(exc) != "BucketAlreadyOwnedByYou":  # an interrupted create of ours: adopt it
+            if not already_done(exc, "CreateBucket"):  # an interrupted create of ours: adopt it
                 raise
         tags = {k: v for k, v in desired.tags.items() if k != HASH_TAG}
         self._put_tags(ctx, name, tags, wait=True)  # ownership first: from now on list_owned finds it

@@ -40,7 +40,8 @@ from typing import Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, wait_until
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import SERVICE_NAME_TAG, is_controller_made, is_owned_by, k8s_cluster_tag, tag_dict
 from kubeaws.resources._ec2 import LONG_WAIT, ignoring

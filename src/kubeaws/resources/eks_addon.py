@@ -22,13 +22,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import is_in_use
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by
 from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.resources._eks import (
     ADDON_WAIT,
-    IN_USE,
     ClusterChildKind,
     health_issues,
     mutate,
@@ -108,7 +107,7 @@ class EksAddon(ClusterChildKind):
         try:
             ctx.call("eks", "create_addon", **params)
         except ClientError as exc:
-            if error_code(exc) not in IN_USE:
+            if not is_in_use(exc):
                 raise
             found = self._describe(ctx, cluster, name)
             if found is None or not is_owned_by(found.get("tags") or {}, ctx.cluster):

@@ -24,14 +24,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import error_code, is_in_use
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by
 from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.resources._autoscaling import retry_matching
 from kubeaws.resources._eks import (
     CLUSTER_WAIT,
-    IN_USE,
     EksKind,
     delete_call,
     describe,
@@ -186,7 +185,7 @@ class EksCluster(EksKind):
             retry_matching(ctx, lambda: ctx.call("eks", "create_cluster", **params), is_role_not_ready,
                            f"IAM role {p['role_arn']} to be assumable by EKS")
         except ClientError as exc:
-            if error_code(exc) not in IN_USE:
+            if not is_in_use(exc):
                 raise
             found = self._describe(ctx, name)
             if found is None or not is_owned_by(found.get("tags") or {}, ctx.cluster):

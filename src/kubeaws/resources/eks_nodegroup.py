@@ -24,13 +24,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import error_code, is_in_use
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by
 from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.resources._autoscaling import retry_matching
 from kubeaws.resources._eks import (
-    IN_USE,
     NODEGROUP_WAIT,
     UPDATE_WAIT,
     ClusterChildKind,
@@ -179,7 +178,7 @@ class EksNodegroup(ClusterChildKind):
             retry_matching(ctx, lambda: ctx.call("eks", "create_nodegroup", **params), is_not_visible_yet,
                            f"the launch template and node role of {cluster}/{name} to be visible to EKS")
         except ClientError as exc:
-            if error_code(exc) not in IN_USE:
+            if not is_in_use(exc):
                 raise
             found = self._describe(ctx, cluster, name)
             if found is None or not is_owned_by(found.get("tags") or {}, ctx.cluster):

@@ -16,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes
+from kubeaws.aws.errors import is_already_exists
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by, owner_of, tag_dict, tag_list
 from kubeaws.errors import OwnershipError
@@ -88,7 +89,7 @@ class IamRole(Kind):
                             AssumeRolePolicyDocument=dumps(props["assume_role_policy"]),
                             Description=f"kubeaws cluster {ctx.cluster}", Tags=tag_list(desired.tags))["Role"]
         except ClientError as exc:
-            if error_code(exc) != "EntityAlreadyExists":
+            if not is_already_exists(exc):
                 raise
             role = self._get_role(ctx, props["name"])
             if role is None:

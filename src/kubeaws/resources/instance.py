@@ -15,7 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes, wait_until
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import retry_on_codes, wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import tag_dict
 from kubeaws.errors import AwsCallError

@@ -18,7 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes, wait_until
+from kubeaws.aws.errors import already_done, error_code, is_already_exists
+from kubeaws.aws.retry import retry_on_codes, wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG, k8s_cluster_tag, tag_list
 from kubeaws.errors import OwnershipError
@@ -94,7 +95,7 @@ class InstanceProfile(Kind):
             profile = ctx.call("iam", "create_instance_profile", InstanceProfileName=name, Path=path,
                                Tags=tag_list(desired.tags))["InstanceProfile"]
         except ClientError as exc:
-            if error_code(exc) != "EntityAlreadyExists":
+            if not is_already_exists(exc):
                 raise
             profile = ctx.call("iam", "get_instance_profile", InstanceProfileName=name)["InstanceProfile"]
             if profile.get("Path") != path:
@@ -114,11 +115,24 @@ class InstanceProfile(Kind):
             ignoring_missing(partial(ctx.call, "iam", "remove_role_from_instance_profile",
                                      InstanceProfileName=name, RoleName=old))
         if new:
-            # Both the profile and the role may have been created a moment ago.
-            while_propagating(ctx, partial(ctx.call, "iam", "add_role_to_instance_profile",
-                                           InstanceProfileName=name, RoleName=new), f"instance profile {name}")
+            self._add_role(ctx, name, new)
         return Observed(self.kind, name, {**actual.fields, "role_name": new}, dict(actual.tags), actual.state,
                         dict(actual.attrs))
+
+    @staticmethod
+    def _add_role(ctx: AwsContext, name: str, role: str) -> None:
+        """Put `role` in the profile. A profile holds one role: LimitExceeded when `role` is already the one
+        in it (an earlier run, or a repeat whose first answer was lost) means already as wanted."""
+        try:
+            # Both the profile and the role may have been created a moment ago.
+            while_propagating(ctx, partial(ctx.call, "iam", "add_role_to_instance_profile",
+                                           InstanceProfileName=name, RoleName=role), f"instance profile {name}")
+        except ClientError as exc:
+            if not already_done(exc, "AddRoleToInstanceProfile"):
+                raise
+            profile = ctx.call("iam", "get_instance_profile", InstanceProfileName=name)["InstanceProfile"]
+            if [r["RoleName"] for r in profile.get("Roles") or []] != [role]:
+                raise
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
         """Remove the role (as currently attached), then delete the profile; NotFound counts as gone."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import error_code, is_already_exists
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by
 from kubeaws.errors import OwnershipError
@@ -99,7 +99,7 @@ class KmsKey(Kind):
         try:
             ctx.call("kms", "create_alias", AliasName=alias, TargetKeyId=key_id)
         except ClientError as exc:
-            if error_code(exc) != "AlreadyExistsException":
+            if not is_already_exists(exc):
                 raise
             self._take_alias(ctx, alias, key_id, exc)
         fields = {"description": p.get("description") or "", "alias": alias, "policy": policy}
@@ -107,9 +107,12 @@ class KmsKey(Kind):
                         {"arn": meta["Arn"], "alias": alias, "state": meta.get("KeyState")})
 
     def _take_alias(self, ctx: AwsContext, alias: str, key_id: str, exc: ClientError) -> None:
-        """Move `alias` to the new key when it points to a key of ours pending deletion; refuse otherwise."""
+        """Move `alias` to the new key when it points to a key of ours pending deletion; nothing to do when it
+        already names the new key; refuse otherwise."""
         target = next((a.get("TargetKeyId") for a in ctx.paginate("kms", "list_aliases", "Aliases")
                        if a["AliasName"] == alias), None)
+        if target == key_id:
+            return  # already as wanted: a repeated CreateAlias whose first answer was lost
         old = self._read(ctx, str(target), alias) if target else None
         if old is None or not is_owned_by(old.tags, ctx.cluster) or old.state not in self.gone_states:
             ctx.call("kms", "schedule_key_deletion", KeyId=key_id, PendingWindowInDays=PENDING_WINDOW_DAYS)

@@ -23,7 +23,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes
+from kubeaws.aws.errors import is_already_exists
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import is_owned_by, owner_of, tag_dict, tag_list
 from kubeaws.errors import OwnershipError
@@ -101,7 +102,7 @@ class OidcProvider(Kind):
                                ClientIDList=sorted(p.get("client_ids") or [STS_AUDIENCE]),
                                ThumbprintList=thumbprints, Tags=tag_list(desired.tags))["OpenIDConnectProviderArn"])
         except ClientError as exc:
-            if error_code(exc) != "EntityAlreadyExists":
+            if not is_already_exists(exc):
                 raise
             arn = f"arn:{partition(ctx.region)}:iam::{ctx.account_id()}:oidc-provider/{host_path(url)}"
             found = self._get(ctx, arn)

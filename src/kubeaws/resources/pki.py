@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
 from kubeaws.resources._s3 import cluster_bucket, list_prefix, object_tags, purge

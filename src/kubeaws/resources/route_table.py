@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code
+from kubeaws.aws.errors import already_done
 from kubeaws.aws.session import AwsContext
 from kubeaws.resources._ec2 import (
     Ec2Kind,
@@ -75,7 +75,7 @@ def _put_route(ctx: AwsContext, table_id: str, dest: str, target: dict[str, Any]
             ctx.call("ec2", "create_route", **params)
             return
         except ClientError as exc:
-            if error_code(exc) != "RouteAlreadyExists":
+            if not already_done(exc, "CreateRoute"):
                 raise
     ctx.call("ec2", "replace_route", **params)
 

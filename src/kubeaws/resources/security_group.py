@@ -13,7 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import DEPENDENCY_CODES, error_code, retry_on_codes
+from kubeaws.aws.errors import DEPENDENCY_CODES, error_code, is_already_exists
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by, k8s_cluster_tag, owner_of, tag_dict
 from kubeaws.errors import OwnershipError
@@ -120,7 +121,7 @@ class SecurityGroup(Kind):
                 {"InvalidVpcID.NotFound"}, timeout=ctx.policy.consistency_timeout,
                 what=f"VPC {props['vpc_id']} to be visible", policy=ctx.policy)
         except ClientError as exc:
-            if error_code(exc) != "InvalidGroup.Duplicate":
+            if not is_already_exists(exc):
                 raise
             existing = self._by_name(ctx, props["vpc_id"], props["group_name"])
             if existing is None:

@@ -23,7 +23,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kubeaws.aws.retry import error_code, retry_on_codes
+from kubeaws.aws.errors import error_code
+from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import NLB_RULE_PREFIX, RESOURCE_TAG, is_controller_made, is_owned_by, k8s_cluster_tag, tag_dict
 from kubeaws.resources.base import Desired, Diff, Kind, Observed, contains_unknown
