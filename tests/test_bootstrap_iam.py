@@ -239,9 +239,9 @@ RUNTIME: dict[str, Callable[[Cluster, ShellValues], list[str]]] = {
     # the member index (from the instance's tag; etcd-backup.sh reads it back from a file).
     "MEMBER": _members,
     "member": _members,
-    # etcd-backup.sh: `date -u +%Y%m%dT%H%M%SZ`, and the snapshot names `aws s3 ls` lists under the prefix.
+    # etcd-backup.sh: `date -u +%Y%m%dT%H%M%SZ`, and the snapshot stems `aws s3 ls` lists under the prefix.
     "ts": lambda c, v: ["20250101T000000Z"],
-    "old": lambda c, v: ["20240101T000000Z.db"],
+    "old": lambda c, v: ["20240101T000000Z"],  # the stem: the loop removes <old>.db and <old>.json
 }
 
 

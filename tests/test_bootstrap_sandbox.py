@@ -132,7 +132,10 @@ def test_single_member_and_node_boot_rerun_backup_and_replacement(world_factory:
         s3.put_object(Bucket=world.bucket, Key=f"etcd-backups/member-0/{old}.db", Body=b"old")
     run_script(world, cp, "etcd-backup.sh")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=world.bucket, Prefix="etcd-backups/")["Contents"])
-    assert len(keys) == 2 and keys[0].endswith("20200102T000000Z.db") and not keys[1].startswith("2020")
+    assert len(keys) == 3 and keys[0].endswith("20200102T000000Z.db") and "/2020" not in keys[1]
+    assert keys[2] == keys[1].removesuffix(".db") + ".json"  # the status JSON next to the new snapshot
+    status = json.loads(s3_text(world, keys[2]))
+    assert status["revision"] > 1 and status["member"] == 0 and status["kubernetesVersion"] == "1.31"
     assert any(c.startswith("ctr -n k8s.io run") and " etcdutl snapshot status" in c for c in world.calls(cp))
     run_script(world, cp, "token-refresh.sh")
     assert s3_text(world, "join/token") != token

@@ -1,7 +1,8 @@
 #!/bin/bash
 # kubeaws: etcd snapshot of this control-plane member to s3://kubeaws-prod-ha-0123456789/etcd-backups/member-<i>/<ts>.db,
-# checked with etcdutl before upload, keeping the newest 96. Run every 15 minutes by
-# kubeaws-etcd-backup.timer.
+# checked with etcdutl before upload, with its `etcdutl snapshot status` JSON (plus the member, the time and
+# the cluster's Kubernetes version) next to it as <ts>.json; keeps the newest 96. Run every 15
+# minutes by kubeaws-etcd-backup.timer, and on demand by `kubeaws etcd snapshot` (a Job on this member).
 set -euo pipefail
 ROOT="${KUBEAWS_ROOT:-}"
 K8S_DIR="$ROOT/etc/kubernetes"
@@ -77,19 +78,34 @@ etcd_local_healthy() { etcdctl_run --endpoints "$ETCD_LOCAL" endpoint health >/d
 
 member="$(cat "$STATE_DIR/member")"
 prefix="s3://kubeaws-prod-ha-0123456789/etcd-backups/member-${member}/"
-ts="$(date -u +%Y%m%dT%H%M%SZ)"
 # On the etcd volume (room for a copy of the database), outside etcd's data directory.
 dir="$ETCD_MOUNT/backup"
 install -d -m 0700 "$dir"
+# One snapshot at a time on this member (the timer and `kubeaws etcd snapshot` share the files below).
+exec 9>"$dir/lock"
+flock 9
+ts="$(date -u +%Y%m%dT%H%M%SZ)"
 snap="$dir/snapshot.db"
 trap 'rm -f "$snap"' EXIT
 ETCD_TOOL_MOUNTS+=("type=bind,src=$dir,dst=/backup,options=rbind:rw")
 etcdctl_run --endpoints "$ETCD_LOCAL" snapshot save /backup/snapshot.db >/dev/null
 etcd_tool etcdutl snapshot status /backup/snapshot.db -w json >"$dir/status.json"
+# The Kubernetes version the cluster was last applied with, else the one this member booted with.
+aws s3 cp --only-show-errors --region "us-east-1" "s3://kubeaws-prod-ha-0123456789/cluster/cluster.json" "$dir/cluster.json" ||
+  cp "$ROOT/etc/kubeaws/cluster.json" "$dir/cluster.json" || echo '{}' >"$dir/cluster.json"
+python3 -c '
+import json, sys
+status = json.load(open(sys.argv[1]))
+version = json.load(open(sys.argv[2])).get("kubernetesVersion", "")
+status.update(member=int(sys.argv[3]), time=sys.argv[4], kubernetesVersion=str(version))
+print(json.dumps(status, sort_keys=True))' "$dir/status.json" "$dir/cluster.json" "$member" "$ts" >"$dir/meta.json"
 aws s3 cp --only-show-errors --region "us-east-1" --sse AES256 "$snap" "${prefix}${ts}.db"
-# Timestamps sort lexically: everything but the newest 96 goes.
-aws s3 ls --region "us-east-1" "$prefix" | awk '{print $4}' | grep '\.db$' | sort | head -n -96 |
+aws s3 cp --only-show-errors --region "us-east-1" --sse AES256 --content-type application/json "$dir/meta.json" \
+  "${prefix}${ts}.json"
+# Timestamps sort lexically: everything but the newest 96 goes, each with its status JSON.
+aws s3 ls --region "us-east-1" "$prefix" | awk '{print $4}' | sed -n 's/\.db$//p' | sort | head -n -96 |
   while read -r old; do
-    aws s3 rm --only-show-errors --region "us-east-1" "${prefix}${old}"
+    aws s3 rm --only-show-errors --region "us-east-1" "${prefix}${old}.db"
+    aws s3 rm --only-show-errors --region "us-east-1" "${prefix}${old}.json"
   done
-echo "kubeaws: etcd snapshot ${ts}.db ($(cat "$dir/status.json")) uploaded"
+echo "kubeaws: etcd snapshot ${prefix}${ts}.db ($(cat "$dir/meta.json")) uploaded"
