@@ -169,9 +169,9 @@ def test_unknown_group_is_an_error() -> None:
 def test_package_mirror_and_versions() -> None:
     spec = make_spec(kubernetesVersion="1.32", mirrors={"packages": "https://mirror.example.cn/k8s"})
     script = artifacts(spec, BUCKET)["scripts/bootstrap-node-general.sh"]
-    assert 'PKG_BASE="https://mirror.example.cn/k8s/core:/stable:/v1.32/deb"' in script
+    assert 'PKG_BASE=https://mirror.example.cn/k8s/core:/stable:/v1.32/deb\n' in script
     plain = artifacts(make_spec(), BUCKET)["scripts/bootstrap-node-general.sh"]
-    assert 'PKG_BASE="https://pkgs.k8s.io/core:/stable:/v1.31/deb"' in plain
+    assert 'PKG_BASE=https://pkgs.k8s.io/core:/stable:/v1.31/deb\n' in plain
 
 
 def test_user_data_too_big_even_compressed_is_refused() -> None:

@@ -16,6 +16,8 @@ ValueError.
 from __future__ import annotations
 
 import gzip
+import json
+import shlex
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -36,10 +38,24 @@ AWSCLI_PIP = "awscli==1.36.40"
 PKGS_K8S_IO = "https://pkgs.k8s.io"
 
 
+def sh(value: object) -> str:
+    """The template filter `sh`: a value as ONE literal shell word (shlex.quote), whatever it holds. Every
+    value a boot script gets from kubeaws goes through it (docs/security.md, "Hostile input")."""
+    return shlex.quote(str(value))
+
+
+def comment(value: object) -> str:
+    """The template filter `comment`: a value shown inside a `#` comment, on one line (JSON string escapes,
+    so a line break cannot end the comment)."""
+    return json.dumps(str(value))[1:-1]
+
+
 @cache
 def _env() -> jinja2.Environment:
     # Comment delimiters moved away from `{#`, which bash uses (`${#array[@]}`).
-    return environment("kubeaws.bootstrap", "templates", comment_start_string="<#", comment_end_string="#>")
+    env = environment("kubeaws.bootstrap", "templates", comment_start_string="<#", comment_end_string="#>")
+    env.filters.update(sh=sh, comment=comment)
+    return env
 
 
 def package_base(spec: ClusterSpec) -> str:
@@ -55,7 +71,8 @@ def _mirrored_url(spec: ClusterSpec, url: str) -> str:
 
 
 def _apply_steps(spec: ClusterSpec) -> list[str]:
-    """Shell lines of install_addons (after the remote files were fetched into $RUN_DIR)."""
+    """Shell lines of install_addons (after the remote files were fetched into $RUN_DIR). Code, not values:
+    they name only kubeaws' own files and CRDs, never a string from the spec."""
     body = spec.spec
     steps: list[str] = []
 

@@ -7,15 +7,15 @@ set -euo pipefail
 # ---- common part (kubeaws/bootstrap/templates/lib.sh.j2) ----
 # Every path honours KUBEAWS_ROOT (empty on a real node) so that the script can run unprivileged in a sandbox.
 ROOT="${KUBEAWS_ROOT:-}"
-ROLE="control-plane"
-CLUSTER="dev"
-BUCKET="kubeaws-dev-0123456789"
-REGION="us-east-1"
-K8S_PATCH="1.31.13"
-PKG_BASE="https://pkgs.k8s.io/core:/stable:/v1.31/deb"
-PAUSE_IMAGE="registry.k8s.io/pause:3.10"
-IMAGE_MIRROR=""
-AWSCLI_PIP="awscli==1.36.40"
+ROLE=control-plane
+CLUSTER=dev
+BUCKET=kubeaws-dev-0123456789
+REGION=us-east-1
+K8S_PATCH=1.31.13
+PKG_BASE=https://pkgs.k8s.io/core:/stable:/v1.31/deb
+PAUSE_IMAGE=registry.k8s.io/pause:3.10
+IMAGE_MIRROR=''
+AWSCLI_PIP=awscli==1.36.40
 STATE_DIR="$ROOT/var/lib/kubeaws"
 CONF_DIR="$ROOT/etc/kubeaws"
 RUN_DIR="$ROOT/etc/kubeaws/run"
@@ -444,7 +444,7 @@ forget_node() {
 }
 # ---- end of etcd membership helpers ----
 
-MEMBERS="1"
+MEMBERS=1
 ETCD_DEVICE_NAME="/dev/xvdz"
 PKI_FILES="ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub"
 KUBECTL=(kubectl --kubeconfig "$K8S_DIR/admin.conf")
@@ -804,7 +804,7 @@ install_addons() {
   for name in "${names[@]}"; do
     [[ -s "$CONF_DIR/addons/$name" ]] || fail "s3://$BUCKET/cluster/addons/$name is missing"
   done
-  fetch_remote tigera-operator.yaml "https://raw.githubusercontent.com/projectcalico/calico/v3.28.2/manifests/tigera-operator.yaml" ""
+  fetch_remote tigera-operator.yaml https://raw.githubusercontent.com/projectcalico/calico/v3.28.2/manifests/tigera-operator.yaml ''
   kubectl_apply "$RUN_DIR/tigera-operator.yaml"
   retry "CRD installations.operator.tigera.io" "${KUBECTL[@]}" wait --for condition=established --timeout=10s crd/installations.operator.tigera.io
   kubectl_apply "$CONF_DIR/addons/cni-calico.yaml"

@@ -7,15 +7,15 @@ set -euo pipefail
 # ---- common part (kubeaws/bootstrap/templates/lib.sh.j2) ----
 # Every path honours KUBEAWS_ROOT (empty on a real node) so that the script can run unprivileged in a sandbox.
 ROOT="${KUBEAWS_ROOT:-}"
-ROLE="control-plane"
-CLUSTER="prod-ha"
-BUCKET="kubeaws-prod-ha-0123456789"
-REGION="us-east-1"
-K8S_PATCH="1.31.13"
-PKG_BASE="https://pkgs.k8s.io/core:/stable:/v1.31/deb"
-PAUSE_IMAGE="registry.k8s.io/pause:3.10"
-IMAGE_MIRROR=""
-AWSCLI_PIP="awscli==1.36.40"
+ROLE=control-plane
+CLUSTER=prod-ha
+BUCKET=kubeaws-prod-ha-0123456789
+REGION=us-east-1
+K8S_PATCH=1.31.13
+PKG_BASE=https://pkgs.k8s.io/core:/stable:/v1.31/deb
+PAUSE_IMAGE=registry.k8s.io/pause:3.10
+IMAGE_MIRROR=''
+AWSCLI_PIP=awscli==1.36.40
 STATE_DIR="$ROOT/var/lib/kubeaws"
 CONF_DIR="$ROOT/etc/kubeaws"
 RUN_DIR="$ROOT/etc/kubeaws/run"
@@ -444,7 +444,7 @@ forget_node() {
 }
 # ---- end of etcd membership helpers ----
 
-MEMBERS="3"
+MEMBERS=3
 ETCD_DEVICE_NAME="/dev/xvdz"
 PKI_FILES="ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub"
 KUBECTL=(kubectl --kubeconfig "$K8S_DIR/admin.conf")
@@ -749,12 +749,12 @@ install_addons() {
   for name in "${names[@]}"; do
     [[ -s "$CONF_DIR/addons/$name" ]] || fail "s3://$BUCKET/cluster/addons/$name is missing"
   done
-  fetch_remote helm-amd64.tar.gz "https://get.helm.sh/helm-v3.16.2-linux-amd64.tar.gz" "" amd64
-  fetch_remote helm-arm64.tar.gz "https://get.helm.sh/helm-v3.16.2-linux-arm64.tar.gz" "" arm64
-  fetch_remote cilium.tgz "https://helm.cilium.io/cilium-1.16.3.tgz" ""
-  fetch_remote rook-crds.yaml "https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/crds.yaml" ""
-  fetch_remote rook-common.yaml "https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/common.yaml" ""
-  fetch_remote rook-operator.yaml "https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/operator.yaml" ""
+  fetch_remote helm-amd64.tar.gz https://get.helm.sh/helm-v3.16.2-linux-amd64.tar.gz '' amd64
+  fetch_remote helm-arm64.tar.gz https://get.helm.sh/helm-v3.16.2-linux-arm64.tar.gz '' arm64
+  fetch_remote cilium.tgz https://helm.cilium.io/cilium-1.16.3.tgz ''
+  fetch_remote rook-crds.yaml https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/crds.yaml ''
+  fetch_remote rook-common.yaml https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/common.yaml ''
+  fetch_remote rook-operator.yaml https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/operator.yaml ''
   tar -xzf "$RUN_DIR/helm-$ARCH.tar.gz" -C "$RUN_DIR" "linux-$ARCH/helm"
   retry "helm install cilium" "$RUN_DIR/linux-$ARCH/helm" upgrade --install cilium "$RUN_DIR/cilium.tgz" --namespace kube-system --kubeconfig "$K8S_DIR/admin.conf" -f "$CONF_DIR/addons/cilium-values.yaml"
   kubectl_apply "$CONF_DIR/addons/cloud-provider-aws.yaml"

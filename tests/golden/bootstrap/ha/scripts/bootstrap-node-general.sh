@@ -6,15 +6,15 @@ set -euo pipefail
 # ---- common part (kubeaws/bootstrap/templates/lib.sh.j2) ----
 # Every path honours KUBEAWS_ROOT (empty on a real node) so that the script can run unprivileged in a sandbox.
 ROOT="${KUBEAWS_ROOT:-}"
-ROLE="node"
-CLUSTER="prod-ha"
-BUCKET="kubeaws-prod-ha-0123456789"
-REGION="us-east-1"
-K8S_PATCH="1.31.13"
-PKG_BASE="https://pkgs.k8s.io/core:/stable:/v1.31/deb"
-PAUSE_IMAGE="registry.k8s.io/pause:3.10"
-IMAGE_MIRROR=""
-AWSCLI_PIP="awscli==1.36.40"
+ROLE=node
+CLUSTER=prod-ha
+BUCKET=kubeaws-prod-ha-0123456789
+REGION=us-east-1
+K8S_PATCH=1.31.13
+PKG_BASE=https://pkgs.k8s.io/core:/stable:/v1.31/deb
+PAUSE_IMAGE=registry.k8s.io/pause:3.10
+IMAGE_MIRROR=''
+AWSCLI_PIP=awscli==1.36.40
 STATE_DIR="$ROOT/var/lib/kubeaws"
 CONF_DIR="$ROOT/etc/kubeaws"
 RUN_DIR="$ROOT/etc/kubeaws/run"
@@ -270,9 +270,10 @@ run_boot() {
 }
 # ---- end of common part ----
 
+GROUP=general
 join_cluster() {
   fetch_token
-  render_config "join-general.yaml" join.yaml "$JOIN_TOKEN"
+  render_config join-general.yaml join.yaml "$JOIN_TOKEN"
   touch "$STATE_DIR/kubeadm-ran"
   kubeadm join --config "$RUN_DIR/join.yaml"
   rm -f "$RUN_DIR/join.yaml" "$RUN_DIR/token"
@@ -289,7 +290,7 @@ recover_step() {
 }
 
 main() {
-  log "bootstrap of node group general (Kubernetes $K8S_PATCH) starting"
+  log "bootstrap of node group $GROUP (Kubernetes $K8S_PATCH) starting"
   step prepare-host prepare_host
   step install-packages install_packages
   step configure-containerd configure_containerd

@@ -77,7 +77,7 @@ etcd_local_healthy() { etcdctl_run --endpoints "$ETCD_LOCAL" endpoint health >/d
 # ---- end of etcd client helpers ----
 
 member="$(cat "$STATE_DIR/member")"
-prefix="s3://kubeaws-prod-ha-0123456789/etcd-backups/member-${member}/"
+prefix=s3://kubeaws-prod-ha-0123456789/etcd-backups/member-"${member}/"
 # On the etcd volume (room for a copy of the database), outside etcd's data directory.
 dir="$ETCD_MOUNT/backup"
 install -d -m 0700 "$dir"
@@ -91,7 +91,7 @@ ETCD_TOOL_MOUNTS+=("type=bind,src=$dir,dst=/backup,options=rbind:rw")
 etcdctl_run --endpoints "$ETCD_LOCAL" snapshot save /backup/snapshot.db >/dev/null
 etcd_tool etcdutl snapshot status /backup/snapshot.db -w json >"$dir/status.json"
 # The Kubernetes version the cluster was last applied with, else the one this member booted with.
-aws s3 cp --only-show-errors --region "us-east-1" "s3://kubeaws-prod-ha-0123456789/cluster/cluster.json" "$dir/cluster.json" ||
+aws s3 cp --only-show-errors --region us-east-1 s3://kubeaws-prod-ha-0123456789/cluster/cluster.json "$dir/cluster.json" ||
   cp "$ROOT/etc/kubeaws/cluster.json" "$dir/cluster.json" || echo '{}' >"$dir/cluster.json"
 python3 -c '
 import json, sys
@@ -99,13 +99,13 @@ status = json.load(open(sys.argv[1]))
 version = json.load(open(sys.argv[2])).get("kubernetesVersion", "")
 status.update(member=int(sys.argv[3]), time=sys.argv[4], kubernetesVersion=str(version))
 print(json.dumps(status, sort_keys=True))' "$dir/status.json" "$dir/cluster.json" "$member" "$ts" >"$dir/meta.json"
-aws s3 cp --only-show-errors --region "us-east-1" --sse AES256 "$snap" "${prefix}${ts}.db"
-aws s3 cp --only-show-errors --region "us-east-1" --sse AES256 --content-type application/json "$dir/meta.json" \
+aws s3 cp --only-show-errors --region us-east-1 --sse AES256 "$snap" "${prefix}${ts}.db"
+aws s3 cp --only-show-errors --region us-east-1 --sse AES256 --content-type application/json "$dir/meta.json" \
   "${prefix}${ts}.json"
 # Timestamps sort lexically: everything but the newest 96 goes, each with its status JSON.
-aws s3 ls --region "us-east-1" "$prefix" | awk '{print $4}' | sed -n 's/\.db$//p' | sort | head -n -96 |
+aws s3 ls --region us-east-1 "$prefix" | awk '{print $4}' | sed -n 's/\.db$//p' | sort | head -n -96 |
   while read -r old; do
-    aws s3 rm --only-show-errors --region "us-east-1" "${prefix}${old}.db"
-    aws s3 rm --only-show-errors --region "us-east-1" "${prefix}${old}.json"
+    aws s3 rm --only-show-errors --region us-east-1 "${prefix}${old}.db"
+    aws s3 rm --only-show-errors --region us-east-1 "${prefix}${old}.json"
   done
 echo "kubeaws: etcd snapshot ${prefix}${ts}.db ($(cat "$dir/meta.json")) uploaded"
