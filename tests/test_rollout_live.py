@@ -31,6 +31,7 @@ from kubeaws.rollout.aws_ops import AwsCloud
 from kubeaws.rollout.inventory import GroupState
 from kubeaws.rollout.kube_ops import KubeCluster
 from kubeaws.rollout.runner import RolloutError, Timeouts
+from kubeaws.rollout.upgrade import COREDNS, KUBE_PROXY, KUBEADM_CONFIG, target_version
 from tests import kube_objects as ko
 from tests.helpers import BASE, CallRecorder, make_spec, merge
 from tests.kube_fake import FakeApi, serve, test_pki, url
@@ -77,7 +78,12 @@ class Kubelets(AwsCloud):
                 self.fake.register_node(instance.node, ready=True, labels={"group": name})
                 self.fake.start_pending(instance.node)
                 self.log.append(f"join {name} {instance.node}")
+                if group.role == "control-plane":  # its kube-apiserver static pod, at the version it booted
+                    version = self.versions.get(instance.version or 0, self.versions[min(self.versions)])
+                    self.fake.add(api_server_pod(instance.node, version))
         return group
+
+    versions: dict[int, str] = {}  # launch-template version -> the Kubernetes version it boots
 
     def pin(self, group: GroupState, version: int) -> None:
         self.log.append(f"pin {group.name} {version}")
@@ -85,7 +91,8 @@ class Kubelets(AwsCloud):
 
     def terminate(self, instance_id: str, decrement: bool) -> None:
         node = next(i.node for g in self.groups() for i in g.instances if i.id == instance_id)
-        self.log.append(f"terminate {node}")
+        self.log.append(f"terminate {node} @{len(self.fake.requests)}")
+        self.fake.objects.pop(f"/api/v1/namespaces/kube-system/pods/kube-apiserver-{node}", None)
         super().terminate(instance_id, decrement)
 
     def groups(self) -> list[GroupState]:
@@ -94,6 +101,26 @@ class Kubelets(AwsCloud):
         return read_groups(self.ctx, self.names)
 
     names: list[str] = []
+
+
+def api_server_pod(node: str, version: str) -> dict[str, Any]:
+    """The mirror pod of a member's kube-apiserver, as the kubelet of a kubeadm member shows it."""
+    pod = ko.pod(f"kube-apiserver-{node}", "kube-system", node, {"component": "kube-apiserver",
+                                                                 "tier": "control-plane"}, mirror=True)
+    pod["spec"]["containers"] = [{"name": "kube-apiserver", "image": f"registry.k8s.io/kube-apiserver:{version}"}]
+    return pod
+
+
+def kubeadm_state(fake: FakeApi, version: str) -> None:
+    """What `kubeadm init` leaves in kube-system: kubeadm-config, kubelet-config, kube-proxy, CoreDNS."""
+    fake.add({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubeadm-config", "namespace":
+              "kube-system"}, "data": {"ClusterConfiguration": yaml.safe_dump({
+                  "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "kubernetesVersion":
+                  version, "clusterName": "dev"})}})
+    for kind, name, image in (("DaemonSet", "kube-proxy", f"registry.k8s.io/kube-proxy:{version}"),
+                              ("Deployment", "coredns", "registry.k8s.io/coredns/coredns:v1.11.3")):
+        fake.add({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": "kube-system"},
+                  "spec": {"template": {"spec": {"containers": [{"name": name, "image": image}]}}}})
 
 
 def start(ctx: AwsContext, fake: FakeApi, spec_groups: list[dict[str, Any]], members: int) -> Kubelets:
@@ -105,6 +132,8 @@ def start(ctx: AwsContext, fake: FakeApi, spec_groups: list[dict[str, Any]], mem
     log: list[str] = []
     cloud = Kubelets(ctx, fake, log)
     cloud.names = list(operation.cluster_groups(spec).values())
+    cloud.versions = {1: target_version(spec), 2: target_version(make_spec(kubernetesVersion="1.32"))}
+    kubeadm_state(fake, target_version(spec))
     for group in cloud.groups():
         cloud.read(group.name)
     workers = [n for p, n in sorted(fake.objects.items()) if p.startswith("/api/v1/nodes/")
@@ -126,8 +155,9 @@ def start(ctx: AwsContext, fake: FakeApi, spec_groups: list[dict[str, Any]], mem
 def test_upgrade_rolls_members_one_at_a_time_then_groups_draining_each_node(ctx: AwsContext,
                                                                               fake_api: FakeApi,
                                                                               pki: dict[str, str]) -> None:
-    """3 members + 2 groups after 1.31 -> 1.32: members replaced in member order, each one's replacement
-    joined before the next member goes; then the node groups; every node cordoned and its workload pods
+    """3 members + 2 groups after 1.31 -> 1.32: kubeadm-config moved to 1.32 first; members replaced in
+    member order, each one's replacement joined (its API server at 1.32) before the next member goes; then
+    kube-proxy (CoreDNS is the same for both minors); then the node groups; every node cordoned and its workload pods
     evicted before its instance is terminated; DaemonSet pods never evicted; the old Nodes removed; nothing
     left to roll and no instance replaced twice."""
     cloud = start(ctx, fake_api, GROUPS, 3)
@@ -145,12 +175,26 @@ def test_upgrade_rolls_members_one_at_a_time_then_groups_draining_each_node(ctx:
     assert sorted(result.replaced) == sorted(before), "every instance replaced exactly once"
     log = cloud.log
     terminated = [line.split()[1] for line in log if line.startswith("terminate")]
+    at = {line.split()[1]: int(line.split("@")[1]) for line in log if line.startswith("terminate")}
     member_nodes = [n for g in plan.control_plane for n in (i.node for i in g.group.live)]
     assert terminated[:3] == member_nodes, "members first, in member order"
     for k in range(2):  # the next member goes only once the previous one's replacement joined
-        between = log[log.index(f"terminate {member_nodes[k]}"):log.index(f"terminate {member_nodes[k + 1]}")]
+        where = {line.split()[1]: i for i, line in enumerate(log) if line.startswith("terminate")}
+        between = log[where[member_nodes[k]]:where[member_nodes[k + 1]]]
         assert any(line.startswith(f"join dev-control-plane-{k} ") for line in between)
     calls = fake_api.calls("PATCH", "POST", "DELETE")
+    # The kubeadm state follows the members (rollout.upgrade): kubeadm-config before the first member goes,
+    # kube-proxy and CoreDNS once the last member runs 1.32 and before any node is replaced.
+    requests = [(r["method"], r["path"]) for r in fake_api.requests]
+    config = requests.index(("PATCH", KUBEADM_CONFIG))
+    proxy = requests.index(("PATCH", KUBE_PROXY))
+    new_version = target_version(spec)
+    assert config < at[member_nodes[0]]
+    assert at[member_nodes[-1]] < proxy < min(at[n] for n in terminated[3:])
+    assert ("PATCH", COREDNS) not in requests, "kubeadm 1.31 and 1.32 deploy the same CoreDNS: left alone"
+    assert new_version in fake_api.objects[KUBEADM_CONFIG]["data"]["ClusterConfiguration"]
+    assert fake_api.objects[KUBE_PROXY]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(new_version)
+    assert requests.count(("PATCH", KUBEADM_CONFIG)) == 1 and requests.count(("PATCH", KUBE_PROXY)) == 1
     for node in before.values():
         cordon = calls.index(("PATCH", f"/api/v1/nodes/{node}"))
         deleted = calls.index(("DELETE", f"/api/v1/nodes/{node}"))

@@ -103,7 +103,12 @@ def test_plan_refuses_a_skip_or_a_downgrade_and_plans_the_next_minor_or_a_patch(
         assert result.exit_code == 0, result.output
         return {f"{c['kind']}/{c['name']}" for c in json.loads(result.output)["changes"] if c["action"] == "update"}
 
-    assert "StateObject/cluster/cluster.json" in updates(plan("1.32"))
+    upgrade = plan("1.32")
+    assert "StateObject/cluster/cluster.json" in updates(upgrade)
+    doc = json.loads(upgrade.output)
+    assert [e["group"] for e in doc["rollout"]][:1] == ["dev-control-plane-0"]
+    [downtime] = [n for n in doc["notes"] if n.startswith("API downtime: ")]
+    assert "the control plane has one member" in downtime and "controlPlane.count: 3" in downtime
 
     # a new patch release of 1.31 pinned by kubeaws: new launch templates, no refusal
     monkeypatch.setitem(versions.KUBERNETES_PATCH, "1.31", "1.31.99")

@@ -24,6 +24,7 @@ from kubeaws.errors import ImmutableChangeError, KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
 from kubeaws.resources import registry
 from kubeaws.resources.base import UNKNOWN, Desired, Lookup, Observed, Ref, Unknown, contains_unknown
+from kubeaws.rollout.upgrade import downtime_note
 from kubeaws.spec.models import ClusterSpec
 
 
@@ -141,6 +142,9 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
             if change.kind == "AutoScalingGroup" and change.action == "update":
                 change.reasons = why.group_reasons(change)
         plan.rollout = preview(ctx, graph, changes, matched, spec)
+        note = downtime_note(spec)
+        if note and any(e.get("role") == "control-plane" for e in plan.rollout):
+            plan.notes.append(f"API downtime: {note}")
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
 
 

@@ -9,7 +9,9 @@ bastion is a plain instance that `apply` replaces itself, and EKS managed node g
 through UpdateNodegroupVersion during `apply`: neither is part of a rollout.
 
 `--dry-run` reads AWS and prints the plan: no mutating call. `--cloud-only` drives no API (no drain, no
-readiness, no validation: terminate and wait for the instances). Called by kubeaws.api.rollout.
+readiness, no validation: terminate and wait for the instances). A kubeadm cluster's rollout also carries
+the cluster-wide kubeadm state along (rollout.upgrade: kubeadm-config before the first member, kube-proxy
+and CoreDNS after the last). Called by kubeaws.cli.rollout.
 """
 
 from __future__ import annotations
@@ -110,13 +112,19 @@ def run(spec: ClusterSpec, ctx: AwsContext, options: RolloutOptions, rollout: Ro
     else:
         from kubeaws.reach import api_client
         from kubeaws.rollout.kube_ops import KubeCluster
+        from kubeaws.rollout.upgrade import cluster_version, upgrade_hooks
 
         with ExitStack() as stack:
             if kube is None:
                 kube = stack.enter_context(api_client(spec, ctx, ctx.policy, ssh_key=options.ssh_key,
                                                       direct=options.direct, notify=say))
             cluster = KubeCluster(kube, spec, ctx.policy, say)
-            result = Runner(cloud or aws, cluster, ctx.policy, options.timeouts, say, options.force).run(rollout)
+            # A kubeadm cluster's kubeadm-config, kubelet-config, kube-proxy and CoreDNS follow the members
+            # (rollout.upgrade); each hook writes only what differs, so a resumed or plain rollout is safe.
+            upgrade = upgrade_hooks(spec, cluster_version(kube), say)
+            hooks = upgrade.bind(kube) if upgrade is not None else None
+            result = Runner(cloud or aws, cluster, ctx.policy, options.timeouts, say, options.force,
+                            hooks=hooks).run(rollout)
     aws.prune(read(spec, ctx))
     return result
 
