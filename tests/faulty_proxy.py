@@ -103,9 +103,22 @@ def _describe(n: int, method: str, path: str, headers: Any, body: bytes) -> Requ
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         action = (form.get("Action") or [""])[0]
         token = next(iter(form.get("ClientToken") or []), None)
+    if not action and service == "s3":
+        action = _s3_action(method, path)
     if not action:
         action = f"{method} {urllib.parse.urlsplit(path).path}"
     return Request(n, service, action, token)
+
+
+def _s3_action(method: str, path: str) -> str:
+    """The S3 operations a targeted fault may name (path-style requests); '' for the others."""
+    parts = urllib.parse.urlsplit(path)
+    segments = [p for p in parts.path.split("/") if p]
+    if parts.query:
+        return ""
+    bucket_ops = {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}
+    object_ops = {"PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject", "GET": "GetObject"}
+    return (bucket_ops if len(segments) == 1 else object_ops).get(method, "") if segments else ""
 
 
 def error_answer(service: str, code: str, status: int, message: str) -> tuple[int, dict[str, str], bytes]:
@@ -137,7 +150,10 @@ class FaultyProxy:
     """The proxy: `start()` it, point botocore at `url`, `stop()` it. `pause()` turns faults off (e.g.
     while a test reads what exists); `stats` says what was injected."""
 
-    def __init__(self, upstream: str, rates: FaultRates, seed: int = 0) -> None:
+    def __init__(self, upstream: str, rates: FaultRates = FaultRates(), seed: int = 0,
+                 targeted: dict[str, list[str | None]] | None = None) -> None:
+        """`targeted`: faults for the first requests of an action, in order, e.g. {"CreateVpc": ["drop-after"]}
+        (drawn before the schedule; None in the list lets that request through)."""
         parts = urllib.parse.urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rates = rates
@@ -145,6 +161,7 @@ class FaultyProxy:
         self.stats = Stats()
         self.active = True
         self._lock = threading.Lock()
+        self._targeted = {action: list(faults) for action, faults in (targeted or {}).items()}
         self._tokens: dict[tuple[str, str], tuple[int, list[tuple[str, str]], bytes]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -176,6 +193,9 @@ class FaultyProxy:
             self.stats.requests += 1
             request = _describe(n, method, path, headers, body)
             fault = self.rates.pick(random.Random(self.seed * 1_000_003 + n).random()) if self.active else None
+            queue = self._targeted.get(request.action)
+            if queue and self.active:
+                fault = queue.pop(0)
             if fault:
                 self.stats.faults[fault] += 1
                 self.stats.log.append((n, request.service, request.action, fault))
