@@ -10,9 +10,9 @@ validated. Then the next member.
 
 A node-group batch: the group grown by the batch's surge (its size before, "desired:max", kept in a group
 tag until it shrinks back, and the maximum raised if needed), the new nodes waited for until Ready, the
-batch drained, its instances terminated (the surged ones lowering the capacity back, the others replaced by
-the group), the group waited for until every instance is back and Ready, the old Nodes removed, the cluster
-validated. Independent node groups may roll `parallel_groups` at a time.
+batch drained (its nodes at the same time), its instances terminated (the surged ones lowering the capacity
+back, the others replaced by the group), the group waited for until every instance is back and Ready, the
+old Nodes removed, the cluster validated. Independent node groups may roll `parallel_groups` at a time.
 
 The AWS and Kubernetes sides are behind small interfaces (`Cloud`, `Cluster`; `rollout.aws_ops` and
 `rollout.kube_ops` implement them) and the waits read time through the retry policy's clock, so tests run
@@ -208,8 +208,7 @@ class Runner:
         if surged:
             self.wait(lambda: self._all_ready(name), self.timeouts.ready,
                       f"{surged} new instance(s) of {name} to be Ready")
-        for old in todo:
-            self._drain(old)
+        self._drain_all(todo)
         for index, old in enumerate(todo):
             self.cloud.terminate(old.id, decrement=index < surged)
             self.result.replaced.append(old.id)
@@ -232,6 +231,19 @@ class Runner:
         if len(live) < group.desired or not all(self._ready(i.node) for i in live):
             return None
         return True
+
+    def _drain_all(self, instances: list[Instance]) -> None:
+        """Drain a batch's nodes at the same time (each waits on its own evictions); the first failure stops
+        the batch before any of its instances is terminated."""
+        if len(instances) < 2:
+            for instance in instances:
+                self._drain(instance)
+            return
+        with ThreadPoolExecutor(max_workers=len(instances), thread_name_prefix="drain") as pool:
+            errors = [f.exception() for f in [pool.submit(self._drain, i) for i in instances]]
+        failed = [e for e in errors if e is not None]
+        if failed:
+            raise failed[0]
 
     def _drain(self, instance: Instance) -> None:
         if self.cluster is not None and instance.node:
