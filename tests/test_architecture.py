@@ -51,13 +51,18 @@ ALLOWED: dict[str, set[str]] = {
     # reads the spec (bastion OS, key pair) and pins host keys under the kubeaws home (local.emulator.home).
     # Callers hand it the API server URL (from `access`), so it needs neither access nor kube_client.
     "tunnel": {"spec", "aws", "local"},
+    # etcd operations on a running kubeadm cluster (snapshot, list): a Job through the API (reach, kube_client)
+    # running the script the bootstrap installs (bootstrap: its path), its image mirrored like the addons'
+    # (addons), snapshots read from the state bucket (model.state: its name).
+    "etcd_ops": {"aws", "spec", "model", "bootstrap", "addons", "kube_client", "reach"},
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor", "tunnel", "rollout", "reach", "lock", "__init__"},
+            "eks_auth", "doctor", "tunnel", "rollout", "reach", "lock", "etcd_ops", "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
-    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach"},
+    # doctor.live_etcd reads the snapshots' ages through etcd_ops.
+    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach", "etcd_ops"},
 }
 LEAVES = {"errors", "cache"}
 

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, doctor, eks, locking, output, rollout, tunnel
+from kubeaws.cli import access, doctor, eks, etcd, locking, output, rollout, tunnel
 from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
 from kubeaws.cli.output import Out, Progress
 
@@ -31,6 +31,7 @@ doctor.register(app)
 tunnel.register(app)
 rollout.register(app)
 locking.register(app)
+etcd.register(app)
 
 
 class Mode(StrEnum):
