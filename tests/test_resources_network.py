@@ -36,6 +36,7 @@ from kubeaws.resources.route_table import RouteTable
 from kubeaws.resources.subnet import Subnet
 from kubeaws.resources.vpc import DNS_MARKER, Vpc
 from tests.conftest import REGION, make_ctx
+from tests.helpers import FakeClock
 
 VPC, SUBNET, IGW, EIP, NAT, RT = Vpc(), Subnet(), InternetGateway(), ElasticIp(), NatGateway(), RouteTable()
 AZ = f"{REGION}a"
@@ -172,7 +173,8 @@ def test_vpc_get_brought_and_missing(ctx: AwsContext, ec2: Any) -> None:
 
 def test_vpc_delete_retries_dependency_violation_then_raises(ctx: AwsContext, vpc: Observed) -> None:
     make_subnet(ctx, vpc.id, "a", "10.0.1.0/24")
-    ctx.policy = replace(ctx.policy, dependency_timeout=0.3)
+    # A one-second budget on a fake clock (time moves only by the retries' own pauses): no wall-clock time.
+    ctx.policy = FakeClock().policy(replace(ctx.policy, dependency_timeout=1.0))
     with ctx.counting() as log, pytest.raises(ClientError) as err:
         VPC.delete(ctx, vpc)
     assert err.value.response["Error"]["Code"] == "DependencyViolation"
