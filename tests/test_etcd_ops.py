@@ -206,3 +206,26 @@ def test_list_reads_every_snapshot_with_its_status(endpoint: str, tmp_path: Path
     other.write_text(yaml.safe_dump(merge(BASE, {"metadata": {"name": "gone"}})))
     missing = runner.invoke(app, ["etcd", "list", "-f", str(other)])
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_doctor_reports_the_age_of_the_newest_snapshot(endpoint: str) -> None:
+    import datetime as dt
+
+    from kubeaws.doctor.live_etcd import check_snapshots
+
+    spec = make_spec(etcdBackup={"everyMinutes": 30, "keep": 10})
+    ctx = context(endpoint, Clock())
+    bucket = etcd_ops.state_bucket(spec, ctx)
+    assert [f.check for f in check_snapshots(spec, ctx)] == ["etcd.snapshots-unreadable"]  # no bucket yet
+    ctx.call("s3", "create_bucket", Bucket=bucket)
+    assert check_snapshots(spec, ctx) == []  # not initialized yet: no snapshot expected
+    put(ctx, bucket, "join/initialized", "")
+    assert check_snapshots(spec, ctx) == []  # just initialized: the timer has not run yet
+    (none,) = check_snapshots(spec, ctx, now=dt.datetime.now(dt.UTC).timestamp() + 71 * 60)
+    assert (none.severity, none.check) == ("error", "etcd.no-snapshot")
+    put(ctx, bucket, "etcd-backups/member-0/20250601T120000Z.db", b"x")
+    taken = dt.datetime(2025, 6, 1, 12, tzinfo=dt.UTC).timestamp()
+    assert check_snapshots(spec, ctx, now=taken + 59 * 60) == []  # within 2 x 30 min
+    (old,) = check_snapshots(spec, ctx, now=taken + 61 * 60)
+    assert (old.severity, old.check) == ("warning", "etcd.snapshot-old") and "member-0/20250601T120000Z" in old.message
+    assert check_snapshots(make_spec(etcdBackup=None), ctx, now=taken + 86400) == []

@@ -11,7 +11,8 @@ groups, their instances, security groups, private subnets and launch templates) 
 - `addressing.peered-cidr-overlap` peered VPC CIDRs overlapping the pod or service CIDR;
 - tags and exposure of the live resources (`discovery.live-missing-tag`, `exposure.live-*`) in
   doctor.live_resources;
-- the Kubernetes side (nodes registered and Ready, kube-system pods running) in doctor.live_k8s.
+- the Kubernetes side (nodes registered and Ready, kube-system pods running) in doctor.live_k8s;
+- the age of the newest etcd snapshot (kubeadm) in doctor.live_etcd.
 
 Every AWS call is a Describe/List/Get. Called by the CLI (`kubeaws doctor --live`, kubeaws.cli.doctor) and
 tests (tests/test_doctor_live.py, against the moto server).
@@ -366,7 +367,7 @@ def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeCl
     """Every live check. `kube`: a Kubernetes client to use instead of the one built from the cluster's
     credentials (tests); `now`: the epoch time instance ages are measured against (default: now); `tunnel`:
     reach a private API through the bastion (with `ssh_key`, or the SSH agent's keys)."""
-    from kubeaws.doctor import live_k8s, live_resources
+    from kubeaws.doctor import live_etcd, live_k8s, live_resources
 
     inv = gather(spec, ctx, graph)
     if not inv.deployed:
@@ -383,6 +384,7 @@ def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeCl
     findings += live_resources.check_live_exposure(spec, ctx, inv)
     findings += live_k8s.check_kubernetes(spec, ctx, inv, kube=kube, now=now, tunnel=tunnel,
                                           ssh_key=ssh_key)
+    findings += live_etcd.check_snapshots(spec, ctx, now=now)
     return findings
 
 
