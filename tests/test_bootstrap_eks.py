@@ -115,7 +115,8 @@ def test_user_data_is_small_and_holds_no_secret() -> None:
 
 
 def test_user_data_over_16k_is_refused() -> None:
-    labels = {f"label-{i:03d}": "v" * 60 for i in range(250)}
+    prefix = ".".join(["p" * 60] * 3)  # long DNS-subdomain prefixes: 100 labels (the spec's limit) overflow 16 KB
+    labels = {f"{prefix}/label-{i:03d}": "v" * 60 for i in range(100)}
     spec = make_spec(mode="eks", nodeGroups=[{"name": "huge", "labels": labels}])
     with pytest.raises(ValueError, match="EC2 limit 16384"):
         _render(spec, "huge")

@@ -274,7 +274,7 @@ def test_init_template_loads_clean(mode: str, region: str) -> None:
     assert spec.spec.access.bastion.enabled and spec.spec.access.api_endpoint == "private"
     assert [(g.name, g.size.min, g.size.desired, g.size.max) for g in spec.spec.node_groups] == \
         [("default", 1, 2, 5)]
-    assert spec.spec.addons.metrics_server == {} and spec.spec.addons.ebs_csi == {}
+    assert spec.spec.addons.metrics_server is not None and spec.spec.addons.ebs_csi is not None
     assert "# tags:" in text and "adjust to your account's AZs" in text
 
 

@@ -52,13 +52,13 @@ def _storage_groups(spec: ClusterSpec) -> list[str]:
 
 
 def _rook_context(spec: ClusterSpec) -> dict[str, Any]:
-    opts = spec.spec.addons.rook_ceph or {}
+    opts = spec.spec.addons.rook_ceph
     groups = _storage_groups(spec)
     nodes = sum(g.size.min for g in spec.spec.node_groups if g.name in groups)
-    selector = opts.get("nodeSelector")
-    if isinstance(selector, dict) and len(selector) == 1:
+    selector = opts.node_selector if opts is not None else None
+    if selector:
         key, value = next(iter(selector.items()))
-        selector_key, selector_values = str(key), [str(value)]
+        selector_key, selector_values = key, [value]
     else:
         selector_key, selector_values = "kubeaws.io/node-group", groups or ["storage"]
     return {"mons": 3 if nodes >= 3 else 1, "replicas": 3 if nodes >= 3 else 1,

@@ -63,15 +63,16 @@ def load_spec(path: str | os.PathLike[str]) -> ClusterSpec:
 
 
 def load_spec_text(text: str, source: str = "<string>") -> ClusterSpec:
-    """Parse and validate spec YAML. Raises SpecError (with every problem found) and nothing else."""
+    """Parse and validate spec YAML. Raises SpecError (with every problem found) and nothing else; every
+    problem is bounded in size (`bounded`) whatever the input."""
     try:
         return _load(text, source)
-    except SpecError:
-        raise
+    except SpecError as exc:
+        raise SpecError(bounded(exc.problems), source) from None
     except Exception as exc:  # the promise: SpecError only, whatever the input
-        raise SpecError([FieldProblem("", f"cannot read the spec: {type(exc).__name__}: {exc}",
-                                      "check that the file is a kubeaws Cluster spec (see `kubeaws init`)")],
-                        source) from exc
+        raise SpecError(bounded([FieldProblem("", f"cannot read the spec: {type(exc).__name__}: {exc}",
+                                              "check that the file is a kubeaws Cluster spec (see `kubeaws "
+                                              "init`)")]), source) from exc
 
 
 def _load(text: str, source: str) -> ClusterSpec:
@@ -101,6 +102,39 @@ def _load(text: str, source: str) -> ClusterSpec:
     return spec
 
 
+#: Bounds of what a problem shows, whatever the input: a value quoted in a message (between backticks),
+#: the field path, the message and the hint; and how many problems are listed.
+VALUE_LIMIT = 200
+PATH_LIMIT = 300
+TEXT_LIMIT = 700
+MAX_PROBLEMS = 50
+#: C0/C1 control characters and the bidirectional overrides that can disguise text on a terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_QUOTED = re.compile(r"`([^`]*)`")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _clean(text: str, limit: int) -> str:
+    """One printable line of at most `limit` characters (+ an ellipsis), each quoted value cut to VALUE_LIMIT."""
+    text = _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+    text = _QUOTED.sub(lambda m: f"`{_cut(m[1], VALUE_LIMIT)}`", text)
+    return _cut(text, limit)
+
+
+def bounded(problems: list[FieldProblem]) -> list[FieldProblem]:
+    """The problems with printable, size-bounded texts; past MAX_PROBLEMS, one line says how many more."""
+    out = [FieldProblem(_clean(p.path, PATH_LIMIT), _clean(p.message, TEXT_LIMIT), _clean(p.hint, TEXT_LIMIT),
+                        p.line) for p in problems[:MAX_PROBLEMS]]
+    if len(problems) > MAX_PROBLEMS:
+        rest = problems[MAX_PROBLEMS:]
+        out.append(FieldProblem("", f"{len(rest)} more problem(s) not shown",
+                                "fix the problems above and load the spec again", rest[0].line))
+    return out
+
+
 #: libyaml's composer recurses in C without a depth limit: a document nested ~20,000 levels deep crashes the
 #: process. Documents that might nest deeper than this go to the pure-Python parser (RecursionError, caught).
 C_PARSER_MAX_DEPTH = 1000
@@ -111,18 +145,69 @@ def _nesting_bound(text: str) -> int:
     return text.count("\n") + 1 + sum(text.count(c) for c in "[{-?")
 
 
+#: Deeper than any spec (which nests about 6 levels): rejected while parsing, before anything recurses.
+MAX_DEPTH = 64
+
+
+class _Constructing:
+    """A value that a tag cannot make (`!!float abc`, `!!timestamp x`) is a YAML error at the value's line,
+    not a raw ValueError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)  # type: ignore[misc]
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            shown = f"`{node.value}`" if isinstance(node, yaml.ScalarNode) else "the value"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown} cannot be read as {tag} ({type(exc).__name__}: {exc})",
+                node.start_mark) from None
+
+
+class _Loader(_Constructing, yaml.SafeLoader):
+    pass
+
+
+_CLoader: type[yaml.SafeLoader] | None = (
+    type("_CLoader", (_Constructing, yaml.CSafeLoader), {}) if hasattr(yaml, "CSafeLoader") else None)
+
+
+def _check_depth(loader: Any, source: str) -> None:
+    """Walk the parser's events (no recursion) and reject a document nested deeper than MAX_DEPTH."""
+    depth = 0
+    while loader.check_event():
+        event = loader.get_event()
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError([FieldProblem("", f"the YAML is nested more than {MAX_DEPTH} levels deep",
+                                              "flatten the document: a cluster spec nests a few levels",
+                                              event.start_mark.line + 1 if event.start_mark else None)],
+                                source)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _parse_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    loader: yaml.SafeLoader | yaml.CSafeLoader | None = None
+    loader: Any = None
     try:
         # libyaml parses ~8x faster than the pure-Python parser, with the same marks for error lines.
-        use_c = hasattr(yaml, "CSafeLoader") and _nesting_bound(text) <= C_PARSER_MAX_DEPTH
-        loader = yaml.CSafeLoader(text) if use_c else yaml.SafeLoader(text)
+        use_c = _CLoader is not None and _nesting_bound(text) <= C_PARSER_MAX_DEPTH
+        loader_class = _CLoader if use_c and _CLoader is not None else _Loader
+        scanner = loader_class(text)
+        try:
+            _check_depth(scanner, source)
+        finally:
+            scanner.dispose()
+        loader = loader_class(text)
         root = loader.get_single_node()
         if root is not None:
             _check_expansion(root, source)
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
-        raise SpecError([_yaml_problem(exc)], source) from None
+        raise SpecError([_yaml_problem(exc, text)], source) from None
     except RecursionError:
         raise SpecError([FieldProblem("", "the YAML is nested too deeply", "flatten the document")],
                         source) from None
@@ -132,14 +217,16 @@ def _parse_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     return root, data
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> FieldProblem:
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> FieldProblem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line + 1 if mark is not None else None
+    if line is None and isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
     message = str(getattr(exc, "problem", None) or exc).strip().splitlines()[0]
     hint = "fix the YAML at this line (indentation, ':' after keys, closing quotes and brackets)"
     if "expected a single document" in str(exc):
         message, hint = "the file holds several YAML documents", "keep one document (one cluster) per file"
-    elif "constructor for the tag" in message:
+    elif "constructor for the tag" in message or " cannot be read as !!" in message:
         hint = "remove the tag: kubeaws reads plain YAML (strings, numbers, lists, mappings)"
     elif isinstance(exc, yaml.reader.ReaderError):
         char = exc.character
@@ -169,9 +256,10 @@ def _check_expansion(root: yaml.Node, source: str, limit: int = 100_000) -> None
             children = list(node.value)
         total = 1 + sum(size(child) for child in children)
         active.discard(key)
-        if total > limit:
+        if total > limit:  # the smallest node over the limit: where the aliases pile up
             raise SpecError([FieldProblem("", f"the YAML expands to more than {limit} values",
-                                          "use fewer aliases; a cluster spec is small")], source)
+                                          "use fewer aliases; a cluster spec is small",
+                                          node.start_mark.line + 1)], source)
         sizes[key] = total
         return total
 

@@ -17,6 +17,15 @@ API_VERSION = "kubeaws.io/v1alpha1"
 KIND = "Cluster"
 SUPPORTED_KUBERNETES_VERSIONS = ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36", "1.37")
 DEFAULT_KUBERNETES_VERSION = "1.31"
+#: Bounds from AWS and Kubernetes limits, so that a number no AWS call accepts never leaves the spec.
+MAX_GROUP_SIZE = 5000  # Kubernetes' largest supported cluster: 5,000 nodes
+MAX_AZS = 8  # the most availability zones of any region is 6
+MAX_NODE_GROUPS = 100
+MAX_INSTANCE_TYPES = 20  # EKS managed node groups: 20; Auto Scaling mixed-instance overrides: 40
+MAX_TAINTS = 50  # EKS managed node groups: 50
+MAX_LABELS = 100  # EKS managed node groups: 100
+MAX_RULE_CIDRS = 60  # security group rules per direction
+MAX_SUBNETS = 20
 
 NodeOS = Literal["ubuntu-22.04", "ubuntu-24.04"]
 BastionOS = Literal["al2023", "ubuntu-22.04", "ubuntu-24.04"]
@@ -30,7 +39,7 @@ class _Model(BaseModel):
 class Metadata(_Model):
     name: str = Field(description="Cluster name: DNS-1123 label, at most 28 characters (`<name>-api` must fit "
                                   "the 32-character load balancer name limit).")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS)
 
 
 class VpcSpec(_Model):
@@ -51,8 +60,10 @@ class VpcSpec(_Model):
 class SubnetsSpec(_Model):
     """Existing subnets, when bringing a VPC."""
 
-    public: list[str] = Field(default_factory=list, description="Existing public subnet IDs (subnet-...).")
-    private: list[str] = Field(default_factory=list, description="Existing private subnet IDs (subnet-...).")
+    public: list[str] = Field(default_factory=list, max_length=MAX_SUBNETS,
+                              description="Existing public subnet IDs (subnet-...).")
+    private: list[str] = Field(default_factory=list, max_length=MAX_SUBNETS,
+                               description="Existing private subnet IDs (subnet-...).")
 
 
 class SecurityGroupsSpec(_Model):
@@ -79,7 +90,8 @@ class CalicoSpec(_Model):
 class NetworkSpec(_Model):
     vpc: VpcSpec = Field(default_factory=VpcSpec)
     subnets: SubnetsSpec | None = None
-    availability_zones: list[str] = Field(default_factory=list, description="AZs of the region to use.")
+    availability_zones: list[str] = Field(default_factory=list, max_length=MAX_AZS,
+                                          description="AZs of the region to use.")
     nat_gateway: Literal["none", "single", "perAZ"] | None = Field(
         default=None, description="Default: single for a new VPC, none for a brought VPC.")
     pod_cidr: str = Field(default="192.168.0.0/16", alias="podCIDR")
@@ -88,7 +100,7 @@ class NetworkSpec(_Model):
         default=None, description="Default: calico for kubeadm, aws-vpc-cni for eks.")
     calico: CalicoSpec = Field(default_factory=CalicoSpec)
     node_port_cidrs: list[str] | None = Field(
-        default=None, alias="nodePortCIDRs",
+        default=None, alias="nodePortCIDRs", max_length=MAX_RULE_CIDRS,
         description="Who may reach NodePorts 30000-32767. Default: the VPC CIDR only.")
     private_subnet_prefix: int | None = Field(default=None, ge=16, le=28,
                                               description="Prefix length of each private subnet.")
@@ -116,7 +128,7 @@ class BastionSpec(_Model):
 
 class AccessSpec(_Model):
     api_endpoint: Literal["private", "public"] = "private"
-    admin_cidrs: list[str] = Field(default_factory=list, alias="adminCIDRs",
+    admin_cidrs: list[str] = Field(default_factory=list, alias="adminCIDRs", max_length=MAX_RULE_CIDRS,
                                    description="Who may reach SSH on the bastion and a public API endpoint.")
     allow_world_access: bool = Field(default=False, description="Required to put 0.0.0.0/0 in adminCIDRs.")
     bastion: BastionSpec = Field(default_factory=BastionSpec)
@@ -135,7 +147,7 @@ def _volume(size: int) -> Any:
 
 
 class ControlPlaneSpec(_Model):
-    count: int = Field(default=1, description="1, 3 or 5 members (etcd quorum).")
+    count: int = Field(default=1, ge=1, le=5, description="1, 3 or 5 members (etcd quorum).")
     instance_type: str = "m5.large"
     schedulable: bool = Field(default=False, description="Remove the control-plane taint (not recommended).")
     ami: str | None = None
@@ -145,9 +157,9 @@ class ControlPlaneSpec(_Model):
 
 
 class SizeSpec(_Model):
-    min: int = Field(default=1, ge=0)
-    desired: int = Field(default=1, ge=0)
-    max: int = Field(default=3, ge=0)
+    min: int = Field(default=1, ge=0, le=MAX_GROUP_SIZE)
+    desired: int = Field(default=1, ge=0, le=MAX_GROUP_SIZE)
+    max: int = Field(default=3, ge=0, le=MAX_GROUP_SIZE)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -162,8 +174,8 @@ Amount = int | str
 
 def _amount(value: Amount | None, field: str) -> None:
     if value is None or isinstance(value, int):
-        if isinstance(value, int) and value < 0:
-            raise ValueError(f"{field} must be >= 0, got {value}")
+        if isinstance(value, int) and not 0 <= value <= MAX_GROUP_SIZE:
+            raise ValueError(f"{field} must be 0-{MAX_GROUP_SIZE}, got {value}")
         return
     digits = value[:-1] if value.endswith("%") else ""
     if not digits.isdigit() or not 0 <= int(digits) <= 100:
@@ -196,7 +208,8 @@ class TaintSpec(_Model):
 class NodeGroupSpec(_Model):
     name: str
     type: Literal["self-managed", "managed"] = "self-managed"
-    instance_types: list[str] = Field(default_factory=lambda: ["m5.large"], min_length=1)
+    instance_types: list[str] = Field(default_factory=lambda: ["m5.large"], min_length=1,
+                                      max_length=MAX_INSTANCE_TYPES)
     capacity: Literal["on-demand", "spot"] = "on-demand"
     size: SizeSpec = Field(default_factory=SizeSpec)
     team: str | None = Field(default=None, description="Team owning the group (DNS-1123 label, e.g. payments): "
@@ -204,8 +217,8 @@ class NodeGroupSpec(_Model):
     name_pattern: str | None = Field(
         default=None, description="AWS name of this group's Auto Scaling group / managed node group and launch "
                                   "template; overrides spec.nodeGroupNamePattern (placeholders as there).")
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[TaintSpec] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_LABELS)
+    taints: list[TaintSpec] = Field(default_factory=list, max_length=MAX_TAINTS)
     max_pods: int | None = Field(default=None, ge=1, le=737)
     tags: dict[str, str] = Field(default_factory=dict)
     extra_volumes: list[VolumeSpec] = Field(default_factory=list,
@@ -217,17 +230,24 @@ class NodeGroupSpec(_Model):
                                  description="How `kubeaws rollout` replaces this group's instances.")
 
 
-AddonOptions = dict[str, Any]
+class AddonSpec(_Model):
+    """An addon without options: `{}` enables it (any key is an unknown field)."""
+
+
+class RookCephSpec(_Model):
+    node_selector: dict[str, str] | None = Field(
+        default=None, max_length=1, description="One `label: value` choosing the storage nodes; default: the "
+                                                "self-managed node groups with extraVolumes.")
 
 
 class AddonsSpec(_Model):
-    """Each addon is a map of options; present means enabled."""
+    """Each addon is a map of its options; present means enabled."""
 
-    cloud_provider_aws: AddonOptions | None = Field(default=None, alias="cloudProviderAWS")
-    ebs_csi: AddonOptions | None = Field(default=None, alias="ebsCSI")
-    metrics_server: AddonOptions | None = None
-    cluster_autoscaler: AddonOptions | None = None
-    rook_ceph: AddonOptions | None = None
+    cloud_provider_aws: AddonSpec | None = Field(default=None, alias="cloudProviderAWS")
+    ebs_csi: AddonSpec | None = Field(default=None, alias="ebsCSI")
+    metrics_server: AddonSpec | None = None
+    cluster_autoscaler: AddonSpec | None = None
+    rook_ceph: RookCephSpec | None = None
 
 
 class EtcdBackupSpec(_Model):
@@ -253,7 +273,7 @@ class EksEncryptionSpec(_Model):
 class EksSpec(_Model):
     authentication_mode: Literal["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"] = "API"
     logging: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
-        default_factory=list)
+        default_factory=list, max_length=5)
     encryption: EksEncryptionSpec = Field(default_factory=EksEncryptionSpec)
     prefix_delegation: bool = False
 
@@ -265,7 +285,7 @@ class ClusterBody(_Model):
     network: NetworkSpec = Field(default_factory=NetworkSpec)
     access: AccessSpec = Field(default_factory=AccessSpec)
     control_plane: ControlPlaneSpec = Field(default_factory=ControlPlaneSpec)
-    node_groups: list[NodeGroupSpec] = Field(default_factory=list)
+    node_groups: list[NodeGroupSpec] = Field(default_factory=list, max_length=MAX_NODE_GROUPS)
     node_group_name_pattern: str | None = Field(
         default=None, description="AWS names of the node groups (Auto Scaling group or managed node group, launch "
                                   "template, instances' Name tag), with placeholders {cluster}, {name}, {team}, "

@@ -124,7 +124,7 @@ def check_node_groups(spec: ClusterSpec) -> list[FieldProblem]:
     """Problems of `nodeGroups[].team`, the name patterns and the names they render."""
     problems: list[FieldProblem] = []
     for i, ng in enumerate(spec.spec.node_groups):
-        if ng.team is not None and (not TEAM.match(ng.team) or len(ng.team) > MAX_TEAM):
+        if ng.team is not None and (not TEAM.fullmatch(ng.team) or len(ng.team) > MAX_TEAM):
             problems.append(FieldProblem(
                 f"spec.nodeGroups[{i}].team", f"`{ng.team}` is not a valid team",
                 f"use 1-{MAX_TEAM} lowercase letters, digits and '-', starting and ending with a letter or digit "
@@ -203,7 +203,7 @@ def _check_names(spec: ClusterSpec, problems: list[FieldProblem]) -> None:
                else "shorten the group or cluster name, or set a shorter spec.nodeGroupNamePattern")
         for kind, name, (low, high) in ((group_kind, group_name(spec, ng), (1, limit)),
                                         ("launch template", launch_template_name(spec, ng), LAUNCH_TEMPLATE_NAME)):
-            if patterned and not AWS_NAME.match(name):
+            if patterned and not AWS_NAME.fullmatch(name):
                 problems.append(FieldProblem(path, f"renders the {kind} name `{name}` for node group `{ng.name}`, "
                                              "which AWS does not accept",
                                              "use only letters, digits, '-' and '_' around the placeholders, "

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from kubeaws.errors import FieldProblem
+from kubeaws.spec import grammar
 from kubeaws.spec.layout import LayoutError, subnet_layout
 from kubeaws.spec.models import SUPPORTED_KUBERNETES_VERSIONS, ClusterSpec, NodeGroupSpec, VolumeSpec
 from kubeaws.spec.nodegroups import check_node_groups
@@ -36,7 +37,6 @@ AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]+$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
 SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
-KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
 
@@ -102,6 +102,9 @@ class _Checker:
 
     def net(self, value: str, path: Sequence[PathPart]) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         """Parse a CIDR strictly; report it (with the corrected network for host bits) and return None."""
+        if not grammar.CIDR_TEXT.fullmatch(value):
+            self.add(path, f"`{value}` is not a CIDR block", "write it as address/prefix, e.g. 10.0.0.0/16")
+            return None
         try:
             return ipaddress.ip_network(value, strict=True)
         except ValueError:
@@ -142,7 +145,7 @@ def validate(spec: ClusterSpec) -> list[FieldProblem]:
 
 def _check_names(c: _Checker) -> None:
     name = c.spec.metadata.name
-    if not DNS_LABEL.match(name) or len(name) > MAX_CLUSTER_NAME:
+    if not DNS_LABEL.fullmatch(name) or len(name) > MAX_CLUSTER_NAME:
         c.add(["metadata", "name"], f"`{name}` is not a valid cluster name",
               f"use 1-{MAX_CLUSTER_NAME} lowercase letters, digits and '-', starting and ending with a letter or "
               f"digit (the API load balancer `<name>-api` must fit AWS's 32-character limit)")
@@ -151,7 +154,7 @@ def _check_names(c: _Checker) -> None:
     seen: dict[str, int] = {}
     for i, group in enumerate(c.body.node_groups):
         path: list[PathPart] = ["spec", "nodeGroups", i, "name"]
-        if not DNS_LABEL.match(group.name) or len(group.name) > MAX_NODE_GROUP_NAME:
+        if not DNS_LABEL.fullmatch(group.name) or len(group.name) > MAX_NODE_GROUP_NAME:
             c.add(path, f"`{group.name}` is not a valid node group name",
                   f"use 1-{MAX_NODE_GROUP_NAME} lowercase letters, digits and '-', starting and ending with a "
                   "letter or digit")
@@ -253,7 +256,7 @@ def _check_security_groups(c: _Checker) -> None:
                                                ("bastion", groups.bastion), ("loadBalancer", groups.load_balancer))
              if value is not None}
     for field, value in given.items():
-        if not SECURITY_GROUP_ID.match(value):
+        if not SECURITY_GROUP_ID.fullmatch(value):
             c.add([*base, field], f"`{value}` is not a security group ID",
                   "use the ID shown by AWS (sg- followed by hex digits, e.g. sg-0abc1234), not the group's name")
     if given and c.body.network.vpc.id is None:
@@ -297,7 +300,7 @@ def _check_new_vpc(c: _Checker, vpc: ipaddress.IPv4Network | None) -> None:
 def _check_brought_vpc(c: _Checker) -> None:
     net, base = c.body.network, ["spec", "network"]
     vpc_id = net.vpc.id or ""
-    if not VPC_ID.match(vpc_id):
+    if not VPC_ID.fullmatch(vpc_id):
         c.add([*base, "vpc", "id"], f"`{vpc_id}` is not a VPC ID", "use the ID shown by AWS, e.g. vpc-0abc1234")
     subnets = net.subnets
     if subnets is None or not subnets.private:
@@ -316,7 +319,7 @@ def _check_brought_vpc(c: _Checker) -> None:
     seen: set[str] = set()
     for kind, ids in (("private", subnets.private if subnets else []), ("public", public)):
         for i, sid in enumerate(ids):
-            if not SUBNET_ID.match(sid):
+            if not SUBNET_ID.fullmatch(sid):
                 c.add([*base, "subnets", kind, i], f"`{sid}` is not a subnet ID", "use e.g. subnet-0abc1234")
             elif sid in seen:
                 c.add([*base, "subnets", kind, i], f"subnet `{sid}` is listed twice", "list each subnet once")
@@ -379,12 +382,12 @@ def _check_node_group(c: _Checker, path: list[PathPart], group: NodeGroupSpec) -
 
 
 def _check_instance_type(c: _Checker, path: list[PathPart], value: str) -> None:
-    if not INSTANCE_TYPE.match(value):
+    if not INSTANCE_TYPE.fullmatch(value):
         c.add(path, f"`{value}` is not an EC2 instance type", "use `family.size`, e.g. m5.large or t3.micro")
 
 
 def _check_ami(c: _Checker, path: list[PathPart], value: str | None) -> None:
-    if value is not None and not AMI_ID.match(value):
+    if value is not None and not AMI_ID.fullmatch(value):
         c.add(path, f"`{value}` is not an AMI ID", "use ami- followed by 8 or 17 hex digits, or leave it out "
               "to use the OS's default image")
 
@@ -401,13 +404,13 @@ def _check_volume(c: _Checker, path: list[PathPart], vol: VolumeSpec) -> None:
 
 def _label_key_ok(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
-    if "/" in key and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return len(name) <= 63 and bool(LABEL_NAME.match(name))
+    return len(name) <= 63 and bool(LABEL_NAME.fullmatch(name))
 
 
 def _label_value_ok(value: str) -> bool:
-    return value == "" or (len(value) <= 63 and bool(LABEL_NAME.match(value)))
+    return value == "" or (len(value) <= 63 and bool(LABEL_NAME.fullmatch(value)))
 
 
 def _check_label(c: _Checker, path: list[PathPart], key: str, value: str, *, node: bool) -> None:
@@ -452,6 +455,7 @@ def _check_tag_map(c: _Checker, path: list[PathPart], tags: dict[str, str]) -> b
         if not 1 <= len(key) <= 128 or len(value) > 256:
             c.add([*path, key], "tag key must be 1-128 characters and the value at most 256",
                   "shorten the tag")
+        grammar.check_tag_text([*path, key], key, value, c.add)
     return ok
 
 
@@ -476,15 +480,7 @@ def _check_addons(c: _Checker) -> None:
 
 
 def _check_misc(c: _Checker) -> None:
-    mirrors = c.body.mirrors
-    if mirrors.packages is not None and not re.match(r"^https?://[^\s/]+", mirrors.packages):
-        c.add(["spec", "mirrors", "packages"], f"`{mirrors.packages}` is not an http(s) URL",
-              "use e.g. https://mirror.example.cn/k8s")
-    if mirrors.image_repository is not None and (not mirrors.image_repository.strip()
-                                                 or re.search(r"\s|://", mirrors.image_repository)):
-        c.add(["spec", "mirrors", "imageRepository"], f"`{mirrors.image_repository}` is not a registry prefix",
-              "use host[/path] without a scheme, e.g. registry.example.cn/k8s")
-    kms = c.body.eks.encryption.kms_key_arn
-    if kms is not None and not KMS_ARN.match(kms):
-        c.add(["spec", "eks", "encryption", "kmsKeyArn"], f"`{kms}` is not a KMS key ARN",
-              "use arn:aws:kms:<region>:<account>:key/<id>, or leave it out for an AWS-managed key")
+    grammar.check_strings(c.spec, c.add)
+    rook = c.body.addons.rook_ceph
+    for key, value in (rook.node_selector or {}).items() if rook is not None else ():
+        _check_label(c, ["spec", "addons", "rookCeph", "nodeSelector", key], key, value, node=False)
