@@ -76,7 +76,7 @@ def test_every_image_goes_through_the_mirror() -> None:
     spec = make_spec(network={"cni": "flannel"}, addons=ALL, mirrors={"imageRepository": "registry.example.cn/k8s"})
     images = []
     for text in render_manifests(spec).values():
-        images += [line.split("image:", 1)[1].strip() for line in text.splitlines() if "image:" in line]
+        images += [line.split("image:", 1)[1].strip().strip("\"") for line in text.splitlines() if "image:" in line]
     assert images and all(i.startswith("registry.example.cn/k8s/") for i in images), images
     assert "registry.example.cn/k8s/metrics-server/metrics-server:v0.7.2" in images
 

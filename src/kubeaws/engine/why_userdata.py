@@ -22,12 +22,15 @@ import base64
 import binascii
 import gzip
 import re
+import shlex
 from typing import Any
 
 import yaml
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SHELL_VAR = re.compile(r'^([A-Z][A-Z0-9_]*)="([^"$]*)"$', re.MULTILINE)
+#: `NAME=value` lines of the boot scripts: settings when the value is one literal word (`X=a`, `X='a b'`, and
+#: `X="a"` as scripts rendered before the `sh` filter wrote them), not when it expands something (`X="$ROOT/a"`).
+_ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$", re.MULTILINE)
 _ADDON_NAMES = re.compile(r"names=\(([^)]*)\)")
 _KUBEADM_VERSION = re.compile(r"^\s*kubernetesVersion:\s*(\S+)\s*$", re.MULTILINE)
 #: Shell settings that are spec fields said elsewhere (the version) or not settings at all.
@@ -92,15 +95,31 @@ def _files(doc: dict[str, Any]) -> dict[str, str]:
             if isinstance(f, dict)}
 
 
+def _shell_vars(text: str) -> dict[str, str]:
+    """The settings of a boot script (name -> literal value)."""
+    found: dict[str, str] = {}
+    for m in _ASSIGNMENT.finditer(text):
+        raw = m.group(2)
+        if not raw.startswith("'") and ("$" in raw or "`" in raw or raw.startswith("(")):
+            continue
+        try:
+            words = shlex.split(raw)
+        except ValueError:
+            continue
+        if len(words) == 1 or raw in ("''", '""'):
+            found[m.group(1)] = words[0] if words else ""
+    return found
+
+
 def _versions(text: str) -> set[str]:
-    found = {m.group(2) for m in _SHELL_VAR.finditer(text) if m.group(1) == "K8S_PATCH"}
+    found = {v for k, v in _shell_vars(text).items() if k == "K8S_PATCH"}
     found |= {m.group(1).lstrip("v") for m in _KUBEADM_VERSION.finditer(text)}
     return found
 
 
 def _addons(text: str) -> set[str] | None:
     match = _ADDON_NAMES.search(text)
-    return set(match.group(1).split()) if match else None
+    return set(shlex.split(match.group(1))) if match else None
 
 
 def addon_reasons(old: set[str], new: set[str]) -> list[str]:
@@ -180,8 +199,7 @@ def file_facts(path: str, old: str, new: str) -> list[str]:
     if (path.endswith(".yaml") and "/kubeadm/" in path) or "kubeletconfiguration" in path:
         facts = kubeadm_facts(old, new)
     else:
-        before = {m.group(1): m.group(2) for m in _SHELL_VAR.finditer(old)}
-        after = {m.group(1): m.group(2) for m in _SHELL_VAR.finditer(new)}
+        before, after = _shell_vars(old), _shell_vars(new)
         facts = [f"{k} {_short(before.get(k) or None)} -> {_short(after.get(k) or None)}"
                  for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k) and k not in _SKIP_VARS]
     if len(facts) > MAX_FACTS:
