@@ -13,8 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.retry import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
@@ -35,6 +33,7 @@ class Kubeconfig:
 
 
 def _get(ctx: AwsContext, bucket: str, key: str) -> bytes:
+    from botocore.exceptions import ClientError
     try:
         body: Any = ctx.call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
         return bytes(body.read())
@@ -65,6 +64,7 @@ def _tunnel_hint(spec: ClusterSpec, ctx: AwsContext, host: str, port: int, local
 
 def eks_admin_kubeconfig(spec: ClusterSpec, ctx: AwsContext) -> Kubeconfig:
     """The kubeconfig of an EKS cluster: endpoint and CA from DescribeCluster, user `kubeaws token`."""
+    from botocore.exceptions import ClientError
     from kubeaws.eks_auth import eks_kubeconfig
 
     name = spec.metadata.name

@@ -28,14 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ProxyConnectionError,
-)
+if TYPE_CHECKING:
+    from botocore.exceptions import BotoCoreError
 
 from kubeaws.errors import KubeawsError
 
@@ -131,12 +127,14 @@ TOKEN_PARAMS = ("ClientToken", "clientRequestToken", "ClientRequestToken", "Idem
 
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError, or '' for anything else."""
+    from botocore.exceptions import ClientError
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
 
 
 def http_status(exc: BaseException) -> int:
+    from botocore.exceptions import ClientError
     if isinstance(exc, ClientError):
         return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     return 0
@@ -150,6 +148,13 @@ def _not_found_code(code: str) -> bool:
 def classify(exc: BaseException) -> ErrorClass:
     """The class of a failure (see the module docstring). Connection errors before anything was sent are
     UNSENT; any other transport failure is AMBIGUOUS."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ProxyConnectionError,
+    )
     if isinstance(exc, AmbiguousOutcome):
         return ErrorClass.AMBIGUOUS
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ProxyConnectionError):

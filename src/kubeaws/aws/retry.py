@@ -13,9 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-from botocore.exceptions import ClientError
+from typing import Any, TypeVar
 
 from kubeaws.aws.errors import (
     DEPENDENCY_CODES,
@@ -67,21 +65,6 @@ FAST_POLICY = RetryPolicy(base_delay=0.01, max_delay=0.05, consistency_timeout=5
                           poll_interval=0.02, settle_timeout=0.05)
 
 
-class RetriesExhausted(ClientError):  # type: ignore[misc]  # botocore has no type hints
-    """A call still failing with a code `retry_on_codes` retries when its time budget ran out. Same error code
-    and operation as the last AWS answer (callers that test the code behave as before); the message says
-    what kubeaws waited for, how long and how many times it tried, then gives AWS's own message."""
-
-    def __init__(self, last: ClientError, what: str, seconds: float, attempts: int) -> None:
-        error = dict(last.response.get("Error") or {})
-        error["Message"] = (f"gave up after {seconds:.0f}s and {attempts} attempts waiting for {what}: "
-                            f"{error.get('Message', '')}")
-        super().__init__({**last.response, "Error": error}, last.operation_name)
-        self.what = what
-        self.seconds = seconds
-        self.attempts = attempts
-
-
 def call_with_retry(fn: Callable[[], T], operation: str, policy: RetryPolicy,
                     sleep: Callable[[float], None] | None = None, *, mutating: bool = False,
                     repeatable: bool = True, already: Callable[[BaseException], T | None] | None = None) -> T:
@@ -124,6 +107,10 @@ def retry_on_codes(fn: Callable[[], T], codes: Iterable[str], timeout: float, wh
     VPC was created, or DependencyViolation while ENIs drain), for at most `timeout` seconds; then raise
     `RetriesExhausted` (the last error, saying what was waited for). An inner `RetriesExhausted` is not
     retried again: its budget is spent."""
+    from botocore.exceptions import ClientError
+
+    from kubeaws.aws.exhausted import RetriesExhausted
+
     wanted = frozenset(codes)
     pause = sleep or policy.sleep
     started = policy.clock()
@@ -158,6 +145,15 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, policy:
 
 
 #: Re-exported for the modules that read the codes and helpers from here.
+def __getattr__(name: str) -> Any:
+    """`RetriesExhausted`, imported on first use (it is a botocore error: aws.exhausted)."""
+    if name == "RetriesExhausted":
+        from kubeaws.aws.exhausted import RetriesExhausted
+
+        return RetriesExhausted
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["DEPENDENCY_CODES", "FAST_POLICY", "THROTTLE_CODES", "TRANSIENT_CODES", "AmbiguousOutcome",
-           "RetriesExhausted", "RetryPolicy", "call_with_retry", "error_code", "http_status", "is_retryable",
+           "RetryPolicy", "call_with_retry", "error_code", "http_status", "is_retryable",
            "retry_on_codes", "wait_until"]

@@ -16,10 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.session
-from botocore.config import Config
-
-from kubeaws.aws import model_cache
 from kubeaws.aws.errors import already_done, pascal, repeatable
 from kubeaws.aws.retry import RetryPolicy, call_with_retry
 
@@ -82,7 +78,13 @@ class AwsContext:
         self.run_id = uuid.uuid4().hex[:12]
         self._hooks: list[Hook] = list(hooks or [])
         self._session_lock = threading.Lock()
-        # botocore directly: importing boto3 would add ~60 ms to every command for nothing we use.
+        # botocore directly: importing boto3 would add ~60 ms to every command for nothing we use; and only
+        # here, not when this module is imported: `kubeaws render` builds the model without an AWS SDK import.
+        import botocore.session
+        from botocore.config import Config
+
+        from kubeaws.aws import model_cache
+
         self._session = botocore.session.Session(profile=settings.profile)
         model_cache.install(self._session)  # parsed service models kept between runs (aws/model_cache.py)
         self._local = threading.local()

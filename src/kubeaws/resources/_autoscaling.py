@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from botocore.exceptions import ClientError
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 from kubeaws.aws.errors import error_code
 from kubeaws.aws.retry import wait_until
@@ -40,6 +41,7 @@ def retry_matching(ctx: AwsContext, fn: Callable[[], T], transient: Callable[[Cl
                    what: str, timeout: float | None = None) -> T:
     """Run `fn`, retrying while it fails with an error `transient` accepts, for at most `timeout` seconds
     (default: the policy's consistency window). The last error propagates."""
+    from botocore.exceptions import ClientError
     last: list[ClientError] = []
 
     def attempt() -> tuple[T] | None:

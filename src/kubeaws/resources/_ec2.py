@@ -13,8 +13,6 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import error_code
 from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
@@ -29,6 +27,7 @@ LONG_WAIT = 900.0
 
 def ignoring(fn: Callable[[], T], codes: Iterable[str]) -> T | None:
     """Run `fn`; None when it fails with one of `codes` (typically "already gone")."""
+    from botocore.exceptions import ClientError
     try:
         return fn()
     except ClientError as exc:
@@ -57,6 +56,7 @@ def describe_ids(ctx: AwsContext, operation: str, result_key: str, ids_param: st
                  not_found: Iterable[str]) -> list[dict[str, Any]]:
     """Describe by IDs, dropping missing ones. EC2 fails the whole request when one ID is unknown, so on
     `not_found` fall back to one request per ID."""
+    from botocore.exceptions import ClientError
     if not ids:
         return []
     missing = frozenset(not_found)

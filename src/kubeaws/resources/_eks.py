@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import error_code
 from kubeaws.aws.retry import wait_until
 from kubeaws.aws.session import AwsContext
@@ -44,6 +42,7 @@ def list_in_cluster(ctx: AwsContext, cluster: str, operation: str, result_key: s
 
     On a local emulator, first check that the cluster exists (moto's ListNodegroups fails with HTTP 500 on
     an unknown cluster) and treat an API it lacks (HTTP 404: access entries, add-ons) as empty."""
+    from botocore.exceptions import ClientError
     if ctx.is_emulator and describe(ctx, "describe_cluster", "cluster", name=cluster) is None:
         return []
     try:

@@ -11,8 +11,6 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import error_code
 from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
@@ -50,6 +48,7 @@ def dumps(doc: Any) -> str:
 
 def ignoring_missing(fn: Callable[[], T]) -> T | None:
     """Run `fn`; None when the entity is already gone."""
+    from botocore.exceptions import ClientError
     try:
         return fn()
     except ClientError as exc:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG, k8s_cluster_tag
@@ -43,6 +41,7 @@ def object_tags(ctx: AwsContext, kind: str, name: str) -> dict[str, str]:
 def list_prefix(ctx: AwsContext, bucket: str, prefix: str) -> list[dict[str, Any]] | None:
     """Current objects under `prefix` (ListObjectsV2, one call per 1000 keys); None when the bucket does
     not exist or is not readable (someone else's: the Bucket kind reports that conflict)."""
+    from botocore.exceptions import ClientError
     try:
         items: list[dict[str, Any]] = ctx.paginate("s3", "list_objects_v2", "Contents", Bucket=bucket,
                                                    Prefix=prefix)
@@ -72,6 +71,7 @@ def _versions(ctx: AwsContext, bucket: str, prefix: str) -> list[dict[str, str]]
 def purge(ctx: AwsContext, bucket: str, prefix: str = "", exact_key: str | None = None) -> int:
     """Delete every version and delete marker under `prefix` (or of `exact_key` only); returns how many.
     A missing bucket counts as already empty."""
+    from botocore.exceptions import ClientError
     try:
         entries = _versions(ctx, bucket, exact_key if exact_key is not None else prefix)
     except ClientError as exc:

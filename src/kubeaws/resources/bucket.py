@@ -16,8 +16,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import already_done, error_code
 from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
@@ -94,6 +92,7 @@ class Bucket(Kind):
 
     def _tags(self, ctx: AwsContext, name: str) -> dict[str, str] | None:
         """The bucket's tags ({} if untagged); None when it does not exist or is not ours to read."""
+        from botocore.exceptions import ClientError
         try:
             return tag_dict(ctx.call("s3", "get_bucket_tagging", Bucket=name).get("TagSet"))
         except ClientError as exc:
@@ -107,6 +106,7 @@ class Bucket(Kind):
     def find_conflict(self, ctx: AwsContext, desired: Desired) -> Observed | None:
         """A bucket of that name owned by another cluster or another account. An untagged bucket of ours
         with the deterministic name is a create interrupted before tagging: not a conflict, adopted."""
+        from botocore.exceptions import ClientError
         name = desired.props.get("name")
         if not isinstance(name, str):
             return None
@@ -139,6 +139,7 @@ class Bucket(Kind):
 
     # -- change ------------------------------------------------------------------------------------
     def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        from botocore.exceptions import ClientError
         name = desired.props["name"]
         # us-east-1 answers CreateBucket with success for a bucket we already own: check ownership first.
         clash = self.find_conflict(ctx, desired)
@@ -196,6 +197,7 @@ class Bucket(Kind):
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
         """Every object version and delete marker, then the bucket. Refuses a bucket that is not ours."""
+        from botocore.exceptions import ClientError
         if not is_owned_by(actual.tags, ctx.cluster):
             raise OwnershipError(f"refusing to delete S3 bucket {actual.id}: not owned by cluster {ctx.cluster!r}")
         purge(ctx, actual.id)

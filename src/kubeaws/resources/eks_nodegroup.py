@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 from kubeaws.aws.errors import error_code, is_in_use
 from kubeaws.aws.session import AwsContext
@@ -153,6 +154,7 @@ class EksNodegroup(ClusterChildKind):
         return self.observe(item)
 
     def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        from botocore.exceptions import ClientError
         p = desired.props
         cluster, name = p["cluster_name"], p["nodegroup_name"]
         scaling = p["scaling"]

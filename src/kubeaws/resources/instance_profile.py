@@ -16,8 +16,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import already_done, error_code, is_already_exists
 from kubeaws.aws.retry import retry_on_codes, wait_until
 from kubeaws.aws.session import AwsContext
@@ -35,6 +33,7 @@ def profile_name(cluster: str, logical: str) -> str:
 
 def is_propagation_error(exc: BaseException) -> bool:
     """EC2 refusing a freshly created instance profile (RunInstances, CreateLaunchTemplate, ASGs)."""
+    from botocore.exceptions import ClientError
     if not isinstance(exc, ClientError):
         return False
     message = str(exc.response.get("Error", {}).get("Message", ""))
@@ -86,6 +85,7 @@ class InstanceProfile(Kind):
         return self.observe(ctx, resp["InstanceProfile"])
 
     def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        from botocore.exceptions import ClientError
         props = desired.props
         name, path = props["name"], props["path"]
         if path != cluster_path(ctx.cluster) or not name.startswith(f"{ctx.cluster}-"):
@@ -123,6 +123,7 @@ class InstanceProfile(Kind):
     def _add_role(ctx: AwsContext, name: str, role: str) -> None:
         """Put `role` in the profile. A profile holds one role: LimitExceeded when `role` is already the one
         in it (an earlier run, or a repeat whose first answer was lost) means already as wanted."""
+        from botocore.exceptions import ClientError
         try:
             # Both the profile and the role may have been created a moment ago.
             while_propagating(ctx, partial(ctx.call, "iam", "add_role_to_instance_profile",

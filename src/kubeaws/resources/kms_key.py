@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 from kubeaws.aws.errors import error_code, is_already_exists
 from kubeaws.aws.session import AwsContext
@@ -90,6 +91,7 @@ class KmsKey(Kind):
 
     # -- change --------------------------------------------------------------------------------------
     def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        from botocore.exceptions import ClientError
         p = desired.props
         policy = p.get("policy") or root_policy(ctx.account_id(), ctx.region)
         meta = ctx.call("kms", "create_key", Description=p.get("description") or "", Policy=dumps(policy),
@@ -136,6 +138,7 @@ class KmsKey(Kind):
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
         """Schedule the key's deletion (7 days), then delete the aliases still naming it."""
+        from botocore.exceptions import ClientError
         try:
             ctx.call("kms", "schedule_key_deletion", KeyId=actual.id, PendingWindowInDays=PENDING_WINDOW_DAYS)
         except ClientError as exc:  # already pending deletion, or gone

@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import is_already_exists
 from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
@@ -94,6 +92,7 @@ class OidcProvider(Kind):
 
     # -- change --------------------------------------------------------------------------------------
     def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        from botocore.exceptions import ClientError
         p = desired.props
         url = "https://" + host_path(p["url"])
         thumbprints = sorted(str(t).lower() for t in p.get("thumbprints") or [EKS_ROOT_CA_THUMBPRINT])

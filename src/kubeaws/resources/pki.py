@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from kubeaws.aws.errors import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
@@ -28,6 +26,7 @@ HASH_MARKER = "ca-cert-hash/"
 
 
 def _exists(ctx: AwsContext, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
     try:
         ctx.call("s3", "head_object", Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -64,6 +63,7 @@ class ClusterPki(Kind):
         return [self._observed(ctx, bucket, PKI_PREFIX, hashes[0] if len(hashes) == 1 else None)]
 
     def create(self, ctx: AwsContext, desired: Desired) -> Observed:
+        from botocore.exceptions import ClientError
         bucket, prefix = desired.props["bucket"], desired.props.get("prefix") or PKI_PREFIX
         if not prefix.endswith("/"):
             raise KubeawsError(f"ClusterPki prefix must end with '/': {prefix!r}")

@@ -80,10 +80,13 @@ def parse_path(path: str) -> list[PathPart]:
 @functools.lru_cache(maxsize=1)
 def known_regions() -> tuple[str, ...]:
     """Regions of the commercial, China and GovCloud partitions, from botocore's bundled partitions.json
-    (7 KB; the full endpoints.json would cost ~150 ms on every command)."""
-    import botocore
+    (7 KB; the full endpoints.json would cost ~150 ms on every command). The file is found without importing
+    botocore (`kubeaws render` makes no AWS SDK import)."""
+    import importlib.util
 
-    data = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    found = importlib.util.find_spec("botocore")
+    assert found is not None and found.origin is not None, "botocore is a dependency of kubeaws"
+    data = json.loads((Path(found.origin).parent / "data" / "partitions.json").read_text())
     regions: set[str] = set()
     for partition in data["partitions"]:
         if partition["id"] in ("aws", "aws-cn", "aws-us-gov"):
