@@ -62,7 +62,7 @@ def test_change_plan_text(ctx: AwsContext) -> None:
 
 def test_plan_json_contract(ctx: AwsContext) -> None:
     doc = api.plan(make_spec(), ctx).to_dict()
-    assert set(doc) == {"cluster", "changes", "summary", "notes", "rollout"}
+    assert set(doc) == {"cluster", "changes", "summary", "warnings", "notes", "rollout"}
     assert doc["notes"] == [] and doc["rollout"] == []  # nothing exists yet: nothing left alone, nothing rolls
     assert doc["cluster"] == "dev"
     assert set(doc["summary"]) == {"create", "update", "replace", "delete", "noop"}

@@ -107,7 +107,7 @@ def test_plan_refuses_a_skip_or_a_downgrade_and_plans_the_next_minor_or_a_patch(
     assert "StateObject/cluster/cluster.json" in updates(upgrade)
     doc = json.loads(upgrade.output)
     assert [e["group"] for e in doc["rollout"]][:1] == ["dev-control-plane-0"]
-    [downtime] = [n for n in doc["notes"] if n.startswith("API downtime: ")]
+    [downtime] = [n for n in doc["warnings"] if n.startswith("API downtime: ")]
     assert "the control plane has one member" in downtime and "controlPlane.count: 3" in downtime
 
     # a new patch release of 1.31 pinned by kubeaws: new launch templates, no refusal

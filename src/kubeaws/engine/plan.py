@@ -144,7 +144,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         plan.rollout = preview(ctx, graph, changes, matched, spec)
         note = downtime_note(spec)
         if note and any(e.get("role") == "control-plane" for e in plan.rollout):
-            plan.notes.append(f"API downtime: {note}")
+            plan.warnings.append(f"API downtime: {note}")
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
 
 

@@ -78,7 +78,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "changes": [c.to_dict() for c in self.changes],
-                "summary": self.summary(), "notes": list(self.notes), "rollout": jsonable(self.rollout)}
+                "summary": self.summary(), "warnings": list(self.warnings), "notes": list(self.notes),
+                "rollout": jsonable(self.rollout)}
 
 
 EventState = Literal["started", "done", "failed", "skipped"]

@@ -3,10 +3,14 @@ a bucket policy (the model's statements, plus a TLS-only Deny when `tls_only`).
 
 Found with ONE `resourcegroupstaggingapi.get_resources` call (S3 has no describe-by-tag). S3 cannot take
 tags in CreateBucket, so create tags the bucket right after (ownership tags first, settings next, then the
-`kubeaws.io/config-hash` tag as the completion marker): a crash in between leaves a bucket with the
-deterministic name that the next apply adopts (`create` finds it by name) and whose missing or stale
-config hash shows as a diff. Settings are not read back (that would be five Get calls): the config hash
-stands for them. Called by the engine through the registry.
+`kubeaws.io/config-hash` tag as the completion marker). A crash between CreateBucket and the first tagging
+leaves an untagged bucket that the tag search cannot see: when that search finds no bucket of the cluster,
+`list_owned` also looks at the deterministic name (`state_bucket_name(cluster, account, region)`: one
+GetBucketTagging with ExpectedBucketOwner = this account) and reports a bucket there as owned unless its tags
+name another cluster, with the ownership tags rebuilt from the name (`name_tags`). So `delete` removes it
+and the next apply adopts it (its missing config hash shows as a diff; the update writes every tag).
+Settings are not read back (that would be five Get calls): the config hash stands for them. Called by the
+engine through the registry.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ from typing import Any
 from kubeaws.aws.errors import already_done, error_code
 from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
-from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by, owner_of, tag_dict, tag_list
+from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG, is_owned_by, k8s_cluster_tag, owner_of, tag_dict, tag_list
 from kubeaws.errors import OwnershipError
-from kubeaws.resources._s3 import NO_BUCKET, purge, state_bucket_name
+from kubeaws.resources._s3 import NO_BUCKET, cluster_bucket, purge, state_bucket_name
 from kubeaws.resources.base import Desired, Diff, Kind, Observed, contains_unknown
 from kubeaws.resources.registry import register
 
-__all__ = ["HASH_TAG", "Bucket", "config_hash", "policy_document", "state_bucket_name"]
+__all__ = ["HASH_TAG", "LOGICAL_NAME", "Bucket", "config_hash", "policy_document", "state_bucket_name"]
 
 HASH_TAG = "kubeaws.io/config-hash"
+#: The logical name of the cluster's one bucket (model.state builds `Bucket/state`; api.lock_home too).
+LOGICAL_NAME = "state"
+#: GetBucketTagging answers meaning "no bucket of ours by that name": none, or another account's.
+NOT_OURS = (NO_BUCKET, "AccessDenied", "AllAccessDisabled", "PermanentRedirect")
 #: Bumped when the kind applies settings differently, so existing buckets get them re-applied.
 CONFIG_VERSION = "1"
 SETTINGS = ("versioning", "encryption", "public_access_block", "policy", "tls_only")
@@ -63,6 +71,11 @@ def policy_document(name: str, props: Mapping[str, Any], emulator: bool = False)
     return {"Version": "2012-10-17", "Statement": statements} if statements else None
 
 
+def name_tags(cluster: str) -> dict[str, str]:
+    """The ownership tags the deterministic name of a cluster's bucket stands for."""
+    return {CLUSTER_TAG: cluster, RESOURCE_TAG: f"Bucket/{LOGICAL_NAME}", k8s_cluster_tag(cluster): "owned"}
+
+
 @register
 class Bucket(Kind):
     """The state bucket; `fields` = `name` and `config_hash` (settings are compared through the hash)."""
@@ -71,6 +84,9 @@ class Bucket(Kind):
     service = "s3"
     rank = 14
     modes = frozenset({"kubeadm"})
+    #: GetResources; with no tagged bucket, GetBucketTagging at the deterministic name (and the account ID
+    #: it embeds, when the context has not read it yet).
+    list_reads = 3
     immutable = frozenset({"name"})
     refuse_change = frozenset({"name"})
 
@@ -80,6 +96,8 @@ class Bucket(Kind):
                         attrs={"arn": f"arn:aws:s3:::{name}", "name": name})
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
+        """The buckets tagged for the cluster; when there is none, the one at the deterministic name, tagged
+        or not (a create interrupted before its tagging, or a tag search lagging behind)."""
         items = ctx.paginate("resourcegroupstaggingapi", "get_resources", "ResourceTagMappingList",
                              ResourceTypeFilters=["s3"],
                              TagFilters=[{"Key": CLUSTER_TAG, "Values": [ctx.cluster]}])
@@ -88,18 +106,36 @@ class Bucket(Kind):
             tags = tag_dict(item.get("Tags"))
             if tags.get(CLUSTER_TAG) == ctx.cluster:
                 found.append(self.observe(item["ResourceARN"].rsplit(":", 1)[-1], tags))
+        if not found:
+            by_name = self.find_by_name(ctx)
+            found += [by_name] if by_name is not None else []
         return found
 
-    def _tags(self, ctx: AwsContext, name: str) -> dict[str, str] | None:
-        """The bucket's tags ({} if untagged); None when it does not exist or is not ours to read."""
+    def find_by_name(self, ctx: AwsContext) -> Observed | None:
+        """The bucket at the cluster's deterministic name in this account, as owned: its own tags when they
+        name the cluster, the ownership tags the name stands for when it has none of ours (the name embeds
+        the cluster, account and region: no one else makes it). None when there is no such bucket, it is
+        another account's, or its tags name another cluster."""
+        name = cluster_bucket(ctx)
+        tags = self._tags(ctx, name, expected_owner=ctx.account_id())
+        if tags is None or tags.get(CLUSTER_TAG) not in (None, ctx.cluster):
+            return None
+        if tags.get(CLUSTER_TAG) == ctx.cluster:
+            return self.observe(name, tags)
+        return self.observe(name, {**tags, **name_tags(ctx.cluster)})
+
+    def _tags(self, ctx: AwsContext, name: str, expected_owner: str | None = None) -> dict[str, str] | None:
+        """The bucket's tags ({} if untagged); None when it does not exist or is not ours to read
+        (with `expected_owner`: not in that account)."""
         from botocore.exceptions import ClientError
+        owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
         try:
-            return tag_dict(ctx.call("s3", "get_bucket_tagging", Bucket=name).get("TagSet"))
+            return tag_dict(ctx.call("s3", "get_bucket_tagging", Bucket=name, **owner).get("TagSet"))
         except ClientError as exc:
             code = error_code(exc)
             if code == "NoSuchTagSet":
                 return {}
-            if code in (NO_BUCKET, "AccessDenied", "AllAccessDisabled"):
+            if code in NOT_OURS:
                 return None
             raise
 
