@@ -21,6 +21,7 @@ MODULES = sorted(p for p in SRC.rglob("*.py"))
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),  # exceptions only: imported by every layer
     "cache": set(),  # where kubeaws keeps its caches: a leaf, imported by every layer
+    "partition": set(),  # region -> AWS partition, ARNs, service principals, DNS suffix: a leaf too
     "spec": set(),
     "aws": set(),
     "pki": set(),  # pure cryptography: CAs, keys, certificates
@@ -64,7 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     # doctor.live_etcd reads the snapshots' ages through etcd_ops.
     "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach", "etcd_ops"},
 }
-LEAVES = {"errors", "cache"}
+LEAVES = {"errors", "cache", "partition"}
 
 
 def layer_of(path: Path) -> str:

@@ -13,9 +13,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
 from kubeaws.aws.retry import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
+from kubeaws.partition import managed_policy, partition_of, role_arn
 from kubeaws.spec.models import ClusterSpec
 
 #: Account ID used by `render` when none is given: artifacts are then examples, not deployable as is.
@@ -65,6 +67,7 @@ def _tunnel_hint(spec: ClusterSpec, ctx: AwsContext, host: str, port: int, local
 def eks_admin_kubeconfig(spec: ClusterSpec, ctx: AwsContext) -> Kubeconfig:
     """The kubeconfig of an EKS cluster: endpoint and CA from DescribeCluster, user `kubeaws token`."""
     from botocore.exceptions import ClientError
+
     from kubeaws.eks_auth import eks_kubeconfig
 
     name = spec.metadata.name
@@ -115,18 +118,19 @@ def _eks_render(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     endpoint and CA), and the trust policy + managed policies of the roles kubeaws creates."""
     from kubeaws.bootstrap.eks import eks_artifacts
     from kubeaws.model import maxpods
-    from kubeaws.model.eks import CLUSTER_POLICIES, NODE_POLICIES, trust
+    from kubeaws.model.eks import cluster_policies, node_policies, trust
 
     files: dict[str, Any] = dict(eks_artifacts(spec, max_pods=lambda g: maxpods.effective_max_pods(spec, g),
                                                account_id=account_id))
     iam = spec.spec.iam
-    roles = {"eks-cluster": ("eks.amazonaws.com", CLUSTER_POLICIES, iam.control_plane_role),
-             "node": ("ec2.amazonaws.com", NODE_POLICIES, iam.node_role)}
+    partition = partition_of(spec.spec.region)
+    roles = {"eks-cluster": ("eks", cluster_policies(partition), iam.control_plane_role),
+             "node": ("ec2", node_policies(partition), iam.node_role)}
     for logical, (service, managed, brought) in roles.items():
         if not brought:
             files[f"iam/{logical}-role.json"] = {
                 "roleName": f"{spec.metadata.name}-{logical}", "path": f"/kubeaws/{spec.metadata.name}/",
-                "assumeRolePolicyDocument": trust(service), "managedPolicyArns": sorted(managed)}
+                "assumeRolePolicyDocument": trust(service, partition), "managedPolicyArns": sorted(managed)}
     files.update(_eks_addons(spec, account_id))
     return files
 
@@ -135,16 +139,17 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     """The EKS add-ons kubeaws installs (with their IRSA roles), the IRSA roles' permissions, and the
     cluster-autoscaler objects applied through the Kubernetes API."""
     from kubeaws.model.eks import CORE_ADDONS, autoscaler_objects
-    from kubeaws.model.irsa import EBS_CSI_POLICY
+    from kubeaws.model.irsa import EBS_CSI_POLICY_NAME
 
     cluster = spec.metadata.name
-    role = f"arn:aws:iam::{account_id}:role/kubeaws/{cluster}/{cluster}"
+    partition = partition_of(spec.spec.region)
+    role = role_arn(partition, account_id, f"kubeaws/{cluster}/{cluster}")
     addons: list[dict[str, Any]] = [{"addonName": name, "addonVersion": "EKS default for the cluster version"}
                                     for name in CORE_ADDONS]
     files: dict[str, Any] = {}
     if spec.spec.addons.ebs_csi is not None:
         addons.append({"addonName": "aws-ebs-csi-driver", "serviceAccountRoleArn": f"{role}-ebs-csi"})
-        files["iam/ebs-csi-irsa-role.json"] = {"managedPolicyArns": [EBS_CSI_POLICY],
+        files["iam/ebs-csi-irsa-role.json"] = {"managedPolicyArns": [managed_policy(partition, EBS_CSI_POLICY_NAME)],
                                                "serviceAccount": "kube-system/ebs-csi-controller-sa"}
     if spec.spec.addons.metrics_server is not None:
         addons.append({"addonName": "metrics-server"})

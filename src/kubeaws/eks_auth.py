@@ -2,10 +2,10 @@
 and a kubeconfig whose user runs `kubeaws token`.
 
 The token is `k8s-aws-v1.` + base64url (no padding) of a presigned STS GetCallerIdentity URL (GET, valid 60
-seconds, on the regional endpoint `sts.<region>.amazonaws.com`) whose signature covers the header
-`x-k8s-aws-id: <cluster>`. The EKS authenticator replays the URL to learn the caller's identity. Making it is
-local signing only: no AWS call, so it works offline with any credentials (they are checked when the API
-server replays it).
+seconds, on the regional endpoint `sts.<region>.<DNS suffix>`, `amazonaws.com.cn` in China) whose signature
+covers the header `x-k8s-aws-id: <cluster>`. The EKS authenticator replays the URL to learn the caller's
+identity. Making it is local signing only: no AWS call, so it works offline with any credentials (they are
+checked when the API server replays it).
 
 Called by `kubeaws token` (cli/eks.py, the kubeconfig's exec plugin) and by the EKS access code (kubeconfig).
 """
@@ -17,6 +17,8 @@ import datetime as dt
 from typing import Any
 
 import yaml
+
+from kubeaws.partition import endpoint_host
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -48,7 +50,7 @@ def _sts_client(region: str, session: Any = None, profile: str | None = None) ->
         session = session._session
     # Presigning needs no network; one attempt keeps a misconfigured credential provider from retrying.
     config = botocore.config.Config(retries={"max_attempts": 1})
-    client = session.create_client("sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com",
+    client = session.create_client("sts", region_name=region, endpoint_url=f"https://{endpoint_host('sts', region)}",
                                    config=config)
     client.meta.events.register("provide-client-params.sts.GetCallerIdentity", _retrieve_cluster_id)
     client.meta.events.register("before-sign.sts.GetCallerIdentity", _inject_cluster_id)

@@ -27,6 +27,7 @@ import jinja2
 import yaml
 
 from kubeaws.addons.templating import environment
+from kubeaws.partition import partition_of, role_arn
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 from kubeaws.spec.nodegroups import node_labels
 
@@ -154,9 +155,10 @@ def node_role_arn(spec: ClusterSpec, account_id: str) -> str:
     """The node role's ARN: the brought `iam.nodeRole` (name or ARN) or kubeaws' own
     (`role/kubeaws/<cluster>/<cluster>-node`, as the IAM builder names it)."""
     brought = spec.spec.iam.node_role
+    partition = partition_of(spec.spec.region)
     if brought:
-        return brought if brought.startswith("arn:") else f"arn:aws:iam::{account_id}:role/{brought}"
-    return f"arn:aws:iam::{account_id}:role/kubeaws/{spec.name}/{spec.name}-node"
+        return brought if brought.startswith("arn:") else role_arn(partition, account_id, brought)
+    return role_arn(partition, account_id, f"kubeaws/{spec.name}/{spec.name}-node")
 
 
 def eks_artifacts(spec: ClusterSpec, max_pods: Callable[[str], int], account_id: str = "123456789012",

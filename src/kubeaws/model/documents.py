@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubeaws.model.graph import Graph
+from kubeaws.partition import arn, endpoint_host, partition_of, role_arn
 from kubeaws.resources.base import Desired, Lookup, Ref, substitute
 from kubeaws.resources.bucket import policy_document
 from kubeaws.resources.kms_key import root_policy
@@ -29,22 +30,24 @@ ISSUER_ID = "EXAMPLED539D4633E53DE1B71EXAMPLE"
 def resolver(graph: Graph, account_id: str, region: str) -> Callable[[Any], Any]:
     """Resolve the Refs and Lookups of policy documents without AWS (see the module docstring)."""
 
+    partition = partition_of(region)
+    issuer = f"https://{endpoint_host('oidc.eks', region)}/id/{ISSUER_ID}"
+
     def resolve(leaf: Ref | Lookup) -> Any:
         if isinstance(leaf, Lookup):
             if (leaf.source, leaf.name) == ("sts", "account_id"):
                 return account_id
             return f"<{leaf}>"
         desired = graph[leaf.key]
-        issuer = f"https://oidc.eks.{region}.amazonaws.com/id/{ISSUER_ID}"
         if leaf.kind == "IamRole" and leaf.attr == "arn":
             if desired.brought_id:
                 return desired.brought_id if desired.brought_id.startswith("arn:") else \
-                    f"arn:aws:iam::{account_id}:role/{desired.brought_id}"
-            return f"arn:aws:iam::{account_id}:role{desired.props['path']}{value(desired.props['name'])}"
+                    role_arn(partition, account_id, desired.brought_id)
+            return role_arn(partition, account_id, f"{desired.props['path']}{value(desired.props['name'])}")
         if leaf.kind == "EksCluster" and leaf.attr == "oidc_issuer":
             return issuer
         if leaf.kind == "OidcProvider" and leaf.attr == "arn":
-            return f"arn:aws:iam::{account_id}:oidc-provider/{issuer.removeprefix('https://')}"
+            return arn(partition, "iam", f"oidc-provider/{issuer.removeprefix('https://')}", account=account_id)
         if leaf.attr == "name" and "name" in desired.props:
             return value(desired.props["name"])
         return f"<{leaf}>"
@@ -77,7 +80,7 @@ def policy_documents(spec: ClusterSpec, account_id: str, graph: Graph | None = N
             files.update(_role_documents(role, value))
     for bucket in graph.of_kind("Bucket"):
         props = value(bucket.props)
-        document = policy_document(props["name"], props)
+        document = policy_document(props["name"], props, partition=partition_of(spec.spec.region))
         if document is not None:
             files[f"s3/{bucket.name}-bucket-policy.json"] = document
     for key in graph.of_kind("KmsKey"):

@@ -24,23 +24,34 @@ from kubeaws.model.irsa import build_irsa
 from kubeaws.model.maxpods import check_max_pods, effective_max_pods
 from kubeaws.model.network import NetworkRefs
 from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
+from kubeaws.partition import STS_AUDIENCE, managed_policy, partition_of, service_principal
 from kubeaws.resources.base import Computed, Lookup, Ref
 from kubeaws.resources.eks_nodegroup import update_config
 from kubeaws.resources.kubernetes_object import object_name, owned_manifest
 from kubeaws.spec.models import NodeGroupSpec
 from kubeaws.spec.nodegroups import group_name, launch_tags, launch_template_name, node_labels
 
-MANAGED = "arn:aws:iam::aws:policy/"
-CLUSTER_POLICIES = [f"{MANAGED}AmazonEKSClusterPolicy"]
-NODE_POLICIES = sorted(f"{MANAGED}{p}" for p in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly",
-                                                  "AmazonEKS_CNI_Policy"))
+CLUSTER_POLICY_NAMES = ("AmazonEKSClusterPolicy",)
+NODE_POLICY_NAMES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy")
 CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 #: The root CA thumbprint of the EKS OIDC issuers (AWS no longer checks it for them; the API still wants one).
 OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 
 
-def trust(service: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
+def cluster_policies(partition: str) -> list[str]:
+    """The EKS cluster role's AWS managed policies in a partition."""
+    return sorted(managed_policy(partition, name) for name in CLUSTER_POLICY_NAMES)
+
+
+def node_policies(partition: str) -> list[str]:
+    """The node role's AWS managed policies in a partition."""
+    return sorted(managed_policy(partition, name) for name in NODE_POLICY_NAMES)
+
+
+def trust(service: str, partition: str) -> dict[str, Any]:
+    """`service` (`ec2`, `eks`) may assume the role: its principal in the partition."""
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                                                    "Principal": {"Service": service_principal(service, partition)},
                                                     "Action": "sts:AssumeRole"}]}
 
 
@@ -56,8 +67,9 @@ def eks_image(version: str, ng: NodeGroupSpec) -> str | Lookup:
 def _role(b: Builder, logical: str, service: str, policies: list[str], brought: str | None) -> Ref:
     if brought:
         return b.brought("IamRole", logical, brought)
+    partition = partition_of(b.spec.spec.region)
     return b.owned("IamRole", logical, {
-        "name": b.display(logical), "path": f"/kubeaws/{b.cluster}/", "assume_role_policy": trust(service),
+        "name": b.display(logical), "path": f"/kubeaws/{b.cluster}/", "assume_role_policy": trust(service, partition),
         "inline_policies": {}, "managed_policy_arns": policies})
 
 
@@ -67,8 +79,9 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     if problems:
         raise SpecError(problems=problems)
     access = body.access
-    cluster_role = _role(b, "eks-cluster", "eks.amazonaws.com", CLUSTER_POLICIES, body.iam.control_plane_role)
-    node_role = _role(b, "node", "ec2.amazonaws.com", NODE_POLICIES, body.iam.node_role)
+    partition = partition_of(body.region)
+    cluster_role = _role(b, "eks-cluster", "eks", cluster_policies(partition), body.iam.control_plane_role)
+    node_role = _role(b, "node", "ec2", node_policies(partition), body.iam.node_role)
     node_role_arn = Ref(node_role.kind, node_role.name, "arn")
     b.owned("InstanceProfile", "node", {"name": b.display("node"), "path": f"/kubeaws/{b.cluster}/",
                                         "role_name": Ref(node_role.kind, node_role.name, "name")})
@@ -93,7 +106,7 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
         "service_cidr": body.network.service_cidr,
     })
     b.owned("OidcProvider", "main", {"url": Ref(cluster.kind, cluster.name, "oidc_issuer"),
-                                      "client_ids": ["sts.amazonaws.com"], "thumbprints": [OIDC_THUMBPRINT]})
+                                      "client_ids": [STS_AUDIENCE], "thumbprints": [OIDC_THUMBPRINT]})
 
     mapped: list[str] = []
     if body.eks.authentication_mode in ("CONFIG_MAP", "API_AND_CONFIG_MAP"):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from kubeaws.model.common import Builder
+from kubeaws.partition import STS_AUDIENCE, arn, managed_policy, partition_of
 from kubeaws.resources.base import Computed, Ref
 
-EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+EBS_CSI_POLICY_NAME = "service-role/AmazonEBSCSIDriverPolicy"
+#: The EBS CSI driver's managed policy in the commercial partition (`managed_policy` for the others).
+EBS_CSI_POLICY = managed_policy("aws", EBS_CSI_POLICY_NAME)
 
 
 def web_identity_trust(provider_arn: str, issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
@@ -23,11 +26,11 @@ def web_identity_trust(provider_arn: str, issuer: str, namespace: str, service_a
         "Principal": {"Federated": provider_arn},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                                       f"{host}:aud": "sts.amazonaws.com"}},
+                                       f"{host}:aud": STS_AUDIENCE}},
     }]}
 
 
-def cluster_autoscaler_policy(cluster: str) -> dict[str, Any]:
+def cluster_autoscaler_policy(cluster: str, partition: str = "aws") -> dict[str, Any]:
     """Read what it needs everywhere (its documented policy, cluster-autoscaler/cloudprovider/aws/README.md);
     scale and terminate only the Auto Scaling groups tagged for discovery by this cluster
     (`k8s.io/cluster-autoscaler/<cluster>=owned`; no role of the cluster may put that tag on a group: the
@@ -40,9 +43,10 @@ def cluster_autoscaler_policy(cluster: str) -> dict[str, Any]:
             "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
             "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements"]},
         {"Sid": "DescribeClusterNodegroups", "Effect": "Allow", "Action": ["eks:DescribeNodegroup"],
-         "Resource": [f"arn:aws:eks:*:*:nodegroup/{cluster}/*/*"]},
+         "Resource": [arn(partition, "eks", f"nodegroup/{cluster}/*/*", "*", "*")]},
         {"Sid": "ScaleOwnGroups", "Effect": "Allow",
-         "Resource": ["arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*"], "Action": [
+         "Resource": [arn(partition, "autoscaling", "autoScalingGroup:*:autoScalingGroupName/*", "*", "*")],
+         "Action": [
             "autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup",
             "autoscaling:UpdateAutoScalingGroup"],
          "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}}},
@@ -65,10 +69,12 @@ def irsa_role(b: Builder, logical: str, namespace: str, service_account: str,
 def build_irsa(b: Builder) -> dict[str, Ref]:
     """IRSA roles of the addons the spec enables; addon name -> role ARN."""
     addons = b.spec.spec.addons
+    partition = partition_of(b.spec.spec.region)
     roles: dict[str, Ref] = {}
     if addons.cluster_autoscaler is not None:
         roles["cluster-autoscaler"] = irsa_role(b, "cluster-autoscaler", "kube-system", "cluster-autoscaler",
-                                                inline=cluster_autoscaler_policy(b.cluster))
+                                                inline=cluster_autoscaler_policy(b.cluster, partition))
     if addons.ebs_csi is not None:
-        roles["ebs-csi"] = irsa_role(b, "ebs-csi", "kube-system", "ebs-csi-controller-sa", managed=[EBS_CSI_POLICY])
+        roles["ebs-csi"] = irsa_role(b, "ebs-csi", "kube-system", "ebs-csi-controller-sa",
+                                     managed=[managed_policy(partition, EBS_CSI_POLICY_NAME)])
     return roles

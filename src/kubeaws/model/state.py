@@ -12,6 +12,7 @@ from typing import Any
 
 from kubeaws.model.common import Builder
 from kubeaws.model.iam import IamRefs, bucket_arn, build_iam
+from kubeaws.partition import partition_of
 from kubeaws.resources._s3 import state_bucket_name
 from kubeaws.resources.base import Computed, Lookup, Ref
 from kubeaws.resources.pki import PKI_NAME, PKI_PREFIX
@@ -47,7 +48,7 @@ def bucket_policy(cluster: str, account_id: str, region: str, control_plane_role
     `join/token`. The control-plane role, kubeaws' caller and the account's administrators keep what their
     IAM policies give them (an allow-list of principals would lock out every administrator but the one who
     ran kubeaws: only the root user could repair it). The TLS-only Deny is added by the Bucket kind."""
-    bucket = bucket_arn(state_bucket_name(cluster, account_id, region))
+    bucket = bucket_arn(state_bucket_name(cluster, account_id, region), partition_of(region))
     everything = [bucket, f"{bucket}/*"]
     readable = [f"{bucket}/{key}" for key in NODE_READABLE]
     return {"Version": "2012-10-17", "Statement": [

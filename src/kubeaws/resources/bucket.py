@@ -25,6 +25,7 @@ from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG, is_owned_by, k8s_cluster_tag, owner_of, tag_dict, tag_list
 from kubeaws.errors import OwnershipError
+from kubeaws.partition import arn, partition_of
 from kubeaws.resources._s3 import NO_BUCKET, cluster_bucket, purge, state_bucket_name
 from kubeaws.resources.base import Desired, Diff, Kind, Observed, contains_unknown
 from kubeaws.resources.registry import register
@@ -51,21 +52,24 @@ def config_hash(props: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def tls_statement(bucket: str) -> dict[str, Any]:
+def tls_statement(bucket: str, partition: str = "aws") -> dict[str, Any]:
+    bucket_arn = arn(partition, "s3", bucket)
     return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
-def policy_document(name: str, props: Mapping[str, Any], emulator: bool = False) -> dict[str, Any] | None:
-    """The bucket policy to put: the model's statements, then the TLS-only Deny when `tls_only`.
+def policy_document(name: str, props: Mapping[str, Any], emulator: bool = False,
+                    partition: str = "aws") -> dict[str, Any] | None:
+    """The bucket policy to put: the model's statements, then the TLS-only Deny when `tls_only` (its ARNs in
+    the bucket's partition).
 
     On a local emulator (moto) every Deny statement is left out: moto evaluates any Deny, whatever its
     principal or condition, as a deny of every request, which would lock kubeaws out of its own bucket. On
     AWS the whole policy applies."""
     statements = list((props.get("policy") or {}).get("Statement") or [])
     if props.get("tls_only"):
-        statements.append(tls_statement(name))
+        statements.append(tls_statement(name, partition))
     if emulator:
         statements = [st for st in statements if st.get("Effect") != "Deny"]
     return {"Version": "2012-10-17", "Statement": statements} if statements else None
@@ -93,7 +97,7 @@ class Bucket(Kind):
     # -- find --------------------------------------------------------------------------------------
     def observe(self, name: str, tags: dict[str, str]) -> Observed:
         return Observed(self.kind, name, {"name": name, "config_hash": tags.get(HASH_TAG)}, tags,
-                        attrs={"arn": f"arn:aws:s3:::{name}", "name": name})
+                        attrs={"name": name})
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
         """The buckets tagged for the cluster; when there is none, the one at the deterministic name, tagged
@@ -212,7 +216,7 @@ class Bucket(Kind):
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": props.get("encryption") or "AES256"}}]})
         ctx.call("s3", "put_bucket_versioning", Bucket=name, VersioningConfiguration={
             "Status": "Enabled" if props.get("versioning") else "Suspended"})
-        document = policy_document(name, props, ctx.is_emulator)
+        document = policy_document(name, props, ctx.is_emulator, partition_of(ctx.region))
         if document is None:
             ctx.call("s3", "delete_bucket_policy", Bucket=name)
         else:

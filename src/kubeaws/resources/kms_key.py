@@ -33,10 +33,10 @@ from kubeaws.aws.errors import error_code, is_already_exists
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, is_owned_by
 from kubeaws.errors import OwnershipError
+from kubeaws.partition import partition_of
 from kubeaws.resources._ec2 import ignoring
 from kubeaws.resources._iam import document, dumps
 from kubeaws.resources.base import Desired, Diff, Kind, Observed
-from kubeaws.resources.oidc_provider import partition
 from kubeaws.resources.registry import register
 
 NOT_FOUND = ("NotFoundException",)
@@ -47,7 +47,7 @@ def root_policy(account_id: str, region: str = "us-east-1") -> dict[str, Any]:
     """The key policy allowing the account root every KMS action (IAM policies then grant the rest)."""
     return {"Version": "2012-10-17", "Id": "kubeaws", "Statement": [
         {"Sid": "EnableIamPolicies", "Effect": "Allow",
-         "Principal": {"AWS": f"arn:{partition(region)}:iam::{account_id}:root"},
+         "Principal": {"AWS": f"arn:{partition_of(region)}:iam::{account_id}:root"},
          "Action": "kms:*", "Resource": "*"}]}
 
 

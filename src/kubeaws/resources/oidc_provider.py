@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from kubeaws import partition
 from kubeaws.aws.errors import is_already_exists
 from kubeaws.aws.retry import retry_on_codes
 from kubeaws.aws.session import AwsContext
@@ -32,7 +33,7 @@ from kubeaws.resources.base import Desired, Diff, Kind, Observed
 from kubeaws.resources.registry import register
 
 EKS_ROOT_CA_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
-STS_AUDIENCE = "sts.amazonaws.com"
+STS_AUDIENCE = partition.STS_AUDIENCE
 #: DeleteOpenIDConnectProvider's in-use answer: another change to the provider in flight.
 IN_USE = ("ConcurrentModification",)
 
@@ -41,10 +42,6 @@ def host_path(url: str) -> str:
     """`https://oidc.eks.us-east-1.amazonaws.com/id/ABC` -> `oidc.eks.us-east-1.amazonaws.com/id/ABC`
     (how IAM names the provider in its ARN and answers its Url)."""
     return url.split("://", 1)[-1].rstrip("/")
-
-
-def partition(region: str) -> str:
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 @register
@@ -103,7 +100,8 @@ class OidcProvider(Kind):
         except ClientError as exc:
             if not is_already_exists(exc):
                 raise
-            arn = f"arn:{partition(ctx.region)}:iam::{ctx.account_id()}:oidc-provider/{host_path(url)}"
+            arn = partition.arn(partition.partition_of(ctx.region), "iam", f"oidc-provider/{host_path(url)}",
+                                account=ctx.account_id())
             found = self._get(ctx, arn)
             tags = tag_dict((found or {}).get("Tags"))
             if found is None or not is_owned_by(tags, ctx.cluster):
