@@ -40,7 +40,8 @@ from typing import Any
 FAULTS = ("drop-before", "drop-after", "error-500", "forward-500", "throttle")
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer",
                         "upgrade", "content-length"})
-JSON_SERVICES = frozenset({"kms", "ssm", "eks", "logs", "secretsmanager"})
+#: Services answering in the JSON protocol, by their signing name (the Resource Groups Tagging API signs as "tagging").
+JSON_SERVICES = frozenset({"kms", "ssm", "eks", "logs", "secretsmanager", "tagging"})
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
 
 
