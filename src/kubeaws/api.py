@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from kubeaws.aws.retry import RetryPolicy
 from kubeaws.aws.session import AwsContext, settings_from_env
 from kubeaws.engine import apply as _apply
+from kubeaws.engine.observe import Observation
 from kubeaws.engine.plan import PlanState, make_plan
 from kubeaws.engine.status import cluster_status
 from kubeaws.engine.types import ApplyResult, Plan, StatusReport
@@ -65,18 +66,22 @@ def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | Plan
 
 
 def delete(spec: ClusterSpec, ctx: AwsContext | None = None, *, on_event: _apply.EventSink | None = None,
-           max_workers: int = 8) -> ApplyResult:
+           max_workers: int = 8, observation: Observation | None = None) -> ApplyResult:
     """Delete everything kubeaws created for the cluster, and what the cluster's controllers made (Service load
     balancers and their security groups, EBS CSI volumes and snapshots); brought resources only lose the
-    `shared` tag."""
+    `shared` tag. `observation`: the cluster as already read (`status(spec, ctx, every_kind=True)
+    .observation`), so that it is not read again; None reads it."""
     ctx = ctx or connect(spec)
-    return _apply.destroy(ctx, build(spec), on_event, max_workers)
+    return _apply.destroy(ctx, build(spec), on_event, max_workers, observation=observation)
 
 
-def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made: bool = True) -> StatusReport:
+def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made: bool = True,
+           every_kind: bool = False) -> StatusReport:
     """What exists for the cluster and how many changes are pending; with `controller_made`, also what the
-    cluster's controllers made (`report.controller_made`), which `delete` removes too."""
-    return cluster_status(build(spec), ctx or connect(spec), controller_made)
+    cluster's controllers made (`report.controller_made`), which `delete` removes too; with `every_kind`,
+    owned resources of every kind whatever the spec's mode (as delete sees them: `report.observation` can then
+    be passed to `delete`)."""
+    return cluster_status(build(spec), ctx or connect(spec), controller_made, every_kind)
 
 
 # -- the cluster lock (kubeaws.lock) ----------------------------------------------------------------------

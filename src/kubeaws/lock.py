@@ -121,6 +121,9 @@ class ClusterLock:
         self.holder = Holder(uuid.uuid4().hex, command, socket.gethostname(), _user(), os.getpid(), now, now)
         self.etag: str | None = None
         self.lost = False
+        #: Whether another run held the lock when this one asked for it (waited for, or taken over stale):
+        #: then what was read of the cluster before `acquire` may be stale (kubeaws delete reads it again).
+        self.contended = False
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -154,6 +157,7 @@ class ClusterLock:
         if etag is None:
             return holder  # someone else took it over first
         self.etag = etag
+        self.contended = True
         self.say(f"took over a stale lock: {holder.describe(self.clock())} (not renewed for over "
                  f"{self.stale_after:.0f}s: that run is gone)")
         return None
@@ -167,6 +171,7 @@ class ClusterLock:
             holder = self.try_acquire()
             if holder is None:
                 break
+            self.contended = True
             now = self.clock()
             if now >= deadline:
                 raise LockHeld(

@@ -223,7 +223,10 @@ def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Outpu
 
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
-        report = api.status(spec, ctx)
+        # One read of the cluster serves the preview and the delete. It is made before the lock is held (the
+        # preview and the confirmation come first): when another run held the lock meanwhile (waited for, or
+        # taken over stale), it may have changed the cluster, and only then does the delete read it again.
+        report = api.status(spec, ctx, every_kind=True)
         preview = Out("text") if out.json and not yes else out
         if out.json and not yes:
             preview.stdout = preview.stderr
@@ -241,7 +244,8 @@ def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Outpu
                     lock.stop_renewing()  # the lock goes with its bucket: no renewal may write into it now
                 progress(event)
 
-            result = api.delete(spec, ctx, on_event=sink)
+            fresh = lock is None or not lock.contended
+            result = api.delete(spec, ctx, on_event=sink, observation=report.observation if fresh else None)
         if out.json:
             out.emit_json(result.to_dict())
         else:

@@ -1,15 +1,21 @@
 """The executor: runs a plan's creates/updates/replacements on a bounded thread pool as soon as each
-resource's dependencies are done, then its deletes in reverse rank order; and tears a whole cluster down.
+resource's dependencies are done, then its deletes on the delete graph; and tears a whole cluster down.
 
 Every resource is reported through `on_event` (started / done / failed / skipped). With one worker, changes
 run one at a time in the graph's order, so a run's AWS calls come in the same order every time. A failure stops only
 what depends on the failed resource; the result says what was done and what was not, and running the same
 command again finishes the job (every step is idempotent: resources are found again by their tags).
 
+Deletes run on the dependency graph of what actually exists (engine.delete_order: references between the
+observed resources, the kinds' ranks where none is known): each deletion starts as soon as everything that
+must go before it is gone, e.g. a subnet as soon as the instances, NAT gateways, load balancers and route
+tables naming it are, not when a whole rank is. A failed deletion skips only what waits for it.
+
 `destroy` also deletes what the cluster's own controllers made (resources/controller_made.py: Service load
-balancers and their security groups, EBS CSI volumes and snapshots), each kind at its rank in the same
-rank-by-rank delete, so the load balancers are gone before the subnets, groups and VPC they would block. An
-apply (`execute`) never observes those, so never deletes them.
+balancers and their security groups, EBS CSI volumes and snapshots), in the same delete graph, so the load
+balancers are gone before the subnets, groups and VPC they would block. An apply (`execute`) never observes
+those, so never deletes them. Both run on one thread pool (engine.schedule) whose tasks use the context's
+shared clients: one botocore client per service for the whole command.
 
 Called by the public API (kubeaws.api.apply / delete).
 """
@@ -19,7 +25,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,8 +32,10 @@ from botocore.exceptions import ClientError
 from kubeaws.aws.retry import error_code
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import k8s_cluster_tag
+from kubeaws.engine import delete_order
 from kubeaws.engine.observe import Observation, observe
 from kubeaws.engine.plan import PlanState
+from kubeaws.engine.schedule import run_dag
 from kubeaws.engine.types import Action, ApplyResult, Change, Event, EventState
 from kubeaws.errors import KubeawsError, OwnershipError
 from kubeaws.model.graph import Graph
@@ -126,7 +133,7 @@ def execute(state: PlanState, ctx: AwsContext, on_event: EventSink | None = None
                      describe_error(exc))
             raise
 
-    failed = _run_graph(state.graph, changes, run, rep, max_workers)
+    failed = _run_graph(state.graph, changes, run, rep, ctx, max_workers)
     if not failed:
         deletes = [c for c in state.plan.changes if c.action == "delete"] + replaced_old
         _run_deletes(ctx, deletes, rep, max_workers)
@@ -139,106 +146,65 @@ def execute(state: PlanState, ctx: AwsContext, on_event: EventSink | None = None
 
 
 def _run_graph(graph: Graph, changes: dict[str, Change], run: Callable[[Change], None], rep: _Reporter,
-               max_workers: int) -> set[str]:
-    """Run `run` for every change once its dependencies succeeded; return the keys that failed or were
-    skipped because a dependency failed. With `max_workers` 1, one change at a time in the graph's
-    topological order: the same AWS calls in the same order on every run (what a fault-injection test that
-    kills the process at its k-th call needs)."""
+               ctx: AwsContext, max_workers: int) -> set[str]:
+    """Run `run` for every change once its dependencies succeeded (engine.schedule); return the keys that
+    failed or were skipped because a dependency failed. With `max_workers` 1, one change at a time in the
+    graph's topological order."""
     deps = {key: {d for d in graph[key].refs() if d in changes} for key in changes}
-    if max_workers <= 1:
-        return _run_in_order([k for k in graph.topological() if k in changes], changes, deps, run, rep)
-    done: set[str] = set()
-    bad: set[str] = set()
-    running: dict[Future[None], str] = {}
-    remaining = set(changes)
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        while remaining or running:
-            for key in sorted(remaining):
-                if deps[key] & bad:
-                    remaining.discard(key)
-                    bad.add(key)
-                    c = changes[key]
-                    if c.action != "noop":
-                        rep.emit(c.kind, c.name, c.action, "skipped", rid=c.id,
-                                 error="not run: " + ", ".join(sorted(deps[key] & bad)) + " failed")
-                elif deps[key] <= done:
-                    remaining.discard(key)
-                    running[pool.submit(run, changes[key])] = key
-            if not running:
-                if remaining:  # only possible with a dependency outside the plan: treat as blocked
-                    bad.update(remaining)
-                    remaining.clear()
-                break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                key = running.pop(fut)
-                if fut.exception() is not None:
-                    bad.add(key)
-                else:
-                    done.add(key)
-    return bad
 
-
-def _run_in_order(order: list[str], changes: dict[str, Change], deps: dict[str, set[str]],
-                  run: Callable[[Change], None], rep: _Reporter) -> set[str]:
-    """`_run_graph` on the calling thread, in `order` (dependencies first)."""
-    bad: set[str] = set()
-    for key in order:
+    def skip(key: str, failed: set[str]) -> None:
         c = changes[key]
-        if deps[key] & bad:
-            bad.add(key)
-            if c.action != "noop":
-                rep.emit(c.kind, c.name, c.action, "skipped", rid=c.id,
-                         error="not run: " + ", ".join(sorted(deps[key] & bad)) + " failed")
-            continue
-        try:
-            run(c)
-        except Exception:
-            bad.add(key)
-    return bad
+        if c.action != "noop":
+            rep.emit(c.kind, c.name, c.action, "skipped", rid=c.id, error="not run: " + ", ".join(sorted(failed))
+                     + " failed")
+
+    order = [k for k in graph.topological() if k in changes]
+    return run_dag(order, deps, lambda key: run(changes[key]), skip, ctx, max_workers)
 
 
 def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_workers: int,
                  kinds: Mapping[str, Kind | ControllerKind] | None = None) -> bool:
-    """Delete resources rank by rank (highest first), each rank in parallel. Stop after a rank with a
-    failure: lower ranks (VPC, subnets...) cannot go while their dependants remain. `kinds`: who deletes
-    each kind (default: the registry)."""
+    """Delete resources on the delete graph (engine.delete_order): each deletion starts as soon as every
+    deletion it waits for is done; one that waits for a failed deletion is skipped (and what waits for it),
+    the others go on. True when every deletion succeeded. `kinds`: who deletes each kind (default: the
+    registry)."""
     kinds = kinds if kinds is not None else registry.kinds()
-    by_rank: dict[int, list[Change]] = {}
-    for c in deletes:
-        by_rank.setdefault(kinds[c.kind].rank, []).append(c)
-    ok = True
-    for rank in sorted(by_rank, reverse=True):
-        group = by_rank[rank]
-        if not ok:
-            for c in group:
-                rep.emit(c.kind, c.name, "delete", "skipped", rid=c.id,
-                         error="not run: an earlier deletion failed")
-            continue
+    by_key = {delete_order.node_key(c): c for c in deletes}
 
-        def one(c: Change) -> bool:
-            assert c.actual is not None
-            t0 = time.monotonic()
-            rep.emit(c.kind, c.name, "delete", "started", rid=c.id)
-            try:
-                kinds[c.kind].delete(ctx, c.actual)
-            except Exception as exc:
-                rep.emit(c.kind, c.name, "delete", "failed", time.monotonic() - t0, c.id, describe_error(exc))
-                return False
-            rep.emit(c.kind, c.name, "delete", "done", time.monotonic() - t0, c.id)
-            return True
+    def rank(kind: str) -> int:
+        return kinds[kind].rank
 
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            ok = all(list(pool.map(one, group)))
-    return ok
+    deps = delete_order.waits_for(list(by_key.values()), rank)
+
+    def one(key: str) -> None:
+        c = by_key[key]
+        assert c.actual is not None
+        t0 = time.monotonic()
+        rep.emit(c.kind, c.name, "delete", "started", rid=c.id)
+        try:
+            kinds[c.kind].delete(ctx, c.actual)
+        except Exception as exc:
+            rep.emit(c.kind, c.name, "delete", "failed", time.monotonic() - t0, c.id, describe_error(exc))
+            raise
+        rep.emit(c.kind, c.name, "delete", "done", time.monotonic() - t0, c.id)
+
+    def skip(key: str, failed: set[str]) -> None:
+        c = by_key[key]
+        names = ", ".join(sorted(f"{by_key[f].kind}/{by_key[f].name}" for f in failed))
+        rep.emit(c.kind, c.name, "delete", "skipped", rid=c.id, error=f"not run: waits for {names}, not deleted")
+
+    bad = run_dag(delete_order.order(deps, rank), deps, one, skip, ctx, max_workers)
+    return not bad
 
 
 def destroy(ctx: AwsContext, graph: Graph | None, on_event: EventSink | None = None,
             max_workers: int = 8, observation: Observation | None = None) -> ApplyResult:
     """Delete every resource tagged as owned by the cluster (whatever the spec says now) and what the
-    cluster's controllers made, in reverse rank order, then remove the `shared` tag from brought resources.
-    Brought resources are never deleted. An `observation` given must have been made with
-    `controller_made_too` for the controllers' resources to go too."""
+    cluster's controllers made, on the delete graph, then remove the `shared` tag from brought resources.
+    Brought resources are never deleted. `observation`: the cluster as read by the caller (e.g. for the
+    delete's preview: `observe(ctx, graph, every_kind=True, controller_made_too=True)`), used instead of a
+    read of its own; without `every_kind`, kinds outside the spec's mode are not deleted, and without
+    `controller_made_too`, neither is what the controllers made."""
     started = time.monotonic()
     result = ApplyResult(cluster=ctx.cluster, operation="delete")
     rep = _Reporter(result, on_event)

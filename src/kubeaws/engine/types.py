@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kubeaws.resources.base import Desired, Observed, Ref, Unknown
+
+if TYPE_CHECKING:
+    from kubeaws.engine.observe import Observation
 
 Action = Literal["create", "update", "replace", "delete", "noop"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "noop")
@@ -157,6 +160,9 @@ class StatusReport:
     pending_changes: int
     plan_summary: dict[str, int]
     controller_made: list[Observed] = field(default_factory=list)
+    #: The observation the report was made from, for `kubeaws delete` to delete what its preview showed
+    #: without reading the cluster again. Not part of `to_dict`.
+    observation: Observation | None = field(default=None, repr=False, compare=False)
 
     def by_kind(self) -> dict[str, list[Observed]]:
         return _by_kind(self.resources)
