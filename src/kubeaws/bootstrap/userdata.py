@@ -36,6 +36,9 @@ USER_DATA_LIMIT = 16384
 LIB_DIR = "/usr/local/lib/kubeaws"
 AWSCLI_PIP = "awscli==1.36.40"
 PKGS_K8S_IO = "https://pkgs.k8s.io"
+#: The Python package index the AWS CLI comes from where the OS has no awscli package (Ubuntu 24.04); with
+#: `mirrors.packages` set, `<packages>/pypi.org/simple/` (docs/kubeadm.md, "Mirrors").
+PYPI_SIMPLE = "https://pypi.org/simple/"
 
 
 def sh(value: object) -> str:
@@ -112,6 +115,7 @@ def _common_context(spec: ClusterSpec, role: Role, bucket: str) -> dict[str, Any
         "k8s_patch": versions.kubernetes_patch(minor), "pkg_base": package_base(spec),
         "pause_image": versions.mirror_image(versions.pause_image(minor), mirror),
         "image_mirror": mirror or "", "awscli_pip": AWSCLI_PIP,
+        "awscli_index": _mirrored_url(spec, PYPI_SIMPLE) if body.mirrors.packages else "",
     }
 
 

@@ -257,7 +257,10 @@ class EtcdBackupSpec(_Model):
 
 class MirrorsSpec(_Model):
     image_repository: str | None = Field(default=None, description="Registry prefix for every image.")
-    packages: str | None = Field(default=None, description="Base URL mirroring the Kubernetes packages.")
+    packages: str | None = Field(default=None, description=(
+        "Base URL every boot-time download goes through; it serves `core:/stable:/v<minor>/deb/` (the pkgs.k8s.io "
+        "apt repository), `pypi.org/simple/` (awscli and its dependencies, for Ubuntu 24.04) and "
+        "`<host>/<path>` of each pinned upstream file (docs/kubeadm.md, \"Mirrors\")."))
 
 
 class IamSpec(_Model):
