@@ -354,7 +354,10 @@ class Kubeadm:
         return node
 
     def phase_wait_control_plane(self, command: str, sub: str) -> None:
-        for _ in range(100):
+        # kubeadm waits 4 minutes for the control plane; real etcd on a loaded 2-core machine may take more
+        # than a few seconds to elect a leader, so this waits long enough never to fail for slowness alone.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
             if self.host.api() is not None:
                 return
             time.sleep(0.1)
