@@ -43,7 +43,7 @@ def moto_server() -> Iterator[str]:
 
 def reset_moto(url: str) -> None:
     req = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10)
+    urllib.request.urlopen(req, timeout=120)  # a loaded 2-core machine may take a while to wipe moto
 
 
 @pytest.fixture
