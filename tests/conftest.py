@@ -9,6 +9,7 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,22 @@ def make_ctx(endpoint: str, cluster: str = "dev", region: str = REGION) -> AwsCo
 def ctx(endpoint: str) -> AwsContext:
     """An AwsContext for cluster "dev" on the reset moto server, with fast retries."""
     return make_ctx(endpoint)
+
+
+@pytest.fixture
+def world_factory(tmp_path: Path, endpoint: str) -> Iterator[Any]:
+    """The bootstrap sandbox's worlds (tests/sandbox/world.py): `make(**spec)` applies a cluster of the spec
+    on the moto server and boots its hosts; every world made is closed after the test."""
+    from tests.sandbox.world import World
+
+    worlds: list[World] = []
+
+    def make(**spec: Any) -> World:
+        world = World(tmp_path / str(len(worlds)), endpoint, **spec)
+        worlds.append(world)
+        world.apply()
+        return world
+
+    yield make
+    for world in worlds:
+        world.close()

@@ -17,7 +17,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +30,6 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs bash, loo
 ETCDCTL = ETCD_DIR / "etcdctl"
 GROUP = {"name": "general", "instanceTypes": ["m5.large"], "size": {"min": 1, "desired": 1, "max": 2},
          "labels": {"team": "a"}, "maxPods": 58}
-
-
-@pytest.fixture
-def world_factory(tmp_path: Path, endpoint: str) -> Iterator[Any]:
-    worlds: list[World] = []
-
-    def make(**spec: Any) -> World:
-        world = World(tmp_path / str(len(worlds)), endpoint, **spec)
-        worlds.append(world)
-        world.apply()
-        return world
-
-    yield make
-    for world in worlds:
-        world.close()
 
 
 def etcd_members(host: Host) -> list[dict[str, Any]]:

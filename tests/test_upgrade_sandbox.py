@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,21 +31,6 @@ from tests.test_bootstrap_sandbox import GROUP, api_of, assert_booted, etcd_memb
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs bash, loopback addresses and e2fsprogs")
 NEW = "v" + versions.kubernetes_patch("1.32")
-
-
-@pytest.fixture
-def world_factory(tmp_path: Path, endpoint: str) -> Iterator[Any]:
-    worlds: list[World] = []
-
-    def make(**spec: Any) -> World:
-        world = World(tmp_path / str(len(worlds)), endpoint, **spec)
-        worlds.append(world)
-        world.apply()
-        return world
-
-    yield make
-    for world in worlds:
-        world.close()
 
 
 def bump(world: World, version: str) -> None:
