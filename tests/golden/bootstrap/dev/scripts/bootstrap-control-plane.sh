@@ -661,8 +661,16 @@ remove_previous_member() {
   [[ -n "$previous" ]] || return 0
   if etcd_members "$HEALTHY_PEER" | awk -v id="$previous" '$1 == id {found = 1} END {exit !found}'; then
     log "removing etcd member $previous (member $MEMBER's previous incarnation) before joining"
-    etcdctl_run --endpoints "$HEALTHY_PEER" member remove "$previous" >/dev/null
+    retry "the removal of etcd member $previous" remove_member "$HEALTHY_PEER" "$previous"
   fi
+}
+
+# remove_member ENDPOINT ID: gone already, or removed now. etcd refuses a removal ("unhealthy cluster") until the
+# members that stay have all been connected for a few seconds (its strict reconfiguration check), which is the
+# case just after a peer restarted: the caller retries.
+remove_member() {
+  etcd_members "$1" | awk -v id="$2" '$1 == id {found = 1} END {exit !found}' || return 0
+  etcdctl_run --endpoints "$1" member remove "$2" >/dev/null
 }
 
 join_control_plane() {
