@@ -126,7 +126,13 @@ def test_build_iam_brought_roles() -> None:
     refs = build_iam(b, BUCKET)
     assert b.graph["IamRole/control-plane"].brought_id == arn
     assert b.graph["IamRole/node"].brought_id == "nodes" and b.graph["IamRole/node"].props == {}
-    assert b.graph["InstanceProfile/node"].brought_id is None, "the profile around a brought role is ours"
+    # The profile the brought role is already in (found at plan time), else ours around it.
+    profile = b.graph["InstanceProfile/node"]
+    assert profile.brought_id == "role:nodes" and profile.props == {}
+    assert profile.fallback is not None and profile.fallback.brought_id is None
+    assert profile.fallback.props["name"] == "dev-node" and profile.fallback.props["path"] == "/kubeaws/dev/"
+    assert profile.refs() == {"IamRole/node"}
+    assert b.graph["InstanceProfile/control-plane"].brought_id == f"role:{arn}"
     assert refs.node_role_arn == Ref("IamRole", "node", "arn")
 
 

@@ -1,6 +1,7 @@
-"""The planner: for every desired resource, find it (by ID if brought, else by its ownership tags) and diff
-it field by field; owned resources that are no longer desired (or duplicates) are planned for deletion.
-Plan = find + diff, no change is made.
+"""The planner: for every desired resource, find it (by ID if brought, else by its ownership tags; a brought
+one that is not there and has a `fallback` is planned as that owned resource) and diff it field by field;
+owned resources that are no longer desired (or duplicates) are planned for deletion. Plan = find + diff, no
+change is made.
 
 Given the spec, a plan also says why launch templates and Auto Scaling groups change (engine.why: one
 read per changed launch template) and the roll it implies (engine.rollout_preview); it always notes what
@@ -72,9 +73,12 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         return value
 
     duplicates: list[Observed] = []
+    brought_notes: list[str] = []
     for key in graph.topological():
         desired = graph[key]
         kind = kinds[desired.kind]
+        if desired.brought_id and desired.fallback is not None and desired.brought_id not in obs.brought:
+            desired = desired.fallback  # nothing to bring: the owned resource of the same key
         if desired.brought_id:
             actual = obs.brought.get(desired.brought_id)
             if actual is None:
@@ -85,6 +89,8 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
             diff = kind.diff(actual, desired)
             changes.append(Change("update" if diff else "noop", desired.kind, desired.name, actual.id, diff,
                                   desired, actual, reason="brought: tags only"))
+            if actual.attrs.get("plan_note"):  # how a brought resource is used, when the spec does not say it
+                brought_notes.append(str(actual.attrs["plan_note"]))
             continue
         candidates = [c for c in by_key.pop(key, []) if c.state not in kind.gone_states]
         resolved = desired.resolved(resolve)
@@ -135,7 +141,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         if gone.logical_key:
             names.setdefault(gone.id, gone.logical_key.replace("SecurityGroupRules/", "SecurityGroup/"))
     plan = Plan(cluster=graph.cluster, changes=changes, names=names, warnings=list(obs.warnings),
-                notes=why.ignored_notes(changes, resolved_of))
+                notes=brought_notes + why.ignored_notes(changes, resolved_of))
     if spec is not None:
         why.explain_templates(ctx, changes, resolved_of, names)
         for change in changes:

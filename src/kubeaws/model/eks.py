@@ -19,6 +19,7 @@ from kubeaws.errors import SpecError
 from kubeaws.model.common import Builder
 from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
 from kubeaws.model.flows import CONTROL_PLANE, NODES
+from kubeaws.model.iam import instance_profile
 from kubeaws.model.images import architecture
 from kubeaws.model.irsa import build_irsa
 from kubeaws.model.maxpods import check_max_pods, effective_max_pods
@@ -83,8 +84,7 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     cluster_role = _role(b, "eks-cluster", "eks", cluster_policies(partition), body.iam.control_plane_role)
     node_role = _role(b, "node", "ec2", node_policies(partition), body.iam.node_role)
     node_role_arn = Ref(node_role.kind, node_role.name, "arn")
-    b.owned("InstanceProfile", "node", {"name": b.display("node"), "path": f"/kubeaws/{b.cluster}/",
-                                        "role_name": Ref(node_role.kind, node_role.name, "name")})
+    instance_profile(b, "node", node_role, body.iam.node_role)
 
     key_arn: str | Ref | None = None
     if body.eks.encryption.enabled:

@@ -1,6 +1,7 @@
 """IAM builder (mode kubeadm): the control-plane and node roles with least-privilege inline policies, and the
 instance profiles wrapping them; or, for roles the user brings (`iam.controlPlaneRole` / `iam.nodeRole`,
-a name or ARN), a brought IamRole and an owned InstanceProfile around it.
+a name or ARN), a brought IamRole and the instance profile it is already in (else an owned one around it:
+`instance_profile`).
 
 Each policy is a pure function returning the policy dict (unit-tested). Called by the kubeadm model wiring
 (`model.build`) before the state bucket (model/state.py), whose policy needs the role ARNs.
@@ -12,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubeaws.aws.tags import K8S_CLUSTER_PREFIX, k8s_cluster_tag
+from kubeaws.aws.tags import K8S_CLUSTER_PREFIX, k8s_cluster_tag, owned_tags
 from kubeaws.model.common import Builder
 from kubeaws.model.flows import CONTROL_PLANE, NODES
 from kubeaws.model.irsa import cluster_autoscaler_policy
 from kubeaws.partition import arn, managed_policy, partition_of, service_principal
-from kubeaws.resources.base import Computed, Ref
-from kubeaws.resources.instance_profile import profile_name
+from kubeaws.resources.base import Computed, Desired, Ref
+from kubeaws.resources.instance_profile import profile_name, role_profile_id
 
 ECR_READ_ONLY_NAME = "AmazonEC2ContainerRegistryReadOnly"
 #: The ECR read-only managed policy in the commercial partition (`managed_policy` for the others).
@@ -256,6 +257,21 @@ def node_policy(cluster: str, bucket: str, partition: str = "aws") -> dict[str, 
 POLICIES: dict[str, Callable[..., dict[str, Any]]] = {"control-plane": control_plane_policy, "node": node_policy}
 
 
+def instance_profile(b: Builder, logical: str, role: Ref, brought_role: str | None) -> Ref:
+    """The instance profile `InstanceProfile/<logical>` around `role`: owned (`<cluster>-<logical>` at
+    `/kubeaws/<cluster>/`) for a role kubeaws makes; for a brought role, the profile the role is already in
+    (found at plan time, read-only; never changed nor deleted), with the owned one as the fallback when the
+    role is in none (resources/instance_profile.py). Used by both modes (EKS: the self-managed nodes')."""
+    props = {"name": profile_name(b.cluster, logical), "path": f"/kubeaws/{b.cluster}/",
+             "role_name": Ref(role.kind, role.name, "name")}
+    if not brought_role:
+        return b.owned("InstanceProfile", logical, props)
+    owned = Desired("InstanceProfile", logical, props, tags=owned_tags(
+        b.cluster, "InstanceProfile", logical, b.display(logical), b.spec.spec.tags))
+    b.graph.add(Desired("InstanceProfile", logical, {}, brought_id=role_profile_id(brought_role), fallback=owned))
+    return Ref("InstanceProfile", logical)
+
+
 def build_iam(b: Builder, bucket: Ref | Computed | str) -> IamRefs:
     """The two roles (owned or brought) and their instance profiles; `bucket` is the state bucket name."""
     iam = b.spec.spec.iam
@@ -277,8 +293,7 @@ def build_iam(b: Builder, bucket: Ref | Computed | str) -> IamRefs:
                 "inline_policies": {f"kubeaws-{logical}": policy},
                 "managed_policy_arns": [managed_policy(partition, ECR_READ_ONLY_NAME)],
             })
-        b.owned("InstanceProfile", logical, {
-            "name": name, "path": path, "role_name": Ref(role.kind, role.name, "name")})
+        instance_profile(b, logical, role, brought[logical])
         arns[logical] = Ref(role.kind, role.name, "arn")
     return IamRefs(
         control_plane_profile=Ref("InstanceProfile", "control-plane", "name"),

@@ -97,7 +97,9 @@ class Desired:
     is the graph key and is written to the `kubeaws.io/resource` tag so the resource can be found again.
     `brought_id` marks a resource the user brings: it is looked up by ID, only tagged `shared`, and never
     modified otherwise nor deleted. `create_only` props are used on create but not diffed afterwards (e.g.
-    an AMI resolved from a moving SSM parameter).
+    an AMI resolved from a moving SSM parameter). `fallback` (brought resources only): the owned resource, of
+    the same key, that the planner uses instead when `get` finds nothing for `brought_id` (e.g. the instance
+    profile of a brought role: the role's own profile when it has one, else one kubeaws makes).
     """
 
     kind: str
@@ -107,15 +109,19 @@ class Desired:
     brought_id: str | None = None
     depends_on: tuple[str, ...] = ()
     create_only: frozenset[str] = frozenset()
+    fallback: Desired | None = None
 
     @property
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
 
     def refs(self) -> set[str]:
-        """Keys of every resource this one depends on: Refs anywhere in props, plus `depends_on`."""
+        """Keys of every resource this one depends on: Refs anywhere in props, plus `depends_on` (the
+        fallback's too: either may be the one applied)."""
         found: set[str] = set(self.depends_on)
         walk(self.props, lambda v: found.add(v.key) if isinstance(v, Ref) else None)
+        if self.fallback is not None:
+            found |= self.fallback.refs()
         return found
 
     def resolved(self, resolve: Callable[[Any], Any]) -> Desired:

@@ -6,6 +6,14 @@ no tags, so ownership comes from the path and the logical name from the profile 
 diff tags (they are still written by CreateInstanceProfile). create = CreateInstanceProfile (tags) +
 AddRoleToInstanceProfile; update swaps the role.
 
+A brought role's profile (`iam.nodeRole` / `iam.controlPlaneRole`): the model brings `role:<role name or
+ARN>` (`role_profile_id`) with an owned profile as its `fallback`. `get` (read-only, ONE
+ListInstanceProfilesForRole per role) answers with the role's own profile when it has one that no kubeaws
+cluster made (path outside `/kubeaws/`; the one named like the role first, else the first by name): it is
+then used as it is, never changed, tagged nor deleted, and the plan says so in its notes. It answers nothing
+when the role has none, or when it is already in this cluster's profile (made before, by kubeaws: kept, so
+that a cluster made by an earlier kubeaws does not switch profiles); the planner then plans the fallback.
+
 A new profile takes a few seconds to be usable by EC2 ("Invalid IAM Instance Profile"): kinds that launch
 instances retry `is_propagation_error` failures, or call `wait_for_instance_profile` first.
 Called by the engine through the registry, and by the compute kinds for the propagation helpers.
@@ -21,14 +29,35 @@ from kubeaws.aws.retry import retry_on_codes, wait_until
 from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG, k8s_cluster_tag, tag_list
 from kubeaws.errors import OwnershipError
-from kubeaws.resources._iam import NOT_FOUND, cluster_path, ignoring_missing, while_propagating
+from kubeaws.resources._iam import NOT_FOUND, cluster_path, ignoring_missing, name_from, while_propagating
 from kubeaws.resources.base import Desired, Diff, Kind, Observed
 from kubeaws.resources.registry import register
+
+#: Prefix of a brought profile's ID: `role:<role name or ARN>`, the profile the role is in.
+ROLE_PROFILE = "role:"
+#: IAM path prefix of everything kubeaws makes (`/kubeaws/<cluster>/`).
+KUBEAWS_PATH = "/kubeaws/"
 
 
 def profile_name(cluster: str, logical: str) -> str:
     """The instance profile (and role) name for a logical name: `<cluster>-<logical>`."""
     return f"{cluster}-{logical}"
+
+
+def role_profile_id(role: str) -> str:
+    """The brought ID of the instance profile a brought role (name or ARN) is in."""
+    return f"{ROLE_PROFILE}{role}"
+
+
+def pick_role_profile(cluster: str, role: str, profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Which of the role's profiles (ListInstanceProfilesForRole) the cluster uses as brought: None when one
+    is this cluster's own (kept) or when none was made outside kubeaws; else the one named like the role (the
+    console's convention), else the first by name."""
+    if any(p.get("Path") == cluster_path(cluster) for p in profiles):
+        return None
+    theirs = sorted((p for p in profiles if not str(p.get("Path", "/")).startswith(KUBEAWS_PATH)),
+                    key=lambda p: (p["InstanceProfileName"] != role, p["InstanceProfileName"]))
+    return theirs[0] if theirs else None
 
 
 def is_propagation_error(exc: BaseException) -> bool:
@@ -60,6 +89,7 @@ class InstanceProfile(Kind):
     rank = 13
     immutable = frozenset({"name", "path"})
     taggable = False  # IAM listings return no tags: ownership is the path, tags are not diffed
+    supports_brought = True  # only as `role:<role>` (the profile a brought role is in), see the module doc
 
     def observe(self, ctx: AwsContext, profile: dict[str, Any]) -> Observed:
         name = profile["InstanceProfileName"]
@@ -74,6 +104,27 @@ class InstanceProfile(Kind):
         path = cluster_path(ctx.cluster)
         profiles = ctx.paginate("iam", "list_instance_profiles", "InstanceProfiles", PathPrefix=path)
         return [self.observe(ctx, p) for p in profiles if p.get("Path") == path]
+
+    def get(self, ctx: AwsContext, ids: list[str]) -> list[Observed]:
+        """The profiles brought roles are in (`role:<name or ARN>`), as `pick_role_profile` chooses them:
+        ONE ListInstanceProfilesForRole per role, read-only. A missing role has none."""
+        found = []
+        for given in ids:
+            if not given.startswith(ROLE_PROFILE):
+                continue  # a profile is brought only through its role
+            role = name_from(given.removeprefix(ROLE_PROFILE))
+            profiles = ignoring_missing(partial(ctx.paginate, "iam", "list_instance_profiles_for_role",
+                                                "InstanceProfiles", RoleName=role)) or []
+            chosen = pick_role_profile(ctx.cluster, role, profiles)
+            if chosen is None:
+                continue
+            name = chosen["InstanceProfileName"]
+            note = (f"IAM role {role} (brought) is already in instance profile {name}: its instances use that "
+                    "profile as it is (kubeaws neither changes nor deletes it)")
+            found.append(Observed(self.kind, given, {"name": name, "path": chosen.get("Path", "/"),
+                                                     "role_name": role},
+                                  attrs={"arn": chosen["Arn"], "name": name, "plan_note": note}))
+        return found
 
     def find_conflict(self, ctx: AwsContext, desired: Desired) -> Observed | None:
         name = desired.props.get("name")
@@ -149,4 +200,5 @@ class InstanceProfile(Kind):
             timeout=ctx.policy.consistency_timeout, what=f"instance profile {name} to be free", policy=ctx.policy))
 
 
-__all__ = ["NOT_FOUND", "InstanceProfile", "is_propagation_error", "profile_name", "wait_for_instance_profile"]
+__all__ = ["NOT_FOUND", "InstanceProfile", "is_propagation_error", "pick_role_profile", "profile_name",
+           "role_profile_id", "wait_for_instance_profile"]
