@@ -37,7 +37,7 @@ FAKE_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS
 SDK_CHECK = """
 import sys
 from kubeaws.cli.main import main
-sys.argv = ["kubeaws", "render", "-f", sys.argv[1], "-o", sys.argv[2]]
+sys.argv = ["kubeaws", "render", "-f", sys.argv[1], "-d", sys.argv[2]]
 try:
     main()
 except SystemExit:
@@ -58,7 +58,7 @@ def render(runs: int) -> dict[str, Any]:
     for n in range(runs + 1):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.monotonic()
-            proc = subprocess.Popen([str(exe), "render", "-f", str(SPEC), "-o", out], stdout=subprocess.DEVNULL,
+            proc = subprocess.Popen([str(exe), "render", "-f", str(SPEC), "-d", out], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, env=env)
             _, status, usage = os.wait4(proc.pid, 0)
             if not n:

@@ -147,7 +147,7 @@ def test_render_writes_every_artifact_without_aws(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["render", "-f", str(EXAMPLES / "ha.yaml"), "-o", str(out)])
+    result = runner.invoke(app, ["render", "-f", str(EXAMPLES / "ha.yaml"), "-d", str(out)])
     assert result.exit_code == 0, both(result)
     assert calls == []
 

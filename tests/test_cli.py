@@ -54,7 +54,7 @@ def test_init_to_stdout() -> None:
 @pytest.mark.parametrize("mode", ["kubeadm", "eks"])
 def test_init_to_file_loads(tmp_path: Path, mode: str) -> None:
     target = tmp_path / "cluster.yaml"
-    result = invoke("init", "--name", "demo", "--region", "eu-west-1", "--mode", mode, "-o", str(target))
+    result = invoke("init", "--name", "demo", "--region", "eu-west-1", "--mode", mode, "-f", str(target))
     assert result.exit_code == 0, both(result)
     spec = load_spec(target)
     assert spec.metadata.name == "demo"
@@ -64,11 +64,11 @@ def test_init_to_file_loads(tmp_path: Path, mode: str) -> None:
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "cluster.yaml"
     target.write_text("keep me\n")
-    result = invoke("init", "--name", "demo", "--region", "us-east-1", "-o", str(target))
+    result = invoke("init", "--name", "demo", "--region", "us-east-1", "-f", str(target))
     assert result.exit_code != 0
     assert "--force" in result.stderr
     assert target.read_text() == "keep me\n"
-    forced = invoke("init", "--name", "demo", "--region", "us-east-1", "-o", str(target), "--force")
+    forced = invoke("init", "--name", "demo", "--region", "us-east-1", "-f", str(target), "--force")
     assert forced.exit_code == 0, both(forced)
     assert "kubeaws.io/v1alpha1" in target.read_text()
 
@@ -109,7 +109,7 @@ def test_missing_file_exit_2(tmp_path: Path) -> None:
 
 
 def test_bad_option_exit_2() -> None:
-    result = invoke("plan", "-f", str(DEV), "--output", "yaml")
+    result = invoke("plan", "-f", str(DEV), "--output", "xml")
     assert result.exit_code == 2
 
 

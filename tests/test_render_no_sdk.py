@@ -14,7 +14,7 @@ from tests.conftest import EXAMPLES, REPO
 PROGRAM = """
 import sys
 from kubeaws.cli.main import main
-sys.argv = ["kubeaws", "render", "-f", sys.argv[1], "-o", sys.argv[2]]
+sys.argv = ["kubeaws", "render", "-f", sys.argv[1], "-d", sys.argv[2]]
 try:
     main()
 except SystemExit as exc:

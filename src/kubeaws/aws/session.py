@@ -1,5 +1,6 @@
 """The AWS context every AWS call goes through: one boto3 client per thread and service, retries, call
-accounting (for the idempotence tests and the benchmark) and hooks (for fault-injection tests).
+accounting (for the idempotence tests and the benchmark), hooks (for fault-injection tests) and the call
+trace of `kubeaws -v` (`trace_calls`: one line per AWS request on stderr, with its outcome and duration).
 
 Created by the public API (`kubeaws.api`) from the CLI's options; passed to the engine and to every
 resource kind.
@@ -8,13 +9,15 @@ resource kind.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from kubeaws.aws.errors import already_done, pascal, repeatable
 from kubeaws.aws.retry import RetryPolicy, call_with_retry
@@ -55,6 +58,65 @@ class CallLog:
             self.counts.clear()
 
 
+class CallTrace:
+    """Writes one line per AWS request to a stream (`kubeaws -v`): `aws <service>.<Operation> <HTTP status>
+    [<error code>] <ms> ms`, or the exception's name when no answer came. Nothing from the request or the
+    answer is written but those (no parameters, no headers, no bodies: no secret can leak). Registered on
+    a botocore session: before-call starts the clock in the request's context, after-call and
+    after-call-error write the line. Thread-safe (one write per line)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def register(self, events: Any) -> None:
+        events.register("before-call", self._before)
+        events.register("after-call", self._after)
+        events.register("after-call-error", self._failed)
+
+    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["kubeaws_trace"] = (f"{model.service_model.service_name}.{model.name}", time.perf_counter())
+
+    @staticmethod
+    def _call(context: dict[str, Any]) -> str:
+        name, start = context.get("kubeaws_trace", ("?", None))
+        ms = f"{(time.perf_counter() - start) * 1000:.0f} ms" if start is not None else "? ms"
+        return f"{name} {{}} {ms}"
+
+    def _after(self, http_response: Any, parsed: Any, context: dict[str, Any], **_: Any) -> None:
+        status = str(getattr(http_response, "status_code", "?"))
+        if isinstance(parsed, dict) and (parsed.get("Error") or {}).get("Code"):
+            status += f" {parsed['Error']['Code']}"
+        self._write("aws " + self._call(context).format(status))
+
+    def _failed(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+        self._write("aws " + self._call(context).format(type(exception).__name__))
+
+    def _write(self, line: str) -> None:
+        stream = self.stream or sys.stderr
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+
+#: The trace every new AwsContext registers on its session (set by `trace_calls`), or None.
+_TRACE: CallTrace | None = None
+
+
+def trace_calls(stream: TextIO | None) -> None:
+    """Trace every AWS request of the AwsContexts created from now on to `stream` (sys.stderr at the time of
+    writing when `sys.stderr` is given); None stops tracing new contexts. Called by the CLI for `-v`."""
+    global _TRACE
+    _TRACE = None if stream is None else CallTrace(None if stream is sys.stderr else stream)
+
+
+def register_trace(events: Any) -> None:
+    """Register the active trace (if any) on a botocore session's or client's event system (for the few
+    sessions made outside an AwsContext, e.g. `kubeaws token`)."""
+    if _TRACE is not None:
+        _TRACE.register(events)
+
+
 @dataclass
 class AwsSettings:
     """Where and as whom to call AWS. `endpoint_url` None means the SDK's normal resolution (which already
@@ -87,6 +149,7 @@ class AwsContext:
 
         self._session = botocore.session.Session(profile=settings.profile)
         model_cache.install(self._session)  # parsed service models kept between runs (aws/model_cache.py)
+        register_trace(self._session)  # `kubeaws -v`: the session's events reach every client made from it
         self._local = threading.local()
         self._shared: dict[str, Any] = {}
         self._shared_lock = threading.Lock()

@@ -14,10 +14,20 @@ from typing import Annotated
 
 import typer
 
-from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, connect, load, run
+from kubeaws.cli.common import (
+    BadInput,
+    ClusterOptions,
+    LocalOpt,
+    OutputFormat,
+    OutputOpt,
+    ProfileOpt,
+    RegionOpt,
+    SpecFile,
+    connect,
+    load,
+    run,
+)
 from kubeaws.cli.output import Out
-
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +36,13 @@ def register(app: typer.Typer) -> None:
 
 
 def render(file: SpecFile,
-           out_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Directory to write into.")],
+           out_dir: Annotated[Path, typer.Option("--output-dir", "-d", help="Directory to write into.")],
            account_id: Annotated[str, typer.Option("--account-id", help="AWS account the state bucket name and "
                                                    "role ARNs are derived from (default: an example account).")] = "",
-           ) -> None:
+           output_format: OutputOpt = OutputFormat.text) -> None:
     """Write every generated artifact (user data, kubeadm configs or EKS aws-auth / access entries, scripts,
     manifests, policies) without touching AWS."""
-    out = Out("text")
+    out = Out(output_format.value)
 
     def body() -> int:
         from kubeaws.access import EXAMPLE_ACCOUNT, render_artifacts
@@ -47,6 +57,9 @@ def render(file: SpecFile,
             path.write_text(content)
             if rel.endswith(".sh"):
                 path.chmod(0o755)
+        if out.json:
+            out.emit({"cluster": spec.metadata.name, "directory": str(out_dir),
+                      "accountId": account_id or EXAMPLE_ACCOUNT, "files": sorted(files)})
         out.print(f"wrote {len(files)} files to {out_dir}")
         if not account_id:
             out.info(f"[dim]bucket names and role ARNs use the example account {EXAMPLE_ACCOUNT}; pass "
@@ -54,6 +67,43 @@ def render(file: SpecFile,
         return 0
 
     run(out, body)
+
+
+def kubeconfig_target(path: Path | None = None) -> Path:
+    """The kubeconfig file to write into: `path`, else the first file of $KUBECONFIG, else ~/.kube/config
+    (the file kubectl writes new entries into)."""
+    if path is not None:
+        return path.expanduser()
+    first = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(first).expanduser() if first else Path.home() / ".kube" / "config"
+
+
+def merge_into(target: Path, config_text: str, *, set_current: bool) -> str:
+    """Merge `config_text`'s cluster, user and context into the kubeconfig file `target` (created if missing),
+    keeping every other entry; with `set_current`, its context becomes current-context (as eksctl does).
+    The file is private (0600) from its creation on. Returns the context's name."""
+    import yaml
+
+    from kubeaws import pki
+
+    existing = target.read_text() if target.exists() else None
+    merged = pki.merge_kubeconfig(existing, config_text)
+    context = str((yaml.safe_load(config_text) or {}).get("current-context") or "")
+    if set_current and context:
+        doc = yaml.safe_load(merged)
+        doc["current-context"] = context
+        merged = yaml.safe_dump(doc, sort_keys=False)
+    write_private(target, merged)
+    return context
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600), never briefly readable by others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
 
 
 def kubeconfig(file: SpecFile,
@@ -64,23 +114,24 @@ def kubeconfig(file: SpecFile,
                lifetime: Annotated[float, typer.Option("--lifetime-hours", min=0.1, max=8760.0,
                                                        help="Validity of the client certificate "
                                                        "(kubeadm; EKS tokens are short-lived).")] = 24.0,
-               profile: Annotated[str | None, typer.Option("--profile")] = None,
-               region: Annotated[str | None, typer.Option("--region")] = None,
-               local: Annotated[bool, typer.Option("--local")] = False,
+               profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False,
                tunnel: Annotated[bool, typer.Option("--tunnel", help="Reach the API through the bastion tunnel: "
                                                     "server https://127.0.0.1:PORT, tls-server-name the endpoint, "
                                                     "context <cluster>-tunnel (open it with `kubeaws tunnel -f SPEC "
                                                     "--port PORT`).")] = False,
                port: Annotated[int | None, typer.Option("--port", min=1, max=65535, show_default=False,
                                                         help="With --tunnel: the tunnel's local port (default "
-                                                        "16443).")] = None) -> None:
+                                                        "16443).")] = None,
+               output_format: OutputOpt = OutputFormat.text) -> None:
     """An admin kubeconfig for the cluster (kubeadm: client certificate signed by the cluster CA; EKS: a user
-    running `kubeaws token`); with --tunnel, one that goes through `kubeaws tunnel`."""
-    opts = ClusterOptions(file, OutputFormat.text, profile, region, local)
-    out = Out("text")
+    running `kubeaws token`); with --tunnel, one that goes through `kubeaws tunnel`. Printed as YAML (text,
+    yaml) or JSON; with --merge or --output-file, json/yaml say where it went."""
+    opts = ClusterOptions(file, output_format, profile, region, local)
+    out = Out(output_format.value)
 
     def body() -> int:
-        from kubeaws import pki
+        import yaml
+
         from kubeaws.access import admin_kubeconfig
 
         if port is not None and not tunnel:
@@ -95,19 +146,22 @@ def kubeconfig(file: SpecFile,
             result.text = tunnel_config(result, local_port)
             result.hint = (f"this kubeconfig goes through the bastion tunnel: keep `kubeaws tunnel -f {opts.file} "
                            f"--port {local_port}` running while you use it")
+        written: Path | None = None
         if merge:
-            target = Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
-            existing = target.read_text() if target.exists() else None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(pki.merge_kubeconfig(existing, result.text))
-            target.chmod(0o600)
-            out.info(f"context {spec.metadata.name!r} merged into {target}")
+            written = kubeconfig_target()
+            context = merge_into(written, result.text, set_current=False)
+            out.info(f"context {context!r} merged into {written}")
         elif output_file:
-            output_file.write_text(result.text)
-            output_file.chmod(0o600)
+            written = output_file
+            write_private(output_file, result.text)
             out.info(f"wrote {output_file}")
+        elif output_format == OutputFormat.json:
+            out.emit(yaml.safe_load(result.text))
         else:
-            out.text(result.text)
+            Out("text").text(result.text)  # YAML already: printed as is (with its layout), for text and yaml
+        if written is not None and out.json:
+            out.emit({"cluster": spec.metadata.name, "kubeconfig": str(written), "server": result.server,
+                      "context": str((yaml.safe_load(result.text) or {}).get("current-context") or "")})
         if result.hint:
             out.info(result.hint)
         return 0

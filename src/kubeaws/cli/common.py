@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -40,6 +40,20 @@ AUTH_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+    yaml = "yaml"
+
+
+#: The options every command shares, defined once so that a letter means the same everywhere: `-o` is the
+#: output format, `-f` the spec file (`-` reads it from stdin).
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format (json and yaml: one "
+                                                 "document on stdout, camelCase keys).")]
+SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML; - reads it from stdin).",
+                                        show_default=False)]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: the SDK's resolution).")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region for the calls (overrides spec.region).")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Use the local AWS emulator (also: KUBEAWS_LOCAL=1).")]
+#: Where `-f -` reads from, in error messages (file:line).
+STDIN = "<stdin>"
 
 
 class BadInput(KubeawsError):
@@ -72,11 +86,24 @@ class ClusterOptions:
         return shlex.join(parts)
 
 
+def reads_stdin(path: Path) -> bool:
+    """Whether `-f` names standard input (`-f -`)."""
+    return str(path) == "-"
+
+
 def load(path: Path) -> ClusterSpec:
-    """Read and validate the spec file (SpecError on problems, BadInput when it is not there)."""
+    """Read and validate the spec file, or standard input for `-f -` (problems then say `<stdin>:LINE`):
+    SpecError on problems, BadInput when the file is not there."""
+    if reads_stdin(path):
+        from kubeaws.spec.load import load_spec_text
+
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInput("-f - reads the spec from stdin, but stdin is a terminal: pipe the spec in "
+                           "(e.g. `kubeaws plan -f - < cluster.yaml`)")
+        return load_spec_text(sys.stdin.read(), STDIN)
     if not path.exists():
         raise BadInput(f"spec file not found: {path} (create one with `kubeaws init --name NAME --region REGION "
-                       f"-o {path}`)")
+                       f"-f {path}`)")
     if not path.is_file():
         raise BadInput(f"not a file: {path}")
     from kubeaws.spec.load import load_spec
@@ -128,8 +155,8 @@ def confirm(out: Out, yes: bool, question: str, verb: str) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise KubeawsError(f"refusing to {verb} without confirmation: not running on a terminal. "
-                           f"Review the plan above, then re-run with --yes.")
+        raise KubeawsError(f"refusing to {verb} without confirmation: not running on a terminal (with -f -, "
+                           f"stdin carries the spec). Review the plan above, then re-run with --yes.")
     if not typer.confirm(question, default=False, err=out.json):
         raise KubeawsError(f"{verb} cancelled: nothing was changed.")
 

@@ -24,7 +24,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kubeaws.cli.common import EXIT_FAILED, EXIT_OK, BadInput, ClusterOptions, OutputFormat, connect, load, run
+from kubeaws.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    BadInput,
+    ClusterOptions,
+    OutputFormat,
+    OutputOpt,
+    SpecFile,
+    connect,
+    load,
+    run,
+)
 from kubeaws.cli.output import Out
 from kubeaws.errors import KubeawsError, SpecError
 
@@ -34,8 +45,6 @@ if TYPE_CHECKING:
     from kubeaws.model.graph import Graph
     from kubeaws.spec.models import ClusterSpec
 
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output format.")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Also inspect the deployed cluster (read-only AWS calls and "
                                                       "the Kubernetes API).")]
 WaitOpt = Annotated[str | None, typer.Option("--wait", metavar="DURATION", show_default=False,
@@ -111,7 +120,7 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
             report = live_report(out, aws(), spec, graph, report.findings, seconds, tunnel or ssh_key is not None,
                                  ssh_key)
         if out.json:
-            out.emit_json(report.to_dict())
+            out.emit(report.to_dict())
         else:
             report_text(out, report, matrix(spec, graph, facts) if graph is not None else [])
         return EXIT_FAILED if report.has_errors else EXIT_OK

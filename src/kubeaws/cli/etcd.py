@@ -12,17 +12,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kubeaws.cli.common import ClusterOptions, OutputFormat, connect, load, run
+from kubeaws.cli.common import (
+    ClusterOptions,
+    LocalOpt,
+    OutputFormat,
+    OutputOpt,
+    ProfileOpt,
+    RegionOpt,
+    SpecFile,
+    connect,
+    load,
+    run,
+)
 from kubeaws.cli.output import Out
 
 if TYPE_CHECKING:
     from kubeaws.etcd_ops import Snapshot
 
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output format.")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile.")]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (overrides spec.region).")]
-LocalOpt = Annotated[bool, typer.Option("--local", help="Use the local AWS emulator.")]
 
 etcd_app = typer.Typer(help="etcd of a kubeadm cluster: snapshots in the state bucket.", no_args_is_help=True)
 
@@ -77,7 +83,7 @@ def snapshot(file: SpecFile,
                                           say=lambda t: out.info(f"[dim]{escape(t)}[/dim]"))
         out.print(f"[green]Snapshot taken[/green]: {escape(_line(snap))}")
         if out.json:
-            out.emit_json({"cluster": spec.metadata.name, "snapshot": snap.to_dict()})
+            out.emit({"cluster": spec.metadata.name, "snapshot": snap.to_dict()})
         return 0
 
     run(out, body)
@@ -98,7 +104,7 @@ def list_(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile:
         bucket = etcd_ops.state_bucket(spec, ctx)
         snaps = etcd_ops.list_snapshots(ctx, bucket)
         if out.json:
-            out.emit_json({"cluster": spec.metadata.name, "bucket": bucket,
+            out.emit({"cluster": spec.metadata.name, "bucket": bucket,
                            "snapshots": [s.to_dict() for s in snaps]})
             return 0
         if not snaps:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
+from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, OutputOpt, SpecFile, confirm, connect, load, run
 from kubeaws.cli.output import Out
 
 if TYPE_CHECKING:
@@ -73,9 +72,9 @@ def register(app: typer.Typer) -> None:
     app.command("unlock")(unlock)
 
 
-def unlock(file: Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)],
+def unlock(file: SpecFile,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-           output_format: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.text,
+           output_format: OutputOpt = OutputFormat.text,
            profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
            region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides spec.region).")] = None,
            local: Annotated[bool, typer.Option("--local", help="Use the local AWS emulator.")] = False) -> None:
@@ -96,7 +95,7 @@ def unlock(file: Annotated[Path, typer.Option("--file", "-f", help="The cluster 
         if bucket is None or current is None:
             out.print(f"[green]Not locked[/green]: cluster {spec.metadata.name} has no lock held.")
             if out.json:
-                out.emit_json({"cluster": spec.metadata.name, "unlocked": None})
+                out.emit({"cluster": spec.metadata.name, "unlocked": None})
             return 0
         holder = current[0].describe(time.time())
         out.info(f"[yellow]warning[/yellow]: the lock is held by {holder}. Break it only if that run is dead: "
@@ -105,7 +104,7 @@ def unlock(file: Annotated[Path, typer.Option("--file", "-f", help="The cluster 
         gone = break_lock(ctx, bucket)
         out.print(f"[green]Unlocked[/green] cluster {spec.metadata.name}.")
         if out.json:
-            out.emit_json({"cluster": spec.metadata.name, "unlocked": gone.__dict__ if gone else None})
+            out.emit({"cluster": spec.metadata.name, "unlocked": gone.__dict__ if gone else None})
         return 0
 
     run(out, body)

@@ -8,6 +8,7 @@ Console-script entry: `main()`.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,11 +17,25 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, doctor, eks, etcd, locking, output, rollout, tunnel
-from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
+from kubeaws.cli import access, doctor, eks, etcd, locking, meta, output, rollout, tunnel
+from kubeaws.cli.common import (
+    BadInput,
+    ClusterOptions,
+    LocalOpt,
+    OutputFormat,
+    OutputOpt,
+    ProfileOpt,
+    RegionOpt,
+    SpecFile,
+    confirm,
+    connect,
+    load,
+    run,
+)
 from kubeaws.cli.output import Out, Progress
 
 app = typer.Typer(name="kubeaws", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
                   help="One YAML file to a Kubernetes cluster on AWS (kubeadm on EC2 or EKS): "
                        "plan, apply, status, delete.")
 local_app = typer.Typer(no_args_is_help=True, help="The local AWS emulator (moto) used by --local.")
@@ -32,6 +47,7 @@ tunnel.register(app)
 rollout.register(app)
 locking.register(app)
 etcd.register(app)
+meta.register(app)
 
 
 class Mode(StrEnum):
@@ -39,11 +55,6 @@ class Mode(StrEnum):
     eks = "eks"
 
 
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", help="Output format.")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: the SDK's resolution).")]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region for the calls (overrides spec.region).")]
-LocalOpt = Annotated[bool, typer.Option("--local", help="Use the local AWS emulator (also: KUBEAWS_LOCAL=1).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Go on even when `kubeaws doctor` finds errors.")]
 
@@ -56,8 +67,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Show the version and exit.")] = False) -> None:
+                                                help="Show the version and exit (all versions: `kubeaws "
+                                                     "version`).")] = False,
+          debug: Annotated[bool, typer.Option("--debug", "-v", help="Show every AWS call on stderr: service."
+                                              "Operation, HTTP status or error code, duration.")] = False) -> None:
     """One YAML file to a Kubernetes cluster on AWS: plan, apply, status, delete."""
+    if debug or "kubeaws.aws.session" in sys.modules:  # (set or reset: one process may run many commands)
+        from kubeaws.aws import session
+
+        session.trace_calls(sys.stderr if debug else None)
 
 
 # -- spec helpers -----------------------------------------------------------------------------------------
@@ -65,23 +83,32 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 def init(name: Annotated[str, typer.Option("--name", help="Cluster name (DNS label).")],
          region: Annotated[str, typer.Option("--region", help="AWS region, e.g. us-east-1.")],
          mode: Annotated[Mode, typer.Option("--mode", help="Self-managed kubeadm on EC2, or EKS.")] = Mode.kubeadm,
-         out_file: Annotated[Path | None, typer.Option("--output-file", "-o",
-                                                       help="Write the spec here (default: stdout).")] = None,
-         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
-    """Write a commented starter spec."""
-    out = Out()
+         out_file: Annotated[Path | None, typer.Option("--file", "--output-file", "-f", show_default=False,
+                                                       help="Write the spec to this file (default: stdout); "
+                                                            "then `kubeaws plan -f FILE`.")] = None,
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+         output_format: OutputOpt = OutputFormat.text) -> None:
+    """Write a commented starter spec (text: YAML with every field explained; json/yaml: the same spec as
+    data, without the comments)."""
+    out = Out(output_format.value)
 
     def body() -> int:
+        import yaml
+
         from kubeaws.spec.template import render_init
 
         if out_file is not None and out_file.exists() and not force:
             raise BadInput(f"{out_file} already exists; pass --force to overwrite it")
         text = render_init(name, region, mode=mode.value)
         if out_file is None:
+            if out.json:
+                out.emit(yaml.safe_load(text))
             out.text(text)
             return 0
         out_file.parent.mkdir(parents=True, exist_ok=True)
         out_file.write_text(text)
+        if out.json:
+            out.emit({"file": str(out_file), "cluster": name, "region": region, "mode": mode.value})
         out.info(f"wrote {out_file}; next: kubeaws plan -f {out_file}")
         return 0
 
@@ -89,14 +116,15 @@ def init(name: Annotated[str, typer.Option("--name", help="Cluster name (DNS lab
 
 
 @app.command()
-def schema() -> None:
+def schema(output_format: Annotated[OutputFormat, typer.Option("--output", "-o", help="Output format (text is "
+                                                               "JSON).")] = OutputFormat.json) -> None:
     """Print the JSON Schema of the spec file (for editors and CI validation)."""
-    out = Out()
+    out = Out("yaml" if output_format == OutputFormat.yaml else "json")
 
     def body() -> int:
         from kubeaws.spec.schema import json_schema
 
-        out.emit_json(json_schema())
+        out.emit(json_schema())
         return 0
 
     run(out, body)
@@ -118,7 +146,7 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
         ctx = connect(spec, opts, out)
         the_plan = api.plan(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
         if out.json:
-            out.emit_json(the_plan.to_dict())
+            out.emit(the_plan.to_dict())
         else:
             out.text(plan_text(the_plan))
             if the_plan.pending:
@@ -160,7 +188,7 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         if not state.plan.pending:
             out.print("[green]Nothing to apply.[/green]")
             if out.json:
-                out.emit_json(ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict())
+                out.emit(ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict())
             return 0
         confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?', "apply")
         with locking.held(out, spec, ctx, "apply", locking.seconds(lock_timeout), create_home=True):
@@ -182,7 +210,7 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                     out.info(f"the configuration is applied; finish the roll with `{opts.command('rollout')}`")
                     raise
         if out.json:
-            out.emit_json(doc)
+            out.emit(doc)
         return 0 if result.ok else 1
 
     run(out, body)
@@ -201,7 +229,7 @@ def status(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile
         spec = load(opts.file)
         report = api.status(spec, connect(spec, opts, out))
         if out.json:
-            out.emit_json(report.to_dict())
+            out.emit(report.to_dict())
         else:
             output.report_status(out, report, opts.command("plan"))
         return 0
@@ -234,7 +262,7 @@ def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Outpu
         if not count:
             out.print(f'[green]Nothing to delete[/green]: no resources found for cluster "{spec.metadata.name}".')
             if out.json:
-                out.emit_json(ApplyResult(cluster=spec.metadata.name, operation="delete").to_dict())
+                out.emit(ApplyResult(cluster=spec.metadata.name, operation="delete").to_dict())
             return 0
         confirm(out, yes, f'Delete these {count} resources of cluster "{spec.metadata.name}"?', "delete")
         with locking.held(out, spec, ctx, "delete", locking.seconds(lock_timeout), create_home=False) as lock, \
@@ -247,7 +275,7 @@ def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Outpu
             fresh = lock is None or not lock.contended
             result = api.delete(spec, ctx, on_event=sink, observation=report.observation if fresh else None)
         if out.json:
-            out.emit_json(result.to_dict())
+            out.emit(result.to_dict())
         else:
             output.report_result(out, result, opts.command("delete"))
         return 0 if result.ok else 1
@@ -268,7 +296,7 @@ def local_start(port: Annotated[int | None, typer.Option("--port", help="Port (d
 
         url = emulator.ensure_running(port)
         if out.json:
-            out.emit_json(emulator.status())
+            out.emit(emulator.status())
         else:
             out.print(f"local AWS emulator running at {url}")
             out.print("use it with --local (or KUBEAWS_LOCAL=1), e.g. kubeaws plan -f cluster.yaml --local")
@@ -287,7 +315,7 @@ def local_stop(output_format: OutputOpt = OutputFormat.text) -> None:
 
         stopped = emulator.stop()
         if out.json:
-            out.emit_json({"stopped": stopped})
+            out.emit({"stopped": stopped})
         else:
             out.print("local AWS emulator stopped" if stopped else "local AWS emulator was not running")
         return 0
@@ -307,7 +335,7 @@ def local_status(output_format: OutputOpt = OutputFormat.text,
 
         info = emulator.status(resources=resources)
         if out.json:
-            out.emit_json(info)
+            out.emit(info)
         else:
             output.local_status_text(out, info)
         return 0
@@ -317,6 +345,8 @@ def local_status(output_format: OutputOpt = OutputFormat.text,
 
 def main() -> None:
     """Console-script entry point."""
+    if meta.COMPLETE_VAR in os.environ:  # the shell asks for completions (`kubeaws completion SHELL`)
+        meta.init_completion()
     try:
         app(prog_name="kubeaws")
     except BrokenPipeError:  # e.g. `kubeaws schema | head`: stop quietly

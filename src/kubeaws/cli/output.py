@@ -1,9 +1,10 @@
 """Everything the CLI prints: text or JSON mode, errors, live progress of apply/delete, summaries and the
 status tables.
 
-Text goes to stdout, diagnostics to stderr; in JSON mode stdout carries exactly one JSON document (errors
-included, as {"error": ...}). Called by kubeaws.cli.main only. The engine types are imported for typing
-only, so importing this module does not import boto3.
+Text goes to stdout, diagnostics to stderr; with `--output json` or `yaml` stdout carries exactly one document
+(errors included, as {"error": ...}), the same data in either format. Piped, rich output is not cut to a
+terminal width: tables are as wide as their rows. Called by the kubeaws.cli command modules. The engine types
+are imported for typing only, so importing this module does not import boto3.
 """
 
 from __future__ import annotations
@@ -32,13 +33,27 @@ DONE_LIST_MAX = 20  # longer lists of done resources are summarised per kind
 PAST = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
 
 
+#: The width rich lays tables out in when stdout is not a terminal: wide enough that no row is cut or
+#: wrapped (a table is only as wide as its content: `expand` stays off).
+PIPE_WIDTH = 10_000
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console for stdout (or stderr): the terminal's width on a terminal, no width limit piped."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+    return Console(stderr=stderr, soft_wrap=True, highlight=False, width=None if tty else PIPE_WIDTH)
+
+
 class Out:
-    """The CLI's output channel for one command."""
+    """The CLI's output channel for one command. `json` is True for both structured formats (json and
+    yaml): the command then prints one document (`emit`) and no text."""
 
     def __init__(self, fmt: str = "text") -> None:
-        self.json = fmt == "json"
-        self.stdout = Console(soft_wrap=True, highlight=False)
-        self.stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+        self.format = fmt
+        self.json = fmt in ("json", "yaml")
+        self.stdout = console()
+        self.stderr = console(stderr=True)
 
     @property
     def interactive(self) -> bool:
@@ -60,9 +75,17 @@ class Out:
         """A note on stderr (kept out of stdout so that pipes get only the result)."""
         self.stderr.print(markup)
 
-    def emit_json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    def emit(self, data: Any) -> None:
+        """The command's one document on stdout, in the chosen format (YAML when asked, JSON otherwise)."""
+        text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+        if self.format == "yaml":
+            import yaml
+
+            text = yaml.safe_dump(json.loads(text), sort_keys=False, default_flow_style=False, allow_unicode=True)
+        sys.stdout.write(text)
         sys.stdout.flush()
+
+    emit_json = emit  # the name the commands used before YAML existed
 
     def error(self, message: str, *, hint: str = "", kind: str = "error") -> None:
         """An error: {"error": ...} on stdout in JSON mode, `error: ...` on stderr otherwise."""
@@ -70,7 +93,7 @@ class Out:
             data: dict[str, Any] = {"error": message, "type": kind}
             if hint:
                 data["hint"] = hint
-            self.emit_json(data)
+            self.emit(data)
             return
         self.stderr.print(Text("error: ", style="bold red") + Text(message))
         if hint:

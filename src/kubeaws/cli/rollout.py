@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, confirm, connect, load, run
+from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, OutputOpt, SpecFile, confirm, connect, load, run
 from kubeaws.cli.locking import LockTimeoutOpt, held, seconds
 from kubeaws.cli.output import Out
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from kubeaws.rollout.operation import RolloutOptions
     from kubeaws.spec.models import ClusterSpec
 
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
 Minutes = Annotated[float, typer.Option(min=0.1, max=1440.0)]
 
 
@@ -102,7 +101,7 @@ def rollout(file: SpecFile,
                                                     "or inside the VPC).")] = False,
             yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
             lock_timeout: LockTimeoutOpt = "0",
-            output_format: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.text,
+            output_format: OutputOpt = OutputFormat.text,
             profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
             region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides spec.region).")] = None,
             local: Annotated[bool, typer.Option("--local", help="Use the local AWS emulator.")] = False) -> None:
@@ -131,7 +130,7 @@ def rollout(file: SpecFile,
             with held(out, spec, ctx, "rollout", seconds(lock_timeout), create_home=False):
                 doc = execute(out, spec, ctx, options, yes=yes, dry_run=False)
         if out.json:
-            out.emit_json(doc)
+            out.emit(doc)
         return 0
 
     run(out, body)

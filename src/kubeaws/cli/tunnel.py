@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, connect, load, run
+from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, OutputOpt, SpecFile, connect, load, run
 from kubeaws.cli.output import Out
 from kubeaws.errors import KubeawsError
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from kubeaws.spec.models import ClusterSpec
     from kubeaws.tunnel import Tunnel
 
-SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (YAML).", show_default=False)]
 PortOpt = Annotated[int | None, typer.Option("--port", min=1, max=65535, show_default=False,
                                              help="Local port on 127.0.0.1 (default: a free one).")]
 SshKeyOpt = Annotated[Path | None, typer.Option("--ssh-key", show_default=False,
@@ -76,7 +75,7 @@ def tunnel(file: SpecFile, port: PortOpt = None, ssh_key: SshKeyOpt = None,
            lifetime: Annotated[float, typer.Option("--lifetime-hours", min=0.1, max=8760.0,
                                                    help="Validity of the kubeconfig's client certificate "
                                                    "(kubeadm; EKS tokens are short-lived).")] = 24.0,
-           output_format: Annotated[OutputFormat, typer.Option("--output", help="Output format.")] = OutputFormat.text,
+           output_format: OutputOpt = OutputFormat.text,
            profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
            region: Annotated[str | None, typer.Option("--region", help="AWS region (overrides spec.region).")] = None,
            local: Annotated[bool, typer.Option("--local", help="Use the local AWS emulator.")] = False) -> None:
@@ -128,7 +127,7 @@ def report(out: Out, spec: ClusterSpec, t: Tunnel, endpoint: str, path: Path) ->
     """What the tunnel is and how to use it: JSON once, or the KUBECONFIG line (stdout) and notes (stderr)."""
     b = t.bastion
     if out.json:
-        out.emit_json({"cluster": spec.metadata.name, "server": t.server, "tlsServerName": t.server_name,
+        out.emit({"cluster": spec.metadata.name, "server": t.server, "tlsServerName": t.server_name,
                        "localPort": t.local_port, "endpoint": endpoint, "kubeconfig": str(path),
                        "bastion": {"instanceId": b.instance_id, "address": b.address, "user": b.user}})
         return
