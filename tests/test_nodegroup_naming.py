@@ -23,6 +23,7 @@ import yaml
 from kubeaws import api
 from kubeaws.aws.session import AwsContext
 from kubeaws.bootstrap.eks import node_config
+from kubeaws.errors import SpecError
 from kubeaws.model import build
 from kubeaws.model.graph import Graph
 from kubeaws.resources.base import Computed, Desired, Observed, Ref
@@ -30,6 +31,7 @@ from kubeaws.resources.eks_nodegroup import EksNodegroup
 from kubeaws.spec import instance_types
 from kubeaws.spec.models import ClusterSpec
 from kubeaws.spec.nodegroups import check_node_groups, group_name, launch_template_name, node_labels, render_pattern
+from kubeaws.spec.resolve import resolve
 from kubeaws.spec.validate import validate
 from tests.conftest import make_ctx
 from tests.helpers import make_spec
@@ -225,10 +227,15 @@ def test_invalid_team(team: str) -> None:
 
 
 def test_spec_placeholder_needs_a_known_type() -> None:
+    """Loading leaves a type outside the table to `spec.resolve` (AWS may know it); resolving against the table
+    alone refuses it, once, at the type's field."""
     spec = make_spec(nodeGroupNamePattern="{spec}-{name}", nodeGroups=[{"name": "a", "instanceTypes": ["m5.larg"]}])
-    (problem,) = _problems(spec)
-    assert problem[0] == "spec.nodeGroups[0].instanceTypes[0]" and "`m5.larg`" in problem[1]
-    assert "m5." in problem[2]
+    assert _problems(spec) == []
+    with pytest.raises(SpecError) as info:
+        resolve(spec)
+    (problem,) = info.value.problems
+    assert problem.path == "spec.nodeGroups[0].instanceTypes[0]" and "`m5.larg`" in problem.message
+    assert "`m5.large`" in problem.hint
 
 
 def test_rendered_names_must_be_unique() -> None:

@@ -165,10 +165,14 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
 def render_artifacts(spec: ClusterSpec, account_id: str = EXAMPLE_ACCOUNT) -> dict[str, str]:
     """Every generated artifact by relative path. kubeadm: user data per role and group, kubeadm configs,
     scripts, addon manifests; EKS: `_eks_render`; both: every policy document (`policy_documents`).
-    Pure: no AWS call."""
+    Pure: no AWS call, so the instance types come from the bundled table alone (`spec.resolve`: a type newer
+    than the table is refused, saying that plan and apply ask AWS for it)."""
     from kubeaws import bootstrap
     from kubeaws.model.documents import policy_documents
     from kubeaws.model.state import state_bucket_name
+    from kubeaws.spec.resolve import resolve
+
+    spec = resolve(spec, spec.instance_type_facts)
 
     if spec.spec.mode == "eks":
         files: dict[str, Any] = _eks_render(spec, account_id)

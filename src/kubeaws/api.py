@@ -5,6 +5,10 @@
     p = kubeaws.plan(spec, ctx)
     result = kubeaws.apply(spec, ctx)
     kubeaws.status(spec, ctx); kubeaws.delete(spec, ctx)
+
+Each call with an AWS context first resolves the spec's instance types (`resolved`): the bundled table, plus
+one ec2:DescribeInstanceTypes call (read-only) for the types newer than it; an unknown type is a SpecError
+(field path, line, did-you-mean) before anything is read or changed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 from kubeaws.aws.retry import RetryPolicy
 from kubeaws.aws.session import AwsContext, settings_from_env
 from kubeaws.engine import apply as _apply
+from kubeaws.engine.instance_types import resolved
 from kubeaws.engine.observe import Observation
 from kubeaws.engine.plan import PlanState, make_plan
 from kubeaws.engine.status import cluster_status
@@ -48,7 +53,9 @@ def connect(spec: ClusterSpec, *, profile: str | None = None, region: str | None
 def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> PlanState:
     """The plan with what it was computed from (feed it to `apply` to avoid observing twice). `graph`: the
     spec's resource graph when the caller already built it (`build(spec)`)."""
-    return make_plan(graph if graph is not None else build(spec), ctx or connect(spec), spec=spec)
+    ctx = ctx or connect(spec)
+    spec = resolved(spec, ctx)
+    return make_plan(graph if graph is not None else build(spec), ctx, spec=spec)
 
 
 def plan(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> Plan:
@@ -61,7 +68,7 @@ def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | Plan
     """Make AWS match the spec. `plan` may be a PlanState from `plan_state` (reused as is) or a Plan (the
     cluster is observed again so that nothing stale is applied)."""
     ctx = ctx or connect(spec)
-    state = plan if isinstance(plan, PlanState) else make_plan(build(spec), ctx)
+    state = plan if isinstance(plan, PlanState) else make_plan(build(resolved(spec, ctx)), ctx)
     return _apply.execute(state, ctx, on_event, max_workers)
 
 
@@ -72,7 +79,7 @@ def delete(spec: ClusterSpec, ctx: AwsContext | None = None, *, on_event: _apply
     `shared` tag. `observation`: the cluster as already read (`status(spec, ctx, every_kind=True)
     .observation`), so that it is not read again; None reads it."""
     ctx = ctx or connect(spec)
-    return _apply.destroy(ctx, build(spec), on_event, max_workers, observation=observation)
+    return _apply.destroy(ctx, build(resolved(spec, ctx)), on_event, max_workers, observation=observation)
 
 
 def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made: bool = True,
@@ -81,7 +88,8 @@ def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made:
     cluster's controllers made (`report.controller_made`), which `delete` removes too; with `every_kind`,
     owned resources of every kind whatever the spec's mode (as delete sees them: `report.observation` can then
     be passed to `delete`)."""
-    return cluster_status(build(spec), ctx or connect(spec), controller_made, every_kind)
+    ctx = ctx or connect(spec)
+    return cluster_status(build(resolved(spec, ctx)), ctx, controller_made, every_kind)
 
 
 # -- the cluster lock (kubeaws.lock) ----------------------------------------------------------------------

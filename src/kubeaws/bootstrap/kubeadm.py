@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from kubeaws.addons import versions
+from kubeaws.spec.maxpods import kubelet_max_pods
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 from kubeaws.spec.nodegroups import node_labels
 
@@ -158,11 +159,13 @@ def join_control_plane_config(spec: ClusterSpec) -> str:
     return _dump([join])
 
 
-def kubelet_patch(group: NodeGroupSpec) -> str | None:
-    """The kubeadm `kubeletconfiguration` patch of a group (per-node settings such as maxPods), if any."""
-    if group.max_pods is None:
+def kubelet_patch(spec: ClusterSpec, group: NodeGroupSpec) -> str | None:
+    """The kubeadm `kubeletconfiguration` patch of a group (per-node settings), if any: maxPods, the group's
+    own or, with the AWS VPC CNI, what its instance types' ENIs allow (`spec.maxpods.kubelet_max_pods`)."""
+    pods = kubelet_max_pods(spec, group.name)
+    if pods is None:
         return None
-    return yaml.dump({"maxPods": group.max_pods}, Dumper=_DUMPER)
+    return yaml.dump({"maxPods": pods}, Dumper=_DUMPER)
 
 
 def join_node_config(spec: ClusterSpec, group: NodeGroupSpec) -> str:
@@ -173,7 +176,7 @@ def join_node_config(spec: ClusterSpec, group: NodeGroupSpec) -> str:
         # The labels of the cluster-autoscaler's node template (spec.nodegroups.node_labels), no others.
         "nodeRegistration": _registration(spec, taints, node_labels(group)),
     }
-    if group.max_pods is not None:
+    if kubelet_max_pods(spec, group.name) is not None:
         join["patches"] = {"directory": PATCHES_DIR}
     return _dump([join])
 

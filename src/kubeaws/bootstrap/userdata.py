@@ -175,7 +175,7 @@ def _files(spec: ClusterSpec, role: Role, bucket: str, group: str | None) -> lis
     files += [(f"/etc/kubeaws/kubeadm/{name}", "0644", text)
               for name, text in kubeadm.render_kubeadm_configs(spec, role, group).items()]
     if role == "node":
-        patch = kubeadm.kubelet_patch(kubeadm.find_group(spec, group))
+        patch = kubeadm.kubelet_patch(spec, kubeadm.find_group(spec, group))
         if patch:
             files.append((f"{kubeadm.PATCHES_DIR}/kubeletconfiguration+merge.yaml", "0644", patch))
         return files

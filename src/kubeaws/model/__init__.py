@@ -1,6 +1,10 @@
 """Model builders: pure functions from a ClusterSpec to the graph of desired AWS resources.
 
-`build(spec)` is called by the public API (kubeaws.api) before planning; no AWS calls happen here.
+`build(spec, instance_types)` is called by the public API (kubeaws.api) before planning; no AWS calls happen
+here. The instance-type facts come in as data (`spec.instance_types.InstanceTypes`: kubeaws.api brings the
+table plus AWS's DescribeInstanceTypes answer); without them, those the spec carries (the bundled table unless
+it was resolved). The spec is resolved against them first (`spec.resolve`): an unknown type is a SpecError
+naming its field and line before any resource is modelled.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from kubeaws.model.graph import Graph
 from kubeaws.model.kubeadm import build_kubeadm
 from kubeaws.model.network import build_network
 from kubeaws.model.security import build_security
+from kubeaws.spec.instance_types import InstanceTypes
 from kubeaws.spec.models import ClusterSpec
+from kubeaws.spec.resolve import resolve
 
 
-def build(spec: ClusterSpec) -> Graph:
-    """Every desired resource of the cluster, with explicit references between them."""
+def build(spec: ClusterSpec, instance_types: InstanceTypes | None = None) -> Graph:
+    """Every desired resource of the cluster, with explicit references between them; the limits of its
+    instance types from `instance_types` (default: the facts the spec carries)."""
+    spec = resolve(spec, instance_types or spec.instance_type_facts)
     b = Builder(spec=spec, graph=Graph(spec.metadata.name, spec.spec.mode))
     net = build_network(b)
     groups = build_security(b, net)

@@ -15,14 +15,13 @@ import yaml
 from kubeaws.addons import render_manifests
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.bootstrap.eks import render_aws_auth, render_nodeadm_user_data
-from kubeaws.errors import SpecError
 from kubeaws.model.common import Builder
 from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
 from kubeaws.model.flows import CONTROL_PLANE, NODES
 from kubeaws.model.iam import instance_profile
 from kubeaws.model.images import architecture
 from kubeaws.model.irsa import build_irsa
-from kubeaws.model.maxpods import check_max_pods, effective_max_pods
+from kubeaws.model.maxpods import effective_max_pods
 from kubeaws.model.network import NetworkRefs
 from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_devices
 from kubeaws.partition import STS_AUDIENCE, managed_policy, partition_of, service_principal
@@ -75,10 +74,7 @@ def _role(b: Builder, logical: str, service: str, policies: list[str], brought: 
 
 
 def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
-    body = b.spec.spec
-    problems = check_max_pods(b.spec)
-    if problems:
-        raise SpecError(problems=problems)
+    body = b.spec.spec  # resolved by `build`: its max pods were checked with its instance-type facts
     access = body.access
     partition = partition_of(body.region)
     cluster_role = _role(b, "eks-cluster", "eks", cluster_policies(partition), body.iam.control_plane_role)

@@ -1,105 +1,31 @@
-"""Pods per node with the AWS VPC CNI: every pod takes a VPC address from one of the node's ENIs, so the
-instance type bounds how many pods a node can run (docs/eks.md, "Max pods").
+"""Pods per node with the AWS VPC CNI, for the model and doctor: a re-export of `spec.maxpods` (where the
+formula and the group helpers live, so that the kubeadm node bootstrap, which may not import the model, can
+read them too), with the bundled table's names `table`, `limits` and `EniLimits` that this module always gave.
 
-Formulas (those of EKS' `eni-max-pods.txt` / `max-pods-calculator.sh`):
-
-* secondary IPs: `ENIs x (IPv4 per ENI - 1) + 2` (t3.medium -> 17, m5.large -> 29). The `- 1` is each ENI's
-  primary address, the `+ 2` the host-network pods (aws-node, kube-proxy).
-* prefix delegation (`eks.prefixDelegation`): `ENIs x ((IPv4 per ENI - 1) x 16) + 2`, capped at 110, or at
-  250 on types with more than 30 vCPUs.
-* custom networking: the primary ENI serves no pod, so one ENI fewer.
-
-The limits come from the bundled instance-type table (`spec.instance_types`, which documents how it is
-generated); `table`, `limits`, `EniLimits` and `UnknownInstanceType` are re-exported here. Types outside the
-table raise `UnknownInstanceType` (`kubeaws doctor` can check them live).
-
-Pure (reads only the bundled table). Called by the EKS model (the `maxPods` handed to
-`bootstrap.eks.render_nodeadm_user_data`) and by spec validation (`check_max_pods`).
+Called by the EKS model (the `maxPods` handed to `bootstrap.eks.render_nodeadm_user_data`), `access` (render)
+and doctor.
 """
 
 from __future__ import annotations
 
-from kubeaws.errors import FieldProblem
 from kubeaws.spec.instance_types import InstanceTypeInfo, UnknownInstanceType, table
 from kubeaws.spec.instance_types import info as limits
-from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
-
-#: Cap of max pods with prefix delegation (EKS' recommendation), and above `LARGE_VCPUS` vCPUs.
-PREFIX_CAP = 110
-PREFIX_CAP_LARGE = 250
-LARGE_VCPUS = 30
-#: IPv4 addresses in a delegated /28 prefix.
-PREFIX_SIZE = 16
-
+from kubeaws.spec.maxpods import (
+    LARGE_VCPUS,
+    PREFIX_CAP,
+    PREFIX_CAP_LARGE,
+    PREFIX_SIZE,
+    check_max_pods,
+    effective_max_pods,
+    group_max_pods,
+    kubelet_max_pods,
+    max_pods,
+    max_pods_from,
+    max_pods_of,
+)
 
 #: The table's entries (network limits, vCPUs, memory), under the name this module always gave them.
 EniLimits = InstanceTypeInfo
-__all__ = ["EniLimits", "UnknownInstanceType", "check_max_pods", "effective_max_pods", "group_max_pods", "limits",
-           "max_pods", "max_pods_from", "table"]
-
-
-def max_pods_from(enis: int, ipv4_per_eni: int, vcpus: int, prefix_delegation: bool = False,
-                  custom_networking: bool = False) -> int:
-    """The pure formula (see the module docstring)."""
-    if enis < 1 or ipv4_per_eni < 1 or vcpus < 1:
-        raise ValueError(f"needs positive limits, got enis={enis} ipv4_per_eni={ipv4_per_eni} vcpus={vcpus}")
-    usable = enis - 1 if custom_networking else enis
-    if prefix_delegation:
-        cap = PREFIX_CAP_LARGE if vcpus > LARGE_VCPUS else PREFIX_CAP
-        return min(usable * ((ipv4_per_eni - 1) * PREFIX_SIZE) + 2, cap)
-    return usable * (ipv4_per_eni - 1) + 2
-
-
-def max_pods(instance_type: str, prefix_delegation: bool = False, custom_networking: bool = False) -> int:
-    """Max pods of an instance type from the bundled table (t3.medium -> 17, m5.large -> 29)."""
-    lim = limits(instance_type)
-    return max_pods_from(lim.enis, lim.ipv4_per_eni, lim.vcpus, prefix_delegation, custom_networking)
-
-
-def _group(spec: ClusterSpec, group: str) -> NodeGroupSpec:
-    for ng in spec.spec.node_groups:
-        if ng.name == group:
-            return ng
-    raise ValueError(f"no node group named {group!r}")
-
-
-def group_max_pods(spec: ClusterSpec, group: str) -> int:
-    """The smallest max pods over the group's instance types (a node of any of them can run that many),
-    with the spec's `eks.prefixDelegation`. Raises UnknownInstanceType for a type outside the table."""
-    ng = _group(spec, group)
-    pd = spec.spec.eks.prefix_delegation
-    return min(max_pods(t, prefix_delegation=pd) for t in ng.instance_types)
-
-
-def effective_max_pods(spec: ClusterSpec, group: str) -> int:
-    """The group's `maxPods` when set, else `group_max_pods`: the value the node bootstrap uses."""
-    ng = _group(spec, group)
-    return ng.max_pods if ng.max_pods is not None else group_max_pods(spec, group)
-
-
-def check_max_pods(spec: ClusterSpec) -> list[FieldProblem]:
-    """Problems of `nodeGroups[].maxPods` asking for more pods than an instance type allows with the AWS
-    VPC CNI. Other CNIs are not bound by ENIs (nothing to check); types outside the table are skipped
-    (`kubeaws doctor` checks them live)."""
-    if spec.spec.cni != "aws-vpc-cni":
-        return []
-    pd = spec.spec.eks.prefix_delegation
-    problems: list[FieldProblem] = []
-    for index, ng in enumerate(spec.spec.node_groups):
-        if ng.max_pods is None:
-            continue
-        for instance_type in ng.instance_types:
-            try:
-                limit = max_pods(instance_type, prefix_delegation=pd)
-            except UnknownInstanceType:
-                continue
-            if ng.max_pods > limit:
-                how = " with prefix delegation" if pd else ""
-                problems.append(FieldProblem(
-                    f"spec.nodeGroups[{index}].maxPods",
-                    f"{ng.max_pods} pods exceed what {instance_type} allows with the AWS VPC CNI{how} "
-                    f"({limit})",
-                    f"set maxPods to at most {limit}, pick a larger instance type"
-                    + ("" if pd else ", or enable eks.prefixDelegation")))
-                break
-    return problems
+__all__ = ["LARGE_VCPUS", "PREFIX_CAP", "PREFIX_CAP_LARGE", "PREFIX_SIZE", "EniLimits", "UnknownInstanceType",
+           "check_max_pods", "effective_max_pods", "group_max_pods", "kubelet_max_pods", "limits", "max_pods",
+           "max_pods_from", "max_pods_of", "table"]

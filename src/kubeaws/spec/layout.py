@@ -1,7 +1,7 @@
 """Subnet layout: how a VPC CIDR is carved into one private and one public subnet per availability zone.
 
 Pure and deterministic, so `plan` shows the same subnets every time. Called by `spec.validate` (does the
-layout fit?) and by `model.network` (the subnets to create).
+layout fit? if not, `subnet_fix` finds which field fixes it) and by `model.network` (the subnets to create).
 """
 
 from __future__ import annotations
@@ -103,3 +103,51 @@ def _check_prefix(kind: str, prefix: int, vpc: ipaddress.IPv4Network) -> None:
                           f"/{vpc.prefixlen}")
     if prefix > AWS_MIN_SUBNET_PREFIX:
         raise LayoutError(f"{kind} subnets /{prefix} are smaller than the AWS minimum /{AWS_MIN_SUBNET_PREFIX}")
+
+
+def fits(vpc: ipaddress.IPv4Network, azs: list[str], private: int | None, public: int | None) -> bool:
+    """Whether `subnet_layout` lays these subnets out."""
+    try:
+        subnet_layout(str(vpc), azs, private, public)
+    except LayoutError:
+        return False
+    return True
+
+
+def subnet_fix(vpc: ipaddress.IPv4Network, azs: list[str], private: int | None, public: int | None,
+               min_azs: int) -> tuple[str, str, str]:
+    """(field to report under `network`, note for the message, hint) when the subnets do not fit (`spec.validate`
+    reports it). Each fix the hint lists was checked with `subnet_layout`, with the value nearest to today's.
+    With a prefix set: first the prefix left to its default (a public prefix derived as private + 3 is the
+    usual culprit), then the one set, then a larger VPC (never beyond /16) and fewer AZs. With no prefix set
+    (the default layout): a larger VPC and fewer AZs first, then explicit prefixes."""
+    fixes: list[tuple[str, str]] = []  # (field, what to write)
+    note = ""
+    if private is not None and public is None and private + 3 > 28:
+        note = f" (publicSubnetPrefix is unset, so it is privateSubnetPrefix + 3 = /{private + 3})"
+    knobs = [("publicSubnetPrefix", public, private + 3 if private is not None else None),
+             ("privateSubnetPrefix", private, None)]
+    knobs.sort(key=lambda k: k[1] is not None)  # the unset one first
+    for name, given, derived in knobs:
+        current = given if given is not None else derived  # None: the default layout (smallest subnets first)
+        candidates = sorted(range(16, 29), key=lambda v: (abs(v - current) if current is not None else -v, v))
+        for value in candidates:
+            trial = (value, public) if name == "privateSubnetPrefix" else (private, value)
+            if value != given and fits(vpc, azs, *trial):
+                fixes.append((name, f"set {name}: {value}"))
+                break
+    sizes: list[tuple[str, str]] = []
+    for prefix in range(vpc.prefixlen - 1, 15, -1):
+        bigger = vpc.supernet(new_prefix=prefix)
+        if fits(bigger, azs, private, public):
+            sizes.append(("vpc.cidr", f"use a /{prefix} VPC (vpc.cidr, e.g. {bigger})"))
+            break
+    for count in range(len(azs) - 1, max(min_azs, 1) - 1, -1):
+        if fits(vpc, azs[:count], private, public):
+            sizes.append(("availabilityZones", f"use {count} availability zone{'s' if count > 1 else ''}"))
+            break
+    # The default layout (no prefix set): keep the defaults, grow the VPC; else keep the VPC, fix the prefixes.
+    fixes = sizes + fixes if private is None and public is None else fixes + sizes
+    if not fixes:
+        return "vpc.cidr", note, "use a larger VPC (up to /16), fewer AZs, or longer subnet prefixes"
+    return fixes[0][0], note, "; or ".join(text for _, text in fixes)

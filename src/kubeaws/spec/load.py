@@ -2,50 +2,32 @@
 
 Whatever the input, the only exception that leaves this module is `SpecError`: each problem names the field
 path in the file's own (camelCase) names, the line, what is wrong and how to fix it. Structural problems
-(YAML, types, unknown fields) come from the pydantic models; when there are none, the semantic checks of
-`spec.validate` run. Called by the public API (`kubeaws.load_spec`), the CLI and the tests.
+(YAML, types, unknown fields) come from the pydantic models (`spec.field_errors` words them); the semantic,
+cross-field checks of `spec.validate` run in the same pass, on the document with the fields in error taken
+out (their defaults stand in; a rule about such a field, or naming it, is left for after the fix), so one
+report holds every problem. The loaded spec remembers the line of every field (`ClusterSpec.origin`) for
+the problems found later (`spec.resolve`, `spec.paths.located`).
+
+Instance types are checked for their form here; whether they exist is `spec.resolve`'s work (the bundled
+table, and AWS for a type newer than it). Called by the public API (`kubeaws.load_spec`), the CLI and tests.
 """
 
 from __future__ import annotations
 
-import datetime
-import difflib
 import os
 import re
-import types
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_camel
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from kubeaws.errors import FieldProblem, SpecError
-from kubeaws.spec.models import API_VERSION, KIND, ClusterSpec
-from kubeaws.spec.validate import PathPart, format_path, parse_path, validate
-
-_VALUE_ERROR_HINTS = {
-    "vpc": "keep `cidr` to let kubeaws create a VPC, or `id` (with network.subnets) to use an existing one",
-    "size": "make min <= desired <= max",
-}
-_TYPE_WORDS = {
-    "string_type": "a string", "int_type": "a whole number", "int_parsing": "a whole number",
-    "int_from_float": "a whole number", "bool_type": "true or false", "bool_parsing": "true or false",
-    "list_type": "a list", "dict_type": "a mapping (key: value pairs)", "model_type": "a mapping (key: value pairs)",
-    "model_attributes_type": "a mapping (key: value pairs)", "float_type": "a number", "float_parsing": "a number",
-}
-_TYPE_HINTS = {
-    "string_type": "write a single text value (quote it when in doubt)",
-    "float_type": "write a number", "float_parsing": "write a number",
-    "model_attributes_type": "write `key: value` pairs (or `{}` for the defaults), or remove the key",
-    "list_type": "write a YAML list: `[a, b]`, or one `- item` per line",
-    "dict_type": "write `key: value` pairs (or `{}` for an empty mapping)",
-    "model_type": "write `key: value` pairs (or `{}` for the defaults), or remove the key",
-    "bool_type": "use true or false", "bool_parsing": "use true or false",
-}
+from kubeaws.spec.field_errors import convert, node_line, yaml_type
+from kubeaws.spec.models import API_VERSION, KIND, ClusterSpec, Origin
+from kubeaws.spec.paths import PathPart, format_path, parse_path
+from kubeaws.spec.validate import validate
 
 
 def load_spec(path: str | os.PathLike[str]) -> ClusterSpec:
@@ -85,21 +67,122 @@ def _load(text: str, source: str) -> ClusterSpec:
         raise SpecError([FieldProblem("", "the spec is empty", f"start from `kubeaws init`: apiVersion: "
                                       f"{API_VERSION}, kind: {KIND}, metadata, spec")], source)
     if not isinstance(data, dict):
-        raise SpecError([FieldProblem("", f"the document is a {_yaml_type(data)}, not a mapping",
+        raise SpecError([FieldProblem("", f"the document is a {yaml_type(data)}, not a mapping",
                                       f"the top level must be a mapping with apiVersion: {API_VERSION}, kind: "
-                                      f"{KIND}, metadata and spec", _line(root, []))], source)
+                                      f"{KIND}, metadata and spec", node_line(root, []))], source)
     problems = _duplicate_keys(root)
-    try:
-        spec = ClusterSpec.model_validate(data, by_name=False)
-    except ValidationError as exc:
-        problems += [_convert(err, root) for err in exc.errors(include_url=False)]
-        raise SpecError(_sorted(problems), source) from None
-    for problem in validate(spec):
-        problem.line = _line(root, parse_path(problem.path))
-        problems.append(problem)
-    if problems:
+    spec, field_problems, removed = _validate_fields(data, root)
+    problems += field_problems
+    if spec is not None:  # the cross-field rules, in the same report
+        for problem in validate(spec):
+            parts = parse_path(problem.path)
+            if any(_overlap(parts, gone) or _names(problem, gone) for gone in removed):
+                continue  # about a field in error, or read with its default standing in for it
+            problem.line = node_line(root, parts)
+            problems.append(problem)
+    if problems or spec is None:
         raise SpecError(_sorted(problems), source)
-    return spec
+    return spec.with_origin(Origin(source, _lines(root)))
+
+
+#: How many times a document with field errors is trimmed and validated again (each round takes out at least
+#: one field), so that the cross-field rules run on the rest and every problem comes out in one report.
+MAX_TRIMS = 20
+
+
+def _validate_fields(data: dict[str, Any], root: yaml.Node) -> tuple[
+        ClusterSpec | None, list[FieldProblem], list[list[PathPart]]]:
+    """The spec, pydantic's problems (with lines), and the paths of the fields taken out. With field errors,
+    each field in error is taken out of a copy of the document (its default stands in for it) until the rest
+    validates: that spec is returned for the cross-field rules, with the problems of the fields taken out.
+    None when nothing can stand in (a required field such as metadata.name or spec.region is in error)."""
+    try:
+        return ClusterSpec.model_validate(data, by_name=False), [], []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    problems = [convert(err, root) for err in errors]
+    trimmed = _unshared(data)
+    removed: list[list[PathPart]] = []
+    for _ in range(MAX_TRIMS):
+        for err in errors:
+            gone = _take_out(trimmed, [p for p in err["loc"] if p != "[key]"])
+            if gone is None:
+                return None, problems, removed
+            removed.append(gone)
+        try:
+            return ClusterSpec.model_validate(trimmed, by_name=False), problems, removed
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+    return None, problems, removed
+
+
+def _unshared(value: Any) -> Any:
+    """A copy of plain YAML data in which no two places share a mapping or list (YAML aliases do)."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return value
+
+
+def _take_out(doc: dict[str, Any], loc: Sequence[Any]) -> list[PathPart] | None:
+    """Take the innermost mapping entry on `loc` out of `doc` (list items stay, so that indices keep naming
+    the same items); apiVersion and kind are set right instead. The path taken out, or None if none is left."""
+    if list(loc) in (["apiVersion"], ["kind"]):
+        doc[str(loc[0])] = API_VERSION if loc[0] == "apiVersion" else KIND
+        return [str(loc[0])]
+    node: Any = doc
+    last: tuple[dict[Any, Any], Any, list[PathPart]] | None = None
+    path: list[PathPart] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path = [*path, part]
+            last = (node, part, path)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path = [*path, part]
+            node = node[part]
+        else:
+            break
+    if last is None or last[2] in ([], ["spec"], ["metadata"]):
+        return None
+    del last[0][last[1]]
+    return [p if isinstance(p, int) else str(p) for p in last[2]]
+
+
+def _overlap(parts: Sequence[PathPart], gone: Sequence[PathPart]) -> bool:
+    """One path is the other or holds it."""
+    n = min(len(parts), len(gone))
+    return list(parts[:n]) == list(gone[:n])
+
+
+def _names(problem: FieldProblem, gone: Sequence[PathPart]) -> bool:
+    """The problem's text names the field taken out (e.g. `overlaps vpc.cidr` when vpc was taken out)."""
+    name = next((p for p in reversed(gone) if isinstance(p, str)), "")
+    return bool(name) and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", problem.message) is not None
+
+
+def _lines(root: yaml.Node) -> dict[tuple[PathPart, ...], int]:
+    """The line of every field path written in the document (each aliased node once)."""
+    lines: dict[tuple[PathPart, ...], int] = {(): root.start_mark.line + 1}
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = (*path, str(key_node.value))
+                    lines.setdefault(key, key_node.start_mark.line + 1)
+                    stack.append((value_node, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines.setdefault((*path, i), item.start_mark.line + 1)
+                stack.append((item, (*path, i)))
+    return lines
 
 
 #: Bounds of what a problem shows, whatever the input: a value quoted in a message (between backticks),
@@ -266,14 +349,6 @@ def _check_expansion(root: yaml.Node, source: str, limit: int = 100_000) -> None
     size(root)
 
 
-def _yaml_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    return f"{type(value).__name__} value"
-
-
 def _sorted(problems: list[FieldProblem]) -> list[FieldProblem]:
     return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
 
@@ -303,135 +378,3 @@ def _duplicate_keys(root: yaml.Node) -> list[FieldProblem]:
     return problems
 
 
-def _find(root: yaml.Node, parts: Sequence[PathPart]) -> tuple[yaml.Node | None, int | None]:
-    """The node at `parts` (or None) and the best line for it: the key's line, else the deepest parent's."""
-    node: yaml.Node | None = root
-    line = root.start_mark.line + 1
-    for part in parts:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
-                         None)
-            if match is None:
-                return None, line
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return None, line
-    return node, line
-
-
-def _line(root: yaml.Node, parts: Sequence[PathPart]) -> int | None:
-    return _find(root, parts)[1]
-
-
-def _model_at(parts: Sequence[PathPart]) -> type[BaseModel] | None:
-    """The pydantic model describing the mapping at `parts` (YAML names), if there is one."""
-    tp: Any = ClusterSpec
-    for part in parts:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == part), None)
-            if field is None:
-                return None
-            tp = field.annotation
-        elif typing.get_origin(tp) in (list, dict):
-            tp = typing.get_args(tp)[-1]
-        else:
-            return None
-    tp = _unwrap(tp)
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-
-
-def _unwrap(tp: Any) -> Any:
-    """X | None -> X."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else tp
-    return tp
-
-
-def _scalar_text(root: yaml.Node, parts: Sequence[PathPart]) -> str | None:
-    node = _find(root, parts)[0]
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
-
-
-def _convert(err: ErrorDetails, root: yaml.Node) -> FieldProblem:
-    """One pydantic error -> one FieldProblem in the file's terms."""
-    kind = err["type"]
-    loc: list[PathPart] = [p for p in err["loc"] if p != "[key]"]
-    is_key = "[key]" in err["loc"]
-    path = format_path(loc)
-    line = _line(root, loc)
-    value = err.get("input")
-    ctx = err.get("ctx") or {}
-    field = str(loc[-1]) if loc else ""
-    if kind == "extra_forbidden":
-        return FieldProblem(path, f"unknown field `{field}`", _did_you_mean(field, loc[:-1]), line)
-    if kind == "invalid_key" or is_key:
-        return FieldProblem(path, f"key `{field}` must be a string", "quote the key", line)
-    if kind == "missing":
-        if loc == ["apiVersion"]:
-            return FieldProblem(path, "apiVersion is missing", f"add `apiVersion: {API_VERSION}`", line)
-        if loc == ["kind"]:
-            return FieldProblem(path, "kind is missing", f"add `kind: {KIND}`", line)
-        return FieldProblem(path, f"required field `{field}` is missing", f"add `{field}: ...`", line)
-    if kind == "literal_error":
-        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        close = [a for a in allowed if a.lower() == str(value).lower()]
-        if loc in (["apiVersion"], ["kind"]):
-            hint = f"set `{field}: {allowed[0]}`" if allowed else ""
-        elif close:
-            hint = f"did you mean `{close[0]}`? (values are case-sensitive)"
-        else:
-            hint = f"use one of: {', '.join(allowed)}"
-        return FieldProblem(path, f"`{value}` is not an allowed value for {field}", hint, line)
-    if kind == "value_error":
-        message = err["msg"].removeprefix("Value error, ")
-        return FieldProblem(path, message, _VALUE_ERROR_HINTS.get(field, "fix the values as described"), line)
-    if kind in _TYPE_WORDS:
-        message = f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
-        hint = _TYPE_HINTS.get(kind, "")
-        if value is None:
-            hint = "give it a value, or remove the key to use the default"
-        elif kind == "string_type" and isinstance(value, int | float | bool | datetime.date):
-            text = _scalar_text(root, loc) or str(value)
-            hint = f'quote it: `"{text}"` (YAML reads unquoted {text} as a {_yaml_type(value).split()[0]})'
-        elif kind in ("int_type", "int_parsing", "int_from_float"):
-            hint = "use a whole number without quotes, e.g. 3"
-        return FieldProblem(path, message, hint, line)
-    bound = next((f"{op} {ctx[k]}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-                  if k in ctx), None)
-    hint = f"use a value {bound}" if bound else ""
-    if kind == "too_short":
-        hint = f"list at least {ctx.get('min_length', 1)} item(s)"
-    elif kind == "too_long":
-        hint = f"list at most {ctx.get('max_length')} item(s)"
-    return FieldProblem(path, err["msg"], hint, line)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    return f"{_yaml_type(value).split()[0]} {shown}"
-
-
-def _did_you_mean(key: str, parent: Sequence[PathPart]) -> str:
-    model = _model_at(parent)
-    if model is None:
-        return "remove it"
-    allowed = [f.alias or n for n, f in model.model_fields.items()]
-    by_lower = {a.lower(): a for a in allowed}
-    guess = by_lower.get(key.lower()) or by_lower.get(to_camel(key).lower())
-    if guess is None:
-        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
-        guess = by_lower[close[0]] if close else None
-    if guess is not None:
-        return f"did you mean `{guess}`?"
-    return f"remove it; fields allowed here: {', '.join(allowed)}"

@@ -6,12 +6,21 @@ need several fields (CIDR overlaps, AZs in the region...) live in `spec.validate
 
 Called by `spec.load` (parsing), `spec.schema` (JSON Schema) and every later layer, which reads the
 resulting `ClusterSpec`.
+
+Besides the file's fields, a loaded spec carries two things that are not in the file (private attributes,
+never dumped nor in the schema): where each field was written (`origin`: the file name and the line of every
+field path, so that a problem found after loading still names its line: `spec.origin`), and the instance-type
+facts it was resolved against (`instance_type_facts`: the bundled table until `spec.resolve` hands it the
+table plus AWS's answer, through `with_instance_types`).
 """
 
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
+
+from kubeaws.spec.instance_types import BUNDLED, InstanceTypes
 
 API_VERSION = "kubeaws.io/v1alpha1"
 KIND = "Cluster"
@@ -228,6 +237,19 @@ class NodeGroupSpec(_Model):
     root_volume: VolumeSpec = _volume(50)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec,
                                  description="How `kubeaws rollout` replaces this group's instances.")
+    _instance_types: InstanceTypes | None = PrivateAttr(default=None)
+
+    @property
+    def instance_type_facts(self) -> InstanceTypes:
+        """The instance-type facts of the spec this group belongs to (`ClusterSpec.with_instance_types`); the
+        bundled table until the spec was resolved."""
+        return self._instance_types or BUNDLED
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the file's fields are (what the spec carries besides them is not compared)."""
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
 
 class AddonSpec(_Model):
@@ -309,12 +331,59 @@ class ClusterBody(_Model):
         return "aws-vpc-cni" if self.mode == "eks" else "calico"
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a spec was read from: the file name and the line of each field path (YAML names, list indices)."""
+
+    source: str = ""
+    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict)
+
+    def line(self, parts: tuple[str | int, ...] | list[str | int]) -> int | None:
+        """The line of the field at `parts`, else of its nearest written parent (None when nothing is known)."""
+        key = tuple(parts)
+        while key not in self.lines and key:
+            key = key[:-1]
+        return self.lines.get(key)
+
+
 class ClusterSpec(_Model):
     api_version: Literal["kubeaws.io/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["Cluster"]
     metadata: Metadata
     spec: ClusterBody
+    _instance_types: InstanceTypes | None = PrivateAttr(default=None)
+    _origin: Origin | None = PrivateAttr(default=None)
 
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def instance_type_facts(self) -> InstanceTypes:
+        """The instance-type facts this spec was resolved against; the bundled table until then."""
+        return self._instance_types or BUNDLED
+
+    @property
+    def origin(self) -> Origin:
+        """Where the spec was read from (empty for a spec not loaded from YAML text)."""
+        return self._origin or Origin()
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the file's fields are (what the spec carries besides them is not compared)."""
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def with_origin(self, origin: Origin) -> Self:
+        """This spec, remembering where it was read from (`spec.load` calls it)."""
+        self._origin = origin
+        return self
+
+    def with_instance_types(self, types: InstanceTypes) -> "ClusterSpec":
+        """A copy of this spec whose node groups read their instance types' facts from `types` (`spec.resolve`
+        calls it once every type is known there)."""
+        copy = self.model_copy(deep=True)
+        copy._instance_types = types
+        for group in copy.spec.node_groups:
+            group._instance_types = types
+        return copy

@@ -5,7 +5,8 @@ bootstrap (the labels kubelet registers with), so both always agree (docs/kubead
 - Labels: the group's own `labels`, then kubeaws' `kubeaws.io/node-group`, `kubeaws.io/capacity`
   (on-demand | spot), `kubeaws.io/team` (when `team` is set) and `kubeaws.io/instance-spec`
   (`<vcpus>cpu-<memory>gib` of the FIRST instance type, e.g. m5.large -> 2cpu-8gib: what the scale-from-zero
-  node template describes; left out for a type outside the bundled table).
+  node template describes; from the group's instance-type facts: the bundled table, or AWS's answer for a
+  newer type once the spec was resolved, `spec.resolve`).
 - Tags of the launch template, its instances and volumes: `kubeaws.io/node-group`, and team and
   instance spec as above (the Auto Scaling group adds the capacity and propagates its tags at launch).
 - Names: `nodeGroups[].namePattern`, else `spec.nodeGroupNamePattern`, with placeholders {cluster}, {name},
@@ -24,7 +25,6 @@ import re
 from collections.abc import Mapping
 
 from kubeaws.errors import FieldProblem
-from kubeaws.spec.instance_types import known_instance_spec, table
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 
 NODE_GROUP_LABEL = "kubeaws.io/node-group"
@@ -44,8 +44,9 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 def group_instance_spec(ng: NodeGroupSpec) -> str | None:
-    """The instance spec of the group's first instance type (`2cpu-8gib`), None when it is not in the table."""
-    return known_instance_spec(ng.instance_types[0])
+    """The instance spec of the group's first instance type (`2cpu-8gib`), None when the group's facts do not
+    know it (a spec with such a type is refused by `spec.resolve`)."""
+    return ng.instance_type_facts.instance_spec(ng.instance_types[0])
 
 
 def kubeaws_labels(ng: NodeGroupSpec) -> dict[str, str]:
@@ -172,15 +173,6 @@ def _check_patterns(spec: ClusterSpec, problems: list[FieldProblem]) -> bool:
                 f"spec.nodeGroups[{i}].team",
                 f"node group `{ng.name}` has no team, but its name pattern `{pattern}` ({where}) uses {{team}}",
                 f"set nodeGroups[{i}].team, or give the group a namePattern without {{team}}"))
-        if "spec" in used and group_instance_spec(ng) is None:
-            first = ng.instance_types[0]
-            close = [t for t in table() if t.split(".")[0] == first.split(".")[0]][:3]
-            problems.append(FieldProblem(
-                f"spec.nodeGroups[{i}].instanceTypes[0]",
-                f"`{first}` is not in kubeaws' instance-type table, so {{spec}} in `{pattern}` ({where}) has no "
-                f"value for node group `{ng.name}`",
-                "list a known type first" + (f" (e.g. {', '.join(close)})" if close else "")
-                + ", or give the group a namePattern without {spec}"))
     return len(problems) > before
 
 
@@ -196,6 +188,8 @@ def _check_names(spec: ClusterSpec, problems: list[FieldProblem]) -> None:
         if ng.name in seen:
             continue  # a duplicated group name is reported by spec.validate
         seen.add(ng.name)
+        if "spec" in placeholders(name_pattern(spec, ng) or "") and group_instance_spec(ng) is None:
+            continue  # {spec} of a type the facts do not know yet: checked once spec.resolve knows it
         path, patterned = _pattern_path(spec, i), name_pattern(spec, ng) is not None
         group_kind, limit = (("EKS node group", NODEGROUP_NAME_MAX) if ng.type == "managed"
                              else ("Auto Scaling group", ASG_NAME_MAX))

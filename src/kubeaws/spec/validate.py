@@ -2,7 +2,7 @@
 CIDR arithmetic, Kubernetes label syntax). Pure: no AWS calls.
 
 Called by `spec.load` after the pydantic models accepted the document; `doctor` may call it on its own.
-Also holds the field-path helpers (`format_path` / `parse_path`) that `spec.load` uses to place problems.
+The field-path helpers (`format_path` / `parse_path`) live in `spec.paths` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import functools
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from kubeaws.errors import FieldProblem
 from kubeaws.spec import grammar
-from kubeaws.spec.layout import LayoutError, subnet_layout
+from kubeaws.spec.layout import LayoutError, subnet_fix, subnet_layout
+from kubeaws.spec.maxpods import check_max_pods
 from kubeaws.spec.models import SUPPORTED_KUBERNETES_VERSIONS, ClusterSpec, NodeGroupSpec, VolumeSpec
 from kubeaws.spec.nodegroups import check_node_groups
+from kubeaws.spec.paths import PathPart, format_path, parse_path
 
-PathPart = str | int
+__all__ = ["PathPart", "format_path", "known_regions", "parse_path", "validate"]
+
 MAX_CLUSTER_NAME = 28  # `<name>-api` must fit the 32-character load balancer name limit
 MAX_NODE_GROUP_NAME = 40
 MAX_USER_TAGS = 40  # AWS allows 50 per resource; kubeaws adds its own
@@ -37,8 +40,6 @@ AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]+$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
 SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PATH_PART = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
 
 # Labels kubelet may set on its own node in the kubernetes.io / k8s.io namespaces (NodeRestriction).
 KUBELET_LABELS = frozenset({
@@ -48,33 +49,6 @@ KUBELET_LABELS = frozenset({
     "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
 })
 KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
-
-
-def format_path(parts: Iterable[PathPart]) -> str:
-    """('spec', 'nodeGroups', 1, 'labels', 'a/b') -> 'spec.nodeGroups[1].labels["a/b"]'."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _PLAIN_KEY.match(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part)}]"
-    return out
-
-
-def parse_path(path: str) -> list[PathPart]:
-    """The inverse of `format_path` (best effort: stops at the first part it cannot read)."""
-    parts: list[PathPart] = []
-    pos = 0
-    while pos < len(path):
-        m = _PATH_PART.match(path, pos)
-        if not m or m.end() == pos:
-            break
-        name, index, quoted = m.groups()
-        parts.append(name if name is not None else int(index) if index is not None else json.loads(quoted))
-        pos = m.end()
-    return parts
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,6 +117,7 @@ def validate(spec: ClusterSpec) -> list[FieldProblem]:
     _check_addons(c)
     _check_public_endpoint(c)
     c.problems.extend(check_node_groups(spec))  # team and name patterns
+    c.problems.extend(check_max_pods(spec))  # with the spec's instance-type facts (types they know)
     return c.problems
 
 
@@ -291,13 +266,9 @@ def _check_new_vpc(c: _Checker, vpc: ipaddress.IPv4Network | None) -> None:
     try:
         subnet_layout(str(vpc), azs, net.private_subnet_prefix, net.public_subnet_prefix)
     except LayoutError as exc:
-        field = "vpc.cidr"
-        if net.private_subnet_prefix is not None:
-            field = "privateSubnetPrefix"
-        elif net.public_subnet_prefix is not None:
-            field = "publicSubnetPrefix"
-        c.add([*base, *field.split(".")], f"the subnets do not fit: {exc}",
-              "use a /20 or larger VPC, fewer AZs, or longer subnet prefixes")
+        field, message, hint = subnet_fix(vpc, azs, net.private_subnet_prefix, net.public_subnet_prefix,
+                                          2 if c.body.mode == "eks" else 1)
+        c.add([*base, *field.split(".")], f"the subnets do not fit: {exc}{message}", hint)
 
 
 def _check_brought_vpc(c: _Checker) -> None:
