@@ -244,8 +244,8 @@ def _cell(value: Any) -> str:
 
 
 #: Attributes worth a status column, in this order; others (ARNs, owner IDs...) are in the JSON output.
-PREFERRED = ("az", "cidr", "instance_type", "private_ip", "public_ip", "vpc_id", "subnet_id")
-HIDDEN = frozenset({"arn", "owner_id", "association_id", "network_interface_id", "launch_time", "failure"})
+PREFERRED = ("az", "cidr", "instanceType", "privateIp", "publicIp", "vpcId", "subnetId")
+HIDDEN = frozenset({"arn", "ownerId", "associationId", "networkInterfaceId", "launchTime", "failure"})
 
 
 def _attr_columns(items: Iterable[dict[str, Any]]) -> list[str]:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from kubeaws.casing import camel_keys
 from kubeaws.resources.base import Desired, Observed, Ref, Unknown
 
 if TYPE_CHECKING:
@@ -50,8 +51,9 @@ class Change:
         return f"{self.kind}/{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form; field names in camelCase, as everywhere in kubeaws' output (kubeaws.casing)."""
         return {"action": self.action, "kind": self.kind, "name": self.name, "id": self.id,
-                "diff": {k: [jsonable(old), jsonable(new)] for k, (old, new) in self.diff.items()},
+                "diff": camel_keys({k: [jsonable(old), jsonable(new)] for k, (old, new) in self.diff.items()}),
                 "reasons": list(self.reasons)}
 
 
@@ -181,10 +183,10 @@ class StatusReport:
             "pendingChanges": self.pending_changes,
             "planSummary": self.plan_summary,
             "resources": {kind: [{"name": (o.logical_key or "").split("/", 1)[-1], "id": o.id,
-                                  "state": o.state, **{k: jsonable(v) for k, v in o.attrs.items()}}
+                                  "state": o.state, **camel_keys({k: jsonable(v) for k, v in o.attrs.items()})}
                                  for o in items]
                           for kind, items in self.by_kind().items()},
             "controllerMade": {kind: [{"id": o.id, "state": o.state,
-                                       **{k: jsonable(v) for k, v in o.attrs.items()}} for o in items]
+                                       **camel_keys({k: jsonable(v) for k, v in o.attrs.items()})} for o in items]
                                for kind, items in self.controller_made_by_kind().items()},
         }
