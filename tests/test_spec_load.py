@@ -158,6 +158,49 @@ def test_semantic_problems_reported_together_with_lines() -> None:
     assert "nodeGroups[0]" in found["spec.nodeGroups[1].name"].message
 
 
+def test_field_and_cross_field_problems_in_one_report() -> None:
+    """Two field errors (pydantic) and two cross-field rules (spec.validate) come out at once, each with its
+    line: the rules run on the document with the fields in error taken out."""
+    text = edit('  kubernetesVersion: "1.31"\n', "  kubernetesVersion: 1.31\n")  # a float: field error
+    text = text.replace("capacity: spot", "capacity: cheap")  # field error
+    text = text.replace("availabilityZones: [us-east-1a, us-east-1b]",  # cross-field: AZ of another region
+                        "availabilityZones: [us-east-1a, us-west-2b]\n    serviceCIDR: 10.0.0.0/12")  # overlaps VPC
+    found = problems(text)
+    by_path = {p.path: p for p in found}
+    assert set(by_path) == {"spec.kubernetesVersion", "spec.nodeGroups[1].capacity",
+                            "spec.network.availabilityZones[1]", "spec.network.serviceCIDR"}, found
+    assert [by_path[p].line for p in ("spec.kubernetesVersion", "spec.network.availabilityZones[1]",
+                                      "spec.network.serviceCIDR", "spec.nodeGroups[1].capacity")] == [7, 9, 10, 17]
+    assert "overlaps vpc.cidr" in by_path["spec.network.serviceCIDR"].message
+    assert all(p.hint for p in found)
+    assert "4 problem(s)" in str(SpecError(found, "t.yaml"))
+
+
+def test_a_rule_reading_a_field_in_error_waits_for_the_fix() -> None:
+    """vpc.cidr in error: its default stands in while the rules run, so no overlap with it is claimed."""
+    text = edit("    availabilityZones: [us-east-1a, us-east-1b]\n",
+                "    availabilityZones: [us-east-1a, us-east-1b]\n    vpc: {cidr: [10.0.0.0/16]}\n"
+                "    serviceCIDR: 10.0.0.0/12\n    podCIDR: 10.0.0.0/8\n")
+    paths = {p.path for p in problems(text)}
+    assert "spec.network.vpc.cidr" in paths
+    assert "spec.network.serviceCIDR" in paths  # podCIDR 10/8 holds it: a rule between two fields not in error
+    found = {p.path: p for p in problems(text)}
+    assert "vpc.cidr" not in found["spec.network.serviceCIDR"].message
+
+
+def test_a_required_field_in_error_still_reports_every_field_problem() -> None:
+    text = edit("  region: us-east-1\n", "  region: [us-east-1]\n").replace("capacity: spot", "capacity: x")
+    assert {p.path for p in problems(text)} == {"spec.region", "spec.nodeGroups[1].capacity"}
+
+
+def test_max_pods_problem_has_its_line() -> None:
+    """Rules reading instance-type facts run while loading (table types), not in the model without a line."""
+    text = edit("  nodeGroups:\n", "  mode: eks\n  nodeGroups:\n").replace("capacity: spot",
+                                                                            "capacity: spot\n      maxPods: 200")
+    (problem,) = [p for p in problems(text) if p.path == "spec.nodeGroups[1].maxPods"]
+    assert problem.line == 18 and "(29)" in problem.message
+
+
 def test_snake_case_keys_are_not_accepted_in_yaml() -> None:
     text = edit('  kubernetesVersion: "1.31"\n', '  kubernetes_version: "1.31"\n')
     assert [p.hint for p in problems(text)] == ["did you mean `kubernetesVersion`?"]

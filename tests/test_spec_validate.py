@@ -280,6 +280,19 @@ def test_hints_name_the_fix() -> None:
     assert "32-character" in by_path["metadata.name"].hint
 
 
+def test_subnet_hint_names_the_field_that_fixes_it() -> None:
+    """A /26 private prefix in a /16: the public prefix it implies (/29) is below the AWS minimum; the fix is
+    publicSubnetPrefix (or a shorter private prefix), not a VPC that is already as large as allowed."""
+    (problem,) = problems_of({"network": {"privateSubnetPrefix": 26}})
+    assert problem.path == "spec.network.publicSubnetPrefix"
+    assert "/29" in problem.message and "privateSubnetPrefix + 3" in problem.message
+    assert problem.hint.startswith("set publicSubnetPrefix: 28") and "privateSubnetPrefix: 25" in problem.hint
+    assert "VPC" not in problem.hint
+    small = problems_of({"network": {"vpc": {"cidr": "10.0.0.0/24"},
+                                     "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"]}})
+    assert small[0].path == "spec.network.vpc.cidr" and small[0].hint.startswith("use a /23 VPC")
+
+
 @pytest.mark.parametrize(
     "parts",
     [["spec", "nodeGroups", 1, "size"], ["metadata", "name"], ["spec", "tags", "a b"],
