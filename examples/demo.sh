@@ -3,7 +3,10 @@
 # init, then for each example spec: plan, apply, status, re-plan (no changes), delete, status; then stop
 # the emulator. Every AWS call goes to 127.0.0.1 (--local); nothing boots a real node.
 #
-#   PATH="$PWD/.venv/bin:$PATH" bash examples/demo.sh            # dev.yaml and ha.yaml
+# The demo runs its own emulator (its own KUBEAWS_HOME in a temporary directory, any free port) and stops
+# only that one: an emulator you run (`kubeaws local start`) is neither used, reset nor stopped.
+#
+#   PATH="$PWD/.venv/bin:$PATH" bash examples/demo.sh            # dev.yaml, ha.yaml and eks.yaml
 #   PATH="$PWD/.venv/bin:$PATH" bash examples/demo.sh examples/eks.yaml
 set -euo pipefail
 
@@ -12,8 +15,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ "$#" -gt 0 ]; then
   specs=("$@")
 else
-  specs=(examples/dev.yaml examples/ha.yaml)
+  specs=(examples/dev.yaml examples/ha.yaml examples/eks.yaml)
 fi
+
+demo_home="$(mktemp -d "${TMPDIR:-/tmp}/kubeaws-demo.XXXXXX")"
+export KUBEAWS_HOME="$demo_home" KUBEAWS_LOCAL_PORT=0
+unset AWS_ENDPOINT_URL KUBEAWS_LOCAL
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
 
@@ -27,7 +34,8 @@ fail() {
 }
 
 cleanup() {
-  kubeaws local stop >/dev/null 2>&1 || true
+  kubeaws local stop >/dev/null 2>&1 || true  # the demo's own emulator (KUBEAWS_HOME is the demo's)
+  rm -rf "$demo_home"
 }
 trap cleanup EXIT
 
@@ -38,7 +46,7 @@ starter="$(kubeaws init --name demo --region us-east-1)"
 head -n 20 <<<"$starter"
 echo "... ($(wc -l <<<"$starter") lines; write it to a file with -o cluster.yaml)"
 
-banner "kubeaws local start"
+banner "kubeaws local start   (the demo's own emulator, on a free port)"
 kubeaws local start
 
 for spec in "${specs[@]}"; do
@@ -65,8 +73,9 @@ for spec in "${specs[@]}"; do
   grep -q "No resources found" <<<"$after" || fail "resources of $spec left after delete"
 done
 
-banner "kubeaws local stop"
+banner "kubeaws local stop   (the demo's emulator only)"
 kubeaws local stop
+cleanup
 trap - EXIT
 
 banner "demo complete: ${specs[*]} planned, applied, verified in sync, and deleted on the local emulator"

@@ -17,6 +17,9 @@ Every answer (or missing answer) from AWS falls in one class:
 - `ACCESS_DENIED`: the caller's identity may not do it;
 - `OTHER`: anything else (a validation error, a limit): reported to the user as is.
 
+`collapse_web_page` turns an error answer that is a web page (an endpoint without the operation) into one line
+naming the operation.
+
 `already_done` says when an error answer of a given operation means "already as wanted" (a duplicate rule
 on Authorize, a missing rule on Revoke, a missing resource on Delete, the route or association that is
 already there).
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError
@@ -250,6 +253,32 @@ def repeatable(operation: str, params: dict[str, object] | None = None) -> bool:
         return True
     name = pascal(operation)
     return name in _REPEATABLE or name.startswith(_REPEATABLE_PREFIXES)
+
+
+#: Statuses with which an endpoint says it has no such operation (moto's server: a web page, HTTP 404).
+UNIMPLEMENTED_STATUSES = frozenset({404, 405, 501})
+
+
+def _web_page(text: str, content_type: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return "html" in content_type.lower() or head.startswith(("<!doctype html", "<html")) or "<html" in head
+
+
+def collapse_web_page(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore `after-call` handler (every client of aws.session): an error answer that is a web page, not the
+    protocol's answer (an emulator's HTML 404 for an operation it does not implement, a proxy's error page),
+    gets a one-line message naming the service and operation instead of the page. The error code and status
+    are kept, so the answer is classified as before."""
+    status = int(getattr(http_response, "status_code", 0) or 0)
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    if status < 300 or not isinstance(error, dict):
+        return
+    headers = getattr(http_response, "headers", None) or {}
+    if not _web_page(str(error.get("Message") or ""), str(headers.get("content-type", ""))):
+        return
+    what = f"{model.service_model.service_name} {model.name}"
+    error["Message"] = (f"{what}: not implemented by the endpoint (HTTP {status})" if status in UNIMPLEMENTED_STATUSES
+                        else f"{what}: the endpoint answered HTTP {status} with a web page, not an AWS answer")
 
 
 class AmbiguousOutcome(KubeawsError):

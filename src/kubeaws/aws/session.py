@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from kubeaws.aws.errors import already_done, pascal, repeatable
+from kubeaws.aws.errors import already_done, collapse_web_page, pascal, repeatable
 from kubeaws.aws.retry import RetryPolicy, call_with_retry
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select")
@@ -202,6 +202,7 @@ class AwsContext:
             client = session.create_client(service, region_name=self.region,
                                            endpoint_url=self.settings.endpoint_url, config=self._config)
         client.meta.events.register("before-call", self._count)
+        client.meta.events.register("after-call", collapse_web_page)  # no web page in an error message
         for event, handler in self._hooks:
             client.meta.events.register(event, handler)
         return client

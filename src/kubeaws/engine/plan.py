@@ -5,7 +5,8 @@ change is made.
 
 Given the spec, a plan also says why launch templates and Auto Scaling groups change (engine.why: one
 read per changed launch template) and the roll it implies (engine.rollout_preview); it always notes what
-the spec asks that apply leaves alone.
+the spec asks that apply leaves alone, and on a local emulator leaves out the kinds only AWS serves
+(`Kind.cloud_only`: the Kubernetes objects inside an EKS cluster), saying so in a note.
 
 Called by the public API (kubeaws.api.plan / apply / status); its PlanState feeds engine.apply.
 """
@@ -74,9 +75,13 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
 
     duplicates: list[Observed] = []
     brought_notes: list[str] = []
+    cloud_only: list[str] = []  # left out on a local emulator (see `Kind.cloud_only`)
     for key in graph.topological():
         desired = graph[key]
         kind = kinds[desired.kind]
+        if kind.cloud_only and ctx.is_emulator:
+            cloud_only.append(key)
+            continue
         if desired.brought_id and desired.fallback is not None and desired.brought_id not in obs.brought:
             desired = desired.fallback  # nothing to bring: the owned resource of the same key
         if desired.brought_id:
@@ -141,7 +146,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         if gone.logical_key:
             names.setdefault(gone.id, gone.logical_key.replace("SecurityGroupRules/", "SecurityGroup/"))
     plan = Plan(cluster=graph.cluster, changes=changes, names=names, warnings=list(obs.warnings),
-                notes=brought_notes + why.ignored_notes(changes, resolved_of))
+                notes=brought_notes + why.ignored_notes(changes, resolved_of) + _cloud_only_notes(cloud_only))
     if spec is not None:
         why.explain_templates(ctx, changes, resolved_of, names)
         for change in changes:
@@ -152,6 +157,16 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         if note and any(e.get("role") == "control-plane" for e in plan.rollout):
             plan.warnings.append(f"API downtime: {note}")
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
+
+
+def _cloud_only_notes(keys: list[str]) -> list[str]:
+    """The plan's note for what a local emulator cannot hold (one line per kind)."""
+    by_kind: dict[str, list[str]] = {}
+    for key in keys:
+        kind, _, name = key.partition("/")
+        by_kind.setdefault(kind, []).append(name)
+    return [f"local emulator: {len(names)} {kind}(s) skipped, cloud-only (no Kubernetes API behind the emulator's "
+            f"EKS endpoint; AWS gets them): {', '.join(names)}" for kind, names in sorted(by_kind.items())]
 
 
 def _best_match(kind: Any, candidates: list[Observed], desired: Desired) -> Observed | None:

@@ -1,5 +1,7 @@
-"""The local AWS emulator behind `--local`: moto in server mode on 127.0.0.1, started once in the background
-and reused by every later command until `kubeaws local stop`.
+"""The local AWS emulator behind `--local`: moto in server mode on 127.0.0.1 behind kubeaws' EKS front
+(kubeaws.local.moto_server, kubeaws.local.eks_front), started once in the background and reused by every later
+command until `kubeaws local stop`. One emulator per `$KUBEAWS_HOME`: a script that must not touch the user's
+(examples/demo.sh) gives itself its own home and port 0 (any free port).
 
 State lives in `$KUBEAWS_HOME/local.json` (default `~/.kubeaws`): pid, port, url, started_at. The server's
 output goes to `$KUBEAWS_HOME/local.log`. Only the standard library is imported here, so `kubeaws local ...`
@@ -139,8 +141,8 @@ def _default_port() -> int:
         port = int(raw)
     except ValueError:
         raise EmulatorError(f"KUBEAWS_LOCAL_PORT={raw!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise EmulatorError(f"KUBEAWS_LOCAL_PORT={raw!r} is not a port number (1-65535)")
+    if not 0 <= port < 65536:
+        raise EmulatorError(f"KUBEAWS_LOCAL_PORT={raw!r} is not a port number (1-65535, or 0 for any free one)")
     return port
 
 
@@ -173,7 +175,7 @@ def running() -> dict[str, Any] | None:
 
 def ensure_running(port: int | None = None) -> str:
     """The URL of a running emulator: the recorded one if it answers, else a new one (on `port`, default
-    $KUBEAWS_LOCAL_PORT or 4599, or a free port when that one is taken). Raises EmulatorError."""
+    $KUBEAWS_LOCAL_PORT or 4599, or a free port when that one is taken or is 0). Raises EmulatorError."""
     state = running()
     if state is not None:
         return str(state["url"])
@@ -234,7 +236,7 @@ def _start(port: int | None) -> str:
         _terminate(int(state["pid"]))
     _clear_state()
     wanted = port if port is not None else _default_port()
-    chosen = wanted if _port_free(wanted) else _free_port()
+    chosen = wanted if wanted and _port_free(wanted) else _free_port()  # 0: any free port
     home().mkdir(parents=True, exist_ok=True)
     with open(log_file(), "ab") as log:
         try:

@@ -10,11 +10,17 @@ kubeaws sends.
   rewritten by every update) never shows in DescribeLaunchTemplates, so a re-plan after a template change
   showed the change again. Its tags are read from the tag store each time, as AWS shows them.
 
+moto's server app runs behind kubeaws.local.eks_front, which serves the EKS operations moto lacks (access entries,
+add-ons, updates) in the same process and forwards everything else to moto.
+
 Started by `kubeaws.local.emulator.launch` as `python -m kubeaws.local.moto_server -H 127.0.0.1 -p PORT`.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import sys
 from typing import Any
 
@@ -31,11 +37,31 @@ def patch() -> None:
     LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)  # type: ignore[assignment]
 
 
-def main(argv: list[str]) -> None:
-    patch()
-    from moto.server import main as moto_main
+def app() -> Any:
+    """moto's server application (every service, dispatched by host or signature) behind the EKS front."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    moto_main(argv)
+    from kubeaws.local.eks_front import EksFront
+
+    inner = DomainDispatcherApplication(create_backend_app)
+    inner.debug = True  # type: ignore[attr-defined]  # as moto's own server: errors answered, not raised
+    return EksFront(inner)
+
+
+def main(argv: list[str]) -> None:
+    """Serve on -H/-p as moto's server does (threaded, moto's request handler); SIGTERM/SIGINT end it."""
+    parser = argparse.ArgumentParser(prog="python -m kubeaws.local.moto_server")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (e.g. S3 presigning) from it
+    patch()
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import run_simple
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    run_simple(args.host, args.port, app(), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -269,6 +269,9 @@ class Kind(ABC):
     modes: ClassVar[frozenset[str]] = frozenset({"kubeadm", "eks"})
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
+    #: Served only by AWS itself, never by a local emulator (the Kubernetes objects inside an EKS cluster: no
+    #: API server behind the emulator's EKS endpoint): on an emulator, plan leaves them out and says so.
+    cloud_only: ClassVar[bool] = False
     #: The prop holding the resource's AWS name when that name is unique in the account and region (a rename
     #: is a replace); the planner refuses a create/replace taking a name another owned resource still holds.
     name_field: ClassVar[str | None] = None

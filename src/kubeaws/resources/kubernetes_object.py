@@ -21,9 +21,10 @@ again if missing), which is how `list_owned` finds it again.
   object someone else made, e.g. the aws-auth EKS writes for managed node groups). delete: DELETE (404 =
   gone; a missing cluster = gone with it).
 
-Local emulator (`ctx.is_emulator`): EKS there is metadata only, its endpoint serves no Kubernetes API. So
-create/update return an Observed built from the desired props without calling anything, delete does
-nothing and `list_owned` finds nothing: a re-plan on the emulator shows these objects as creates again.
+Local emulator (`ctx.is_emulator`): EKS there is metadata only, its endpoint serves no Kubernetes API. The kind
+is `cloud_only`: the plan leaves these objects out there and says so in a note (engine.plan). Called anyway,
+create/update return an Observed built from the desired props without calling anything, delete does nothing
+and `list_owned` finds nothing.
 
 Called by the engine through the registry.
 """
@@ -120,6 +121,7 @@ class KubernetesObject(Kind):
     rank = 80
     modes = frozenset({"eks"})
     taggable = False
+    cloud_only = True
     immutable = frozenset({"cluster_name"})
     #: DescribeCluster (AWS) + one Kubernetes list per managed type.
     list_reads = 1 + len(TYPES)
