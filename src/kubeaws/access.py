@@ -46,6 +46,19 @@ def _get(ctx: AwsContext, bucket: str, key: str) -> bytes:
         raise
 
 
+def api_server(spec: ClusterSpec, ctx: AwsContext) -> str | None:
+    """The kubeadm cluster's API server URL as its first control-plane member recorded it (cluster.json in
+    the state bucket), or None when there is no record yet (not applied, or still booting). For `status`."""
+    from kubeaws.model.state import state_bucket_name
+
+    bucket = state_bucket_name(spec.metadata.name, ctx.account_id(), spec.spec.region)
+    try:
+        info = json.loads(_get(ctx, bucket, "cluster/cluster.json"))
+    except KubeawsError:
+        return None
+    return f"https://{info['endpoint']}:{info.get('port', 6443)}"
+
+
 def _bastion_address(spec: ClusterSpec, ctx: AwsContext) -> tuple[str, str]:
     """(ssh user, public address) of the cluster's bastion; a placeholder address when there is none."""
     from kubeaws.resources import registry

@@ -3,6 +3,7 @@ kubeconfig` (an admin kubeconfig, printed, written or merged into ~/.kube/config
 certificate signed by the cluster CA; EKS, a user running `kubeaws token`; with `--tunnel`, one whose server
 is the local end of `kubeaws tunnel`, kubeaws.cli.tunnel).
 
+Also the kubeconfig file writing shared with `kubeaws apply --write-kubeconfig` (`write_kubeconfig`).
 Registered on the main typer app by kubeaws.cli.main.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,6 +29,10 @@ from kubeaws.cli.common import (
     run,
 )
 from kubeaws.cli.output import Out
+
+if TYPE_CHECKING:
+    from kubeaws.aws.session import AwsContext
+    from kubeaws.spec.models import ClusterSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -104,6 +109,21 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as stream:
         stream.write(text)
     path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+
+
+def write_kubeconfig(out: Out, spec: ClusterSpec, ctx: AwsContext, path: Path | None) -> dict[str, str]:
+    """`kubeaws apply --write-kubeconfig [--kubeconfig PATH]`: the cluster's admin context merged into the
+    kubeconfig file (`kubeconfig_target`) and made current, every other entry kept, the file 0600 (what
+    `eksctl create cluster` does). Returns what the JSON document says of it."""
+    from kubeaws.access import admin_kubeconfig
+
+    config = admin_kubeconfig(spec, ctx)
+    target = kubeconfig_target(path)
+    context = merge_into(target, config.text, set_current=True)
+    out.info(f"kubeconfig: context {context!r} written to {target}; it is the current context")
+    if config.hint:
+        out.info(config.hint)
+    return {"file": str(target), "context": context, "server": config.server}
 
 
 def kubeconfig(file: SpecFile,

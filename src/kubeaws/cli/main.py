@@ -167,7 +167,14 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                                                        "the bastion tunnel the rollout uses (private API).")] = None,
           no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="The rollout reaches a private API "
                                                   "directly (VPN, or inside the VPC).")] = False,
-          lock_timeout: locking.LockTimeoutOpt = "0") -> None:
+          lock_timeout: locking.LockTimeoutOpt = "0",
+          write_kubeconfig: Annotated[bool, typer.Option("--write-kubeconfig", help="Then write the cluster's "
+                                                         "admin context into ~/.kube/config ($KUBECONFIG, or "
+                                                         "--kubeconfig) and make it current, keeping the other "
+                                                         "contexts.")] = False,
+          kubeconfig_file: Annotated[Path | None, typer.Option("--kubeconfig", metavar="PATH", show_default=False,
+                                                               help="The kubeconfig file --write-kubeconfig "
+                                                                    "writes (implies it).")] = None) -> None:
     """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel; then roll
     the instances whose launch template changed (`kubeaws rollout`), unless --no-rollout."""
     opts = ClusterOptions(file, output_format, profile, region, local)
@@ -185,10 +192,14 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         if out.json and not yes:
             out.info(text)
         out.text(text)
+        kubeconfig = access.write_kubeconfig if write_kubeconfig or kubeconfig_file else None
         if not state.plan.pending:
             out.print("[green]Nothing to apply.[/green]")
+            doc = ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict()
+            if kubeconfig is not None:
+                doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
             if out.json:
-                out.emit(ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict())
+                out.emit(doc)
             return 0
         confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?', "apply")
         with locking.held(out, spec, ctx, "apply", locking.seconds(lock_timeout), create_home=True):
@@ -203,6 +214,8 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
             if not out.json:
                 output.report_result(out, result, opts.command("apply"))
             doc = result.to_dict()
+            if result.ok and kubeconfig is not None:
+                doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
             if result.ok and not no_rollout:
                 try:
                     doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
@@ -219,18 +232,23 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
 @app.command()
 def status(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: ProfileOpt = None,
            region: RegionOpt = None, local: LocalOpt = False) -> None:
-    """Show what exists for the cluster and whether it matches the spec."""
+    """Show a summary (mode, Kubernetes version, endpoint; per group desired / in service / Ready), then
+    what exists for the cluster and whether it matches the spec."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
 
     def body() -> int:
         from kubeaws import api
+        from kubeaws.cli.status_view import summary, summary_text
 
         spec = load(opts.file)
-        report = api.status(spec, connect(spec, opts, out))
+        ctx = connect(spec, opts, out)
+        report = api.status(spec, ctx)
+        head = summary(spec, ctx, report)
         if out.json:
-            out.emit(report.to_dict())
+            out.emit({"summary": head, **report.to_dict()})
         else:
+            summary_text(out, head)
             output.report_status(out, report, opts.command("plan"))
         return 0
 
