@@ -66,6 +66,7 @@ def test_changed_spec_says_why_notes_the_ignored_and_ends_with_the_roll(ctx: Aws
     note = ("nodeGroups[general] (dev-general): size.desired 2 -> 3 ignored on an existing group (the "
             "cluster-autoscaler and rollouts own its capacity)")
     assert len(plan.notes) == 1 and plan.notes[0].startswith(note)
+    assert plan.notes[0].endswith("or scale it now with `kubeaws scale -f SPEC general --desired 3`")
     assert f"Notes (apply leaves these alone):\n  - {note}" in text
 
     section = text.split("Rollout after apply (kubeaws rollout):\n", 1)[1].splitlines()

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, doctor, eks, etcd, locking, meta, output, rollout, tunnel
+from kubeaws.cli import access, day2, doctor, eks, etcd, locking, meta, output, rollout, tunnel
 from kubeaws.cli.common import (
     BadInput,
     ClusterOptions,
@@ -48,6 +48,7 @@ rollout.register(app)
 locking.register(app)
 etcd.register(app)
 meta.register(app)
+day2.register(app)
 
 
 class Mode(StrEnum):

@@ -244,9 +244,15 @@ def ignored_notes(changes: list[Change], resolved: Mapping[str, Desired]) -> lis
                 name = actual.fields.get("nodegroup_name")
                 notes.append(f"{who} ({name}): size.desired {have} -> {want} ignored on an existing group (the "
                              "cluster-autoscaler owns it); set size.min to raise the floor, or scale it now with "
-                             f"`aws eks update-nodegroup-config --cluster-name {actual.fields.get('cluster_name')} "
-                             f"--nodegroup-name {name} --scaling-config desiredSize={want}`")
+                             f"{_scale_command(who, want)}")
     return notes
+
+
+def _scale_command(who: str, desired: Any) -> str:
+    """`kubeaws scale -f SPEC <group> --desired N` for `nodeGroups[<group>]` (it also offers to write the size
+    into the spec)."""
+    group = who.removeprefix("nodeGroups[").removesuffix("]")
+    return f"`kubeaws scale -f SPEC {group} --desired {desired}`"
 
 
 def _group_notes(who: str, name: str, props: Mapping[str, Any], fields: Mapping[str, Any],
@@ -261,8 +267,7 @@ def _group_notes(who: str, name: str, props: Mapping[str, Any], fields: Mapping[
         clamp = f"; apply moves it to {moved} to fit size.min/max" if moved != have else ""
         notes.append(f"{who} ({name}): size.desired {have} -> {want} ignored on an existing group (the "
                      f"cluster-autoscaler and rollouts own its capacity{clamp}); set size.min to raise the floor, "
-                     f"or scale it now with `aws autoscaling set-desired-capacity --auto-scaling-group-name {name} "
-                     f"--desired-capacity {want}`")
+                     f"or scale it now with {_scale_command(who, want)}")
     pinned, default = fields.get("launch_template_version"), props.get("launch_template_version")
     if _known(pinned) and _known(default) and str(pinned) != str(default) and "launch_template_id" not in diff:
         notes.append(f"{who} ({name}): launches launch template version {pinned}, the template's default is "
