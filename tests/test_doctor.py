@@ -22,7 +22,7 @@ from kubeaws.cli.doctor import register
 from kubeaws.doctor import Finding, Report, check_spec, matrix
 from kubeaws.doctor.capacity import check_ip_capacity, check_storage
 from kubeaws.doctor.findings import SEVERITIES
-from kubeaws.doctor.network import check_addressing, check_exposure, check_pod_network
+from kubeaws.doctor.network import check_access, check_addressing, check_exposure, check_pod_network
 from kubeaws.doctor.static import (
     CHECKS,
     check_artifacts,
@@ -177,6 +177,11 @@ CASES: list[tuple[str, CheckFn, ClusterSpec, Mutation, str | None]] = [
      _asg_tags(drop="k8s.io/cluster-autoscaler/enabled"), "discovery-tags.autoscaler"),
     ("discovery-tags node-template differs", check_discovery_tags, KUBEADM,
      _asg_tags(**{"k8s.io/cluster-autoscaler/node-template/label/stale": "x"}), "discovery-tags.node-template"),
+    ("discovery-tags spec tags on instances", check_discovery_tags, make_spec(tags={"team": "dsp"}), nothing, None),
+    ("discovery-tags spec tags missing", check_discovery_tags, make_spec(tags={"team": "dsp"}),
+     lambda g: set_props(g, "LaunchTemplate/ng-general", instance_tags={
+         k: v for k, v in g["LaunchTemplate/ng-general"].props["instance_tags"].items() if k != "team"}),
+     "discovery-tags.spec-tags"),
     ("addressing ok", check_addressing, KUBEADM, nothing, None),
     ("addressing pod overlaps vpc", check_addressing, make_spec(network={"podCIDR": "10.0.0.0/16"}), nothing,
      "addressing.overlap"),
@@ -189,10 +194,19 @@ CASES: list[tuple[str, CheckFn, ClusterSpec, Mutation, str | None]] = [
      "exposure.world-open"),
     ("exposure eks api open", check_exposure,
      make_spec(**{**EKS, "access": {"apiEndpoint": "public", "adminCIDRs": []}}), nothing, "exposure.world-open"),
+    ("exposure nodeports to world", check_exposure, make_spec(network={"nodePortCIDRs": ["0.0.0.0/0"]}), nothing,
+     "exposure.world-open"),
+    ("exposure nodeports udp to world", check_exposure, KUBEADM,
+     add_rule("nodes", protocol="udp", from_port=30000, to_port=32767, cidr="::/0"), "exposure.world-open"),
     ("exposure imdsv1", check_exposure, KUBEADM, _lt_tokens, "exposure.imdsv1"),
     ("exposure unencrypted block device", check_exposure, KUBEADM, _lt_unencrypted, "exposure.unencrypted"),
     ("exposure unencrypted etcd volume", check_exposure, KUBEADM,
      lambda g: set_props(g, "Volume/etcd-0", encrypted=False), "exposure.unencrypted"),
+    ("access ok", check_access, make_spec(access={"adminCIDRs": ["100.20.30.0/24"]}), nothing, None),
+    ("access documentation range", check_access, KUBEADM, nothing, "access.documentation-range"),
+    ("access documentation nodeports", check_access,
+     make_spec(access={"adminCIDRs": ["100.20.30.0/24"]}, network={"nodePortCIDRs": ["2001:db8::/48"]}), nothing,
+     "access.documentation-range"),
     ("artifacts ok", check_artifacts, KUBEADM, nothing, None),
     ("artifacts china with mirrors", check_artifacts,
      make_spec(region="cn-north-1", mirrors={"imageRepository": "reg.example.cn/k8s",
@@ -264,7 +278,11 @@ def test_matrix_covers_every_role_pair_and_shows_missing_flows() -> None:
     pairs = {(r.source, r.target) for r in rows}
     roles = ("control-plane", "nodes")
     assert {(a, b) for a in roles for b in roles} <= pairs
-    assert ("bastion", "nodes") in pairs and ("lb", "control-plane") in pairs
+    assert ("bastion", "nodes") in pairs
+    # One private member has no API load balancer: no flow from or to it is required (its rules are harmless).
+    assert not any("lb" in pair for pair in pairs)
+    ha = make_spec(controlPlane={"count": 3})
+    assert ("lb", "control-plane") in {(r.source, r.target) for r in matrix(ha, build(ha))}
     drop_rules("control-plane", lambda r: r["protocol"] == "4")(graph)
     bad = [r for r in matrix(KUBEADM, graph) if not r.ok]
     assert {(r.source, r.target) for r in bad} == {("nodes", "control-plane"), ("control-plane", "control-plane")}

@@ -378,3 +378,44 @@ def test_public_endpoint_in_a_brought_vpc_warns_about_the_nat_addresses() -> Non
     assert hits and hits[0].severity == "warning" and "6443" in hits[0].hint
     private = check_spec(brought_spec())
     assert not [f for f in private.findings if f.check == "control-plane.public-endpoint-nat"]
+
+
+# -- flows only between components that exist ---------------------------------------------------------------
+# The control plane's brought group: everything the members need from the nodes and each other, nothing more.
+CP_RULES = [perm("tcp", 6443, groups=(NODES_SG, CP_SG)), perm("tcp", 2379, 2380, groups=(CP_SG,)),
+            perm("tcp", 10250, groups=(CP_SG,)), perm("tcp", 10257, groups=(CP_SG,)),
+            perm("tcp", 10259, groups=(CP_SG,)), perm("udp", 8472, groups=(NODES_SG, CP_SG)),
+            perm("udp", 53, groups=(NODES_SG, CP_SG)), perm("tcp", 53, groups=(NODES_SG, CP_SG)),
+            perm("tcp", 22, cidrs=("10.20.0.0/24",)), perm("tcp", 6443, cidrs=("10.20.0.0/24",)),
+            perm("tcp", 30000, 32767, cidrs=("10.20.0.0/16",)),
+            perm("udp", 30000, 32767, cidrs=("10.20.0.0/16",))]
+NODES_ALL = [*NODES_RULES, perm("udp", 8472, groups=(CP_SG,))]
+
+
+def test_single_private_member_needs_no_load_balancer_flows() -> None:
+    spec = brought_spec(access={"bastion": {"enabled": True}})
+    graph = build(spec)
+    assert not graph.of_kind("LoadBalancer")
+    found = check_pod_network(spec, graph, facts_with(NODES_ALL, CP_RULES))
+    assert errors(found) == [], errors(found)  # before: "open 6443 from the load balancer" to a missing balancer
+    assert not any("load balancer" in r.purpose for r in matrix(spec, graph, facts_with(NODES_ALL, CP_RULES)))
+
+
+def test_with_a_load_balancer_its_flow_to_the_members_is_required() -> None:
+    spec = brought_spec(controlPlane={"count": 3}, access={"bastion": {"enabled": True}})
+    facts = facts_with(NODES_ALL, CP_RULES)
+    [missing] = errors(check_pod_network(spec, build(spec), facts))
+    assert missing.check == "network.missing-flow" and "Kubernetes API from the load balancer" in missing.message
+    assert "tcp 6443" in missing.message and "--port 6443" in missing.hint
+    lb_subnets = facts_with(NODES_ALL, [*CP_RULES, perm("tcp", 6443, cidrs=("10.20.10.0/23",))])
+    assert errors(check_pod_network(spec, build(spec), lb_subnets)) == []
+
+
+def test_world_open_nodeports_of_a_brought_group_are_reported() -> None:
+    spec = brought_spec()
+    for protocol in ("tcp", "udp"):
+        facts = facts_with([*NODES_ALL, perm(protocol, 30000, 32767, cidrs=("0.0.0.0/0",))])
+        [world] = errors(check_exposure(spec, build(spec), facts))
+        assert world.check == "exposure.world-open" and f"NodePort services ({protocol} 30000-32767)" in world.message
+        assert "nodePortCIDRs" in world.hint
+    assert errors(check_exposure(spec, build(spec), facts_with(NODES_ALL))) == []

@@ -11,9 +11,10 @@ moto adaptations (tests only, production code unchanged):
   than "still booting" pass `now` an hour later; the API endpoint kubeaws writes to `cluster/cluster.json`
   (an address inside the VPC) is rewritten to the fake server's 127.0.0.1 address;
 - moto does not apply the launch template's MetadataOptions or IamInstanceProfile to Auto Scaling group
-  instances: the tests set HttpTokens=required / associate the profile, as AWS would have;
-- moto adds a default unencrypted root volume (/dev/sda1) next to the launch template's encrypted /dev/xvda
-  and cannot detach it: the passing case expects `exposure.live-unencrypted` for exactly those volumes;
+  instances, and adds a default unencrypted root volume (/dev/sda1) next to the launch template's encrypted
+  /dev/xvda: on the emulator the doctor judges those instances by their launch template version and says so
+  in one `exposure.live-emulated` note (the passing case expects exactly that note; production code knows
+  the emulator by `AwsContext.is_emulator`); tests that need the profile associate it, as AWS would have;
 - EKS is metadata only: managed node groups get no Auto Scaling group (the test creates the one
   DescribeNodegroup names), CreateCluster ignores accessConfig (read as CONFIG_MAP), and the endpoint/CA of
   DescribeCluster are replaced by the fake server's with an `after-call` hook;
@@ -137,11 +138,8 @@ def deployed(moto_server: str) -> Iterator[Cluster]:
     assert result.ok, [(e.key, e.error) for e in result.failed]
     graph = build(spec)
     inv = gather(spec, ctx, graph)
-    moto_roots = set()
-    for _, instance in inv.asg_instances():
-        # moto: the launch template's MetadataOptions are not applied to ASG instances
-        ctx.call("ec2", "modify_instance_metadata_options", InstanceId=instance["InstanceId"], HttpTokens="required")
-        moto_roots |= {b["Ebs"]["VolumeId"] for b in instance["BlockDeviceMappings"] if b["DeviceName"] == "/dev/sda1"}
+    moto_roots = {b["Ebs"]["VolumeId"] for _, instance in inv.asg_instances()
+                  for b in instance["BlockDeviceMappings"] if b["DeviceName"] == "/dev/sda1"}
     bucket = state_bucket_name(spec.metadata.name, ctx.account_id(), spec.spec.region)
 
     def read(key: str) -> bytes:
@@ -168,9 +166,10 @@ def c(deployed: Cluster) -> Cluster:
 def test_healthy_cluster_has_no_live_findings(c: Cluster) -> None:
     with c.ctx.counting() as log:
         found = c.live()
-    moto = [f for f in of(found, "exposure.live-unencrypted") if f.resource.removeprefix("Volume/") in c.moto_roots]
-    assert len(moto) == len(c.moto_roots) == 2  # the emulator's extra root volumes (see the module docstring)
-    assert [f for f in found if f not in moto] == []
+    # The emulator's artefacts (IMDSv1 and an extra unencrypted root volume on each ASG instance) are one note.
+    [note] = found
+    assert (note.severity, note.check) == ("info", "exposure.live-emulated"), found
+    assert len(c.moto_roots) == 2 and "2 instance(s)" in note.message and "2 default root volume(s)" in note.message
     assert log.mutating() == 0  # read-only
     assert {r["path"] for r in c.kube.requests} == {"/api/v1/nodes", "/api/v1/namespaces/kube-system/pods"}
     assert {(r["method"], r["client_cn"]) for r in c.kube.requests} == {("GET", "kubeaws-admin")}
@@ -241,7 +240,7 @@ def test_api_unreachable_still_runs_the_aws_checks(c: Cluster) -> None:
     [unreachable] = of(found, "live.api-unreachable")
     assert unreachable.severity == "warning" and "127.0.0.1:1" in unreachable.message
     assert "ssh -N -L 6443:127.0.0.1:1" in unreachable.hint  # apiEndpoint private: the bastion tunnel
-    assert of(found, "exposure.live-unencrypted")  # the AWS side still ran
+    assert of(found, "exposure.live-emulated")  # the AWS side still ran
     assert not of(found, "live.node-not-registered")
 
 
@@ -381,6 +380,56 @@ def test_exposure_of_live_resources(c: Cluster) -> None:
     assert world.severity == "error" and "SSH (tcp 22)" in world.message and world.resource == f"SecurityGroup/{nodes}"
     assert world.hint.startswith(f"aws ec2 revoke-security-group-ingress --group-id {nodes}")
     assert [f.severity for f in lenient] == ["warning"]
+
+
+def test_world_open_nodeports_of_live_groups(c: Cluster) -> None:
+    nodes = c.group("dev-nodes")["GroupId"]
+    udp = {"IpProtocol": "udp", "FromPort": 30000, "ToPort": 32767, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}
+    c.call("ec2", "authorize_security_group_ingress", GroupId=nodes, IpPermissions=[udp])
+    try:
+        found = of(c.live(), "exposure.live-world-open")
+    finally:
+        c.call("ec2", "revoke_security_group_ingress", GroupId=nodes, IpPermissions=[udp])
+    [world] = found
+    assert world.severity == "error" and "NodePort services (udp 30000-32767) to ::/0" in world.message
+    assert world.resource == f"SecurityGroup/{nodes}" and "revoke-security-group-ingress" in world.hint
+    assert of(c.live(), "exposure.live-world-open") == []
+
+
+def test_launch_template_allowing_imdsv1_is_found_even_on_the_emulator(c: Cluster) -> None:
+    """The launch template version a group launches is checked itself (a group at size 0 too, and on the
+    emulator, whose instances do not show the template's settings)."""
+    [asg] = c.call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=["dev-general"])[
+        "AutoScalingGroups"]
+    template = asg["LaunchTemplate"]
+    weak = c.call("ec2", "create_launch_template_version", LaunchTemplateName=template["LaunchTemplateName"],
+                  SourceVersion=str(template["Version"]), LaunchTemplateData={
+                      "MetadataOptions": {"HttpTokens": "optional"},
+                      "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": False}}]},
+                  )["LaunchTemplateVersion"]["VersionNumber"]
+    c.call("autoscaling", "update_auto_scaling_group", AutoScalingGroupName="dev-general",
+           LaunchTemplate={"LaunchTemplateName": template["LaunchTemplateName"], "Version": str(weak)})
+    try:
+        found = [f for f in c.live() if f.resource.startswith("LaunchTemplate/")]
+    finally:
+        c.call("autoscaling", "update_auto_scaling_group", AutoScalingGroupName="dev-general",
+               LaunchTemplate={"LaunchTemplateName": template["LaunchTemplateName"],
+                               "Version": str(template["Version"])})
+    assert {(f.check, f.resource) for f in found} == {
+        ("exposure.live-imdsv1", f"LaunchTemplate/{template['LaunchTemplateName']}"),
+        ("exposure.live-unencrypted", f"LaunchTemplate/{template['LaunchTemplateName']}")}
+    assert all(f"version {weak}" in f.message and f.severity == "error" for f in found)
+
+
+def test_on_aws_every_instance_is_checked_itself(c: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the local emulator's artefacts are forgiven: against AWS (an endpoint that is not the emulator),
+    the same instances (HttpTokens optional, an unencrypted root volume, as moto shows them) are errors."""
+    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
+    found = c.live()
+    assert not of(found, "exposure.live-emulated")
+    asg_instances = {i["InstanceId"] for i in c.instances("control-plane") + c.instances("nodes")}
+    assert {f.resource for f in of(found, "exposure.live-imdsv1")} == {f"Instance/{i}" for i in asg_instances}
+    assert {f.resource for f in of(found, "exposure.live-unencrypted")} == {f"Volume/{v}" for v in c.moto_roots}
 
 
 # -- EKS with a managed node group ----------------------------------------------------------------------

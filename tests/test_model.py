@@ -79,7 +79,8 @@ def test_kubernetes_ports_table() -> None:
                    for r in cp)
     assert has(nodes, "tcp", 10250, 10250, group="control-plane")
     assert has(cp, "tcp", 10250, 10250, group="control-plane")
-    assert has(nodes, "tcp", 10256, 10256, group="lb")
+    # The API load balancer health-checks the members on 6443 only: it never reaches kube-proxy (10256).
+    assert not any(r["from_port"] == 10256 for r in nodes + cp)
     for proto in ("tcp", "udp"):
         assert has(nodes, proto, 30000, 32767, cidr="10.0.0.0/16")
     assert has(nodes, "tcp", 22, 22, group="bastion")

@@ -28,6 +28,7 @@ from kubeaws.engine.plan import PlanState, make_plan
 from kubeaws.engine.status import cluster_status
 from kubeaws.engine.types import ApplyResult, Plan, StatusReport
 from kubeaws.model import build
+from kubeaws.model.flows import documentation_cidrs, documentation_range_message
 from kubeaws.model.graph import Graph
 from kubeaws.spec.load import load_spec as _load_spec
 from kubeaws.spec.models import ClusterSpec
@@ -55,7 +56,9 @@ def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph
     spec's resource graph when the caller already built it (`build(spec)`)."""
     ctx = ctx or connect(spec)
     spec = resolved(spec, ctx)
-    return make_plan(graph if graph is not None else build(spec), ctx, spec=spec)
+    state = make_plan(graph if graph is not None else build(spec), ctx, spec=spec)
+    state.plan.warnings += [documentation_range_message(path, cidr) for path, cidr in documentation_cidrs(spec)]
+    return state
 
 
 def plan(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> Plan:

@@ -62,6 +62,9 @@ class Inventory:
     security_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     subnets: dict[str, dict[str, Any]] = field(default_factory=dict)  # private + the groups' subnets
     launch_templates: dict[str, dict[str, Any]] = field(default_factory=dict)  # by name
+    #: ASG name -> the launch template version it launches (DescribeLaunchTemplateVersions: LaunchTemplateName,
+    #: VersionNumber, LaunchTemplateData); not for EKS managed groups
+    template_data: dict[str, dict[str, Any]] = field(default_factory=dict)
     group_names: dict[str, str] = field(default_factory=dict)  # EKS node group name -> spec node group name
 
     @property
@@ -176,10 +179,14 @@ def _gather_network(spec: ClusterSpec, ctx: AwsContext, inv: Inventory) -> None:
                    or (_ours(s, inv.cluster) and tag_dict(s.get("Tags")).get("kubeaws.io/subnet-role") == "private")}
 
 
+def _lt_spec(asg: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = asg.get("LaunchTemplate") or (
+        (asg.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}).get("LaunchTemplateSpecification") or {}
+    return spec
+
+
 def _lt_name(asg: dict[str, Any]) -> str | None:
-    spec = asg.get("LaunchTemplate") or ((asg.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}).get(
-        "LaunchTemplateSpecification") or {}
-    name = spec.get("LaunchTemplateName")
+    name = _lt_spec(asg).get("LaunchTemplateName")
     return str(name) if name else None
 
 
@@ -194,6 +201,23 @@ def _gather_launch_templates(ctx: AwsContext, inv: Inventory) -> None:
             if not _not_found(exc):
                 raise
     inv.launch_templates = {t["LaunchTemplateName"]: t for t in found}
+    versions: dict[tuple[str, str], dict[str, Any]] = {}
+    for asg in inv.asgs:
+        name = _lt_name(asg)
+        if asg["AutoScalingGroupName"] in inv.managed or name not in inv.launch_templates:
+            continue
+        version = str(_lt_spec(asg).get("Version") or "$Default")
+        if (name, version) not in versions:
+            try:
+                found_versions = ctx.call("ec2", "describe_launch_template_versions", LaunchTemplateName=name,
+                                          Versions=[version])["LaunchTemplateVersions"]
+            except ClientError as exc:
+                if not _not_found(exc):
+                    raise
+                found_versions = []
+            versions[(name, version)] = found_versions[0] if found_versions else {}
+        if versions[(name, version)]:
+            inv.template_data[asg["AutoScalingGroupName"]] = versions[(name, version)]
 
 
 # -- checks on AWS resources ------------------------------------------------------------------------------

@@ -18,17 +18,29 @@ from typing import Any, NamedTuple
 
 from kubeaws.doctor.brought import BroughtFacts, GroupFacts, check_brought_network, role_subnets
 from kubeaws.doctor.findings import Finding
-from kubeaws.model.flows import BASTION, CONTROL_PLANE, LB, NODE_ROLES, Cidr, Flow, required_flows
+from kubeaws.model.flows import (
+    BASTION,
+    CONTROL_PLANE,
+    LB,
+    NODE_ROLES,
+    Cidr,
+    Flow,
+    documentation_cidrs,
+    documentation_range_message,
+    required_flows,
+)
 from kubeaws.model.graph import Graph
 from kubeaws.resources.base import Computed, Ref
 from kubeaws.spec.models import ClusterSpec
 
 WORLD = ("0.0.0.0/0", "::/0")
-#: (from, to, what) of the TCP ports that must never be open to the world; 443 only on the control plane
-#: (the EKS API through the cluster security group).
-SENSITIVE = ((22, 22, "SSH"), (6443, 6443, "the Kubernetes API"), (2379, 2380, "etcd"),
-             (10250, 10250, "the kubelet API"))
-EKS_API = (443, 443, "the Kubernetes API (EKS)")
+#: (protocol, from, to, what) of the ports that must not be open to the world: admin access (SSH, the API),
+#: etcd, the kubelet, and the NodePort range (every NodePort service of every node); 443 only on the control
+#: plane (the EKS API through the cluster security group). Also read by doctor.live_resources.
+SENSITIVE = (("tcp", 22, 22, "SSH"), ("tcp", 6443, 6443, "the Kubernetes API"), ("tcp", 2379, 2380, "etcd"),
+             ("tcp", 10250, 10250, "the kubelet API"), ("tcp", 30000, 32767, "NodePort services"),
+             ("udp", 30000, 32767, "NodePort services"))
+EKS_API = ("tcp", 443, 443, "the Kubernetes API (EKS)")
 #: Stands in for a source whose addresses could not be read (its subnets and the VPC are unreadable).
 UNKNOWN_SOURCE = "(addresses of unreadable subnets)"
 
@@ -158,12 +170,30 @@ def missing_sources(spec: ClusterSpec, graph: Graph, facts: BroughtFacts, group:
     return [sg] if sg is not None else (cidrs or [UNKNOWN_SOURCE])
 
 
+def present_roles(graph: Graph) -> set[str]:
+    """The roles whose component exists in the graph: a role with a security group, except the API load
+    balancer's when the graph has no load balancer (one private control-plane member is reached on its own
+    network interface: nothing sends from, or listens on, the load balancer's group)."""
+    roles = {d.name for d in graph.of_kind("SecurityGroup")}
+    if not graph.of_kind("LoadBalancer"):
+        roles.discard(LB)
+    return roles
+
+
+def existing_flows(spec: ClusterSpec, graph: Graph) -> list[Flow]:
+    """The required flows (model.flows) between components that exist: a flow from or to a role without a
+    component is never sent, so it is not required (its rule in kubeaws' own groups is harmless)."""
+    present = present_roles(graph)
+    return [f for f in required_flows(spec, vpc_cidr_of(spec))
+            if f.target in present and (f.source == "cidr" or f.source in present)]
+
+
 def checked_flows(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | None = None) -> list[tuple[Flow, bool]]:
-    """Every required flow whose target group's rules are known (generated in the graph, or read from a
-    brought group), with whether those rules allow it."""
+    """Every required flow between existing components whose target group's rules are known (generated in
+    the graph, or read from a brought group), with whether those rules allow it."""
     vpc_cidr = vpc_cidr_of(spec)
     out: list[tuple[Flow, bool]] = []
-    for flow in required_flows(spec, vpc_cidr):
+    for flow in existing_flows(spec, graph):
         rules = ingress(graph, flow.target)
         if rules is not None:
             out.append((flow, allowed(rules, flow, vpc_cidr)))
@@ -236,30 +266,37 @@ def _world_rules(graph: Graph, facts: BroughtFacts | None) -> Iterable[tuple[str
                 yield role, rule
 
 
-def _opens(rule: dict[str, Any], lo: int, hi: int) -> bool:
+def _opens(rule: dict[str, Any], protocol: str, lo: int, hi: int) -> bool:
     if rule["protocol"] == "-1":
         return True
-    if rule["protocol"] != "tcp":
+    if rule["protocol"] != protocol:
         return False
     return bool(rule["from_port"] == -1 or (rule["from_port"] <= hi and rule["to_port"] >= lo))
 
 
+def _world_fix(what: str) -> str:
+    if what == "NodePort services":
+        return ("list the networks that use the NodePorts in network.nodePortCIDRs (default: the VPC), or put "
+                "the services behind a load balancer; set access.allowWorldAccess if the world is meant")
+    return "restrict access.adminCIDRs to your networks, or reach the cluster through the bastion"
+
+
 def check_exposure(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | None = None) -> list[Finding]:
-    """Sensitive ports open to 0.0.0.0/0 or ::/0 (brought groups' actual rules too, with facts), a public EKS
-    endpoint open to the world, IMDSv1 allowed, unencrypted block devices and volumes. With
-    `access.allowWorldAccess` world-open ports are warnings."""
+    """Sensitive ports (SENSITIVE: SSH, the API, etcd, the kubelet, NodePorts) open to 0.0.0.0/0 or ::/0
+    (brought groups' actual rules too, with facts), a public EKS endpoint open to the world, IMDSv1 allowed,
+    unencrypted block devices and volumes. With `access.allowWorldAccess` world-open ports are warnings."""
     findings: list[Finding] = []
     acknowledged = spec.spec.access.allow_world_access
     for role, rule in _world_rules(graph, facts):
         ports = [*SENSITIVE, *((EKS_API,) if role == CONTROL_PLANE else ())]
-        for lo, hi, what in ports:
-            if _opens(rule, lo, hi):
+        for protocol, lo, hi, what in ports:
+            if _opens(rule, protocol, lo, hi):
                 findings.append(Finding(
                     "warning" if acknowledged else "error", "exposure.world-open",
-                    f"{what} (tcp {lo if lo == hi else f'{lo}-{hi}'}) of {role} is open to {rule['cidr']}"
+                    f"{what} ({protocol} {lo if lo == hi else f'{lo}-{hi}'}) of {role} is open to {rule['cidr']}"
                     + (" (access.allowWorldAccess is set)" if acknowledged else ""),
-                    f"SecurityGroup/{role}", "restrict access.adminCIDRs to your networks, or reach the "
-                    "cluster through the bastion"))
+                    f"SecurityGroup/{role}", _world_fix(what)))
+    findings += _world_spec_ranges(spec, graph)
     for cluster in graph.of_kind("EksCluster"):
         cidrs = cluster.props.get("public_access_cidrs") or []
         if cluster.props.get("endpoint_public") and (not cidrs or any(c in WORLD for c in cidrs)):
@@ -283,6 +320,33 @@ def check_exposure(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | None =
     for d in graph.of_kind("Volume"):
         if not d.props.get("encrypted"):
             findings.append(_unencrypted(d.key, "volume"))
+    return findings
+
+
+def check_access(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+    """Admin and NodePort ranges inside a documentation range (the 203.0.113.0/24 `kubeaws init` writes): a
+    warning, also shown by plan and apply (kubeaws.api)."""
+    return [Finding("warning", "access.documentation-range", documentation_range_message(path, cidr), path,
+                    "list your office/VPN range (or your address as /32) instead")
+            for path, cidr in documentation_cidrs(spec)]
+
+
+def _world_spec_ranges(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+    """World ranges the spec asks for (network.nodePortCIDRs, access.adminCIDRs) into a BROUGHT group: kubeaws
+    makes no rule there (so the rule check above cannot see them), yet the spec asks the user to open it."""
+    brought = {d.name for d in graph.of_kind("SecurityGroup") if d.brought_id}
+    acknowledged = spec.spec.access.allow_world_access
+    findings: list[Finding] = []
+    for flow in existing_flows(spec, graph):
+        world = [c for c in flow.cidrs if isinstance(c, str) and (n := _net(c)) is not None and n.prefixlen == 0]
+        if flow.source != "cidr" or flow.target not in brought or not world:
+            continue
+        field = "network.nodePortCIDRs" if flow.purpose == "NodePort services" else "access.adminCIDRs"
+        findings.append(Finding(
+            "warning" if acknowledged else "error", "exposure.world-open",
+            f"spec.{field} asks the brought {flow.target} group to open {flow.purpose} ({describe(flow)}) to "
+            f"{', '.join(world)}" + (" (access.allowWorldAccess is set)" if acknowledged else ""),
+            f"spec.{field}", _world_fix("NodePort services" if "nodePort" in field else flow.purpose)))
     return findings
 
 

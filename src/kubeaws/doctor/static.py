@@ -20,7 +20,13 @@ from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.doctor.brought import BroughtFacts
 from kubeaws.doctor.capacity import check_ip_capacity, check_storage
 from kubeaws.doctor.findings import Finding, Report
-from kubeaws.doctor.network import check_addressing, check_exposure, check_pod_network, checked_flows
+from kubeaws.doctor.network import (
+    check_access,
+    check_addressing,
+    check_exposure,
+    check_pod_network,
+    checked_flows,
+)
 from kubeaws.errors import KubeawsError, SpecError
 from kubeaws.model.flows import CONTROL_PLANE, NODE_ROLES, cni_flows
 from kubeaws.model.graph import Graph
@@ -254,6 +260,7 @@ CHECKS: list[Check] = [
     Check("discovery-tags", check_discovery_tags),
     Check("addressing", check_addressing, needs_graph=False, uses_facts=True),
     Check("exposure", check_exposure, uses_facts=True),
+    Check("access", check_access, needs_graph=False),
     Check("artifacts", check_artifacts, needs_graph=False),
     Check("node-groups", check_node_groups, needs_graph=False),
 ]

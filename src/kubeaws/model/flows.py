@@ -2,11 +2,12 @@
 DNS, SSH through the bastion and admin access. Security-group rules are derived from these flows
 (model.security) and the doctor checks brought security groups against the same table.
 
-Called by model.security and doctor. Pure.
+Called by model.security, doctor and kubeaws.api (the plan's warnings). Pure.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from itertools import product
 
@@ -57,6 +58,36 @@ def cni_flows(cni: str, calico_encapsulation: str = "ipip") -> list[tuple[str, i
     if cni == "aws-vpc-cni":
         return [("-1", -1, -1, "pod traffic (VPC CNI, pods use VPC addresses)")]
     raise ValueError(f"unknown CNI {cni!r}")
+
+
+#: Address ranges reserved for documentation (RFC 5737, RFC 3849): no real network is in them.
+DOCUMENTATION_RANGES = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+
+
+def documentation_cidrs(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """(field path, CIDR) of the admin and NodePort ranges that lie in a documentation range, such as the
+    203.0.113.0/24 placeholder `kubeaws init` writes: the flows "from admin networks" then admit nobody.
+    Read by the doctor (`access.documentation-range`) and the plan's warnings (kubeaws.api)."""
+    docs = [ipaddress.ip_network(r) for r in DOCUMENTATION_RANGES]
+    named = [("spec.access.adminCIDRs", c) for c in spec.spec.access.admin_cidrs]
+    named += [("spec.network.nodePortCIDRs", c) for c in spec.spec.network.node_port_cidrs or []]
+    out = []
+    for i, (path, cidr) in enumerate(named):
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            continue  # refused when the spec is loaded
+        if any(net.version == d.version and net.subnet_of(d) for d in docs):  # type: ignore[arg-type]
+            index = i if path.endswith("adminCIDRs") else i - len(spec.spec.access.admin_cidrs)
+            out.append((f"{path}[{index}]", cidr))
+    return out
+
+
+def documentation_range_message(path: str, cidr: str) -> str:
+    """The warning for an admin or NodePort range inside a documentation range (doctor and plan)."""
+    admits = "the NodePorts" if "nodePortCIDRs" in path else "SSH through the bastion and the public API"
+    return (f"{path} {cidr} is a documentation range (RFC 5737/3849), like the placeholder `kubeaws init` "
+            f"writes: no real network is in it, so {admits} admit nobody; put your office/VPN range there")
 
 
 def host_cidr(ip: str) -> str:
@@ -112,7 +143,6 @@ def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
         add(CONTROL_PLANE, target, "tcp", 10250, 10250, "kubelet API")
         if body.addons.metrics_server is not None:
             add(NODES, target, "tcp", 10250, 10250, "kubelet API from metrics-server")
-        add(LB, target, "tcp", 10256, 10256, "kube-proxy health from the load balancer")
         for protocol in ("tcp", "udp"):
             add("cidr", target, protocol, 30000, 32767, "NodePort services", node_ports)
         if bastion:
