@@ -180,6 +180,29 @@ def test_pattern_names_every_resource_of_a_group() -> None:
     assert {"AutoScalingGroup/ng-general", "EksNodegroup/small"} <= set(graph.keys())
 
 
+@pytest.mark.parametrize(("instance_type", "shape"), [
+    ("r5.2xlarge", "8c64g"), ("m5.large", "2c8g"), ("t3.medium", "2c4g"), ("c5.2xlarge", "8c16g"),
+    ("t3.nano", "2c512m"), ("i3.large", "2c15616m"),
+])
+def test_shape_placeholder(instance_type: str, shape: str) -> None:
+    """{shape}: the compact form teams use in group names (8c64g), from the first instance type."""
+    spec = make_spec("prod", nodeGroupNamePattern="{team}-{shape}-{cluster}",
+                     nodeGroups=[{**GROUPS[0], "instanceTypes": [instance_type]}])
+    assert validate(spec) == []
+    ng = spec.spec.node_groups[0]
+    assert group_name(spec, ng) == launch_template_name(spec, ng) == f"payments-{shape}-prod"
+    assert build(spec)["AutoScalingGroup/ng-general"].props["name"] == f"payments-{shape}-prod"
+
+
+def test_shape_placeholder_needs_a_known_type() -> None:
+    """As {spec}: a type neither the table nor AWS knows is refused by `spec.resolve`, at the type's field."""
+    spec = make_spec(nodeGroupNamePattern="{shape}-{name}", nodeGroups=[{"name": "a", "instanceTypes": ["r5.2xlarg"]}])
+    assert _problems(spec) == []
+    with pytest.raises(SpecError) as info:
+        resolve(spec)
+    assert [p.path for p in info.value.problems] == ["spec.nodeGroups[0].instanceTypes[0]"]
+
+
 def test_render_pattern() -> None:
     spec = make_spec("prod", nodeGroups=GROUPS)
     ng = spec.spec.node_groups[0]
@@ -198,7 +221,7 @@ def _problems(spec: ClusterSpec) -> list[tuple[str, str, str]]:
 def test_unknown_placeholder_lists_the_known_ones() -> None:
     (problem,) = _problems(make_spec(nodeGroupNamePattern="{cluster}-{owner}"))
     assert problem[0] == "spec.nodeGroupNamePattern" and "{owner}" in problem[1]
-    assert all(f"{{{p}}}" in problem[2] for p in ("cluster", "name", "team", "spec", "capacity"))
+    assert all(f"{{{p}}}" in problem[2] for p in ("cluster", "name", "team", "spec", "shape", "capacity"))
 
 
 def test_unbalanced_brace_and_empty_pattern() -> None:

@@ -314,7 +314,8 @@ class ClusterBody(_Model):
     node_group_name_pattern: str | None = Field(
         default=None, description="AWS names of the node groups (Auto Scaling group or managed node group, launch "
                                   "template, instances' Name tag), with placeholders {cluster}, {name}, {team}, "
-                                  "{spec} (e.g. 2cpu-8gib), {capacity}; e.g. {team}-{spec}-{cluster}. Unset: "
+                                  "{spec} (e.g. 2cpu-8gib), {shape} (e.g. 8c64g: 8 vCPUs, 64 GiB), {capacity}; e.g. "
+                                  "{team}-{spec}-{cluster}. Unset: "
                                   "{cluster}-{name} (launch templates <cluster>-ng-<name>).")
     addons: AddonsSpec = Field(default_factory=AddonsSpec)
     etcd_backup: EtcdBackupSpec | None = Field(default_factory=EtcdBackupSpec)

@@ -10,7 +10,8 @@ bootstrap (the labels kubelet registers with), so both always agree (docs/kubead
 - Tags of the launch template, its instances and volumes: `kubeaws.io/node-group`, and team and
   instance spec as above (the Auto Scaling group adds the capacity and propagates its tags at launch).
 - Names: `nodeGroups[].namePattern`, else `spec.nodeGroupNamePattern`, with placeholders {cluster}, {name},
-  {team}, {spec}, {capacity}, renders the AWS name of the group's Auto Scaling group (or managed node group),
+  {team}, {spec}, {shape} (the compact form teams use in group names: `8c64g` for 8 vCPUs and 64 GiB,
+  `shape_of`), {capacity}, renders the AWS name of the group's Auto Scaling group (or managed node group),
   its launch template and the instances' Name tag. Without a pattern the names are those kubeaws always
   used: `<cluster>-<name>` for the group, `<cluster>-ng-<name>` (`<cluster>-mng-<name>` for a managed
   group) for the launch template and the instances' Name tag; so are they with a pattern that renders
@@ -31,7 +32,7 @@ NODE_GROUP_LABEL = "kubeaws.io/node-group"
 CAPACITY_LABEL = "kubeaws.io/capacity"
 TEAM_LABEL = "kubeaws.io/team"
 INSTANCE_SPEC_LABEL = "kubeaws.io/instance-spec"
-PLACEHOLDERS = ("cluster", "name", "team", "spec", "capacity")
+PLACEHOLDERS = ("cluster", "name", "team", "spec", "shape", "capacity")
 DEFAULT_NAME_PATTERN = "{cluster}-{name}"
 MAX_TEAM = 63
 #: AWS name limits of what a pattern names (the characters allowed everywhere are those of EKS, the strictest).
@@ -47,6 +48,20 @@ def group_instance_spec(ng: NodeGroupSpec) -> str | None:
     """The instance spec of the group's first instance type (`2cpu-8gib`), None when the group's facts do not
     know it (a spec with such a type is refused by `spec.resolve`)."""
     return ng.instance_type_facts.instance_spec(ng.instance_types[0])
+
+
+def shape_of(vcpus: int, memory_mib: int) -> str:
+    """The compact shape teams put in group names: `<vcpus>c<memory>g` (8, 65536 -> `8c64g`); memory that is
+    not a whole number of GiB in MiB (2, 15616 -> `2c15616m`), so that it stays a valid AWS name."""
+    if memory_mib % 1024 == 0:
+        return f"{vcpus}c{memory_mib // 1024}g"
+    return f"{vcpus}c{memory_mib}m"
+
+
+def group_instance_shape(ng: NodeGroupSpec) -> str | None:
+    """The shape of the group's first instance type (`8c64g`), None when the group's facts do not know it."""
+    found = ng.instance_type_facts.get(ng.instance_types[0])
+    return shape_of(found.vcpus, found.memory_mib) if found else None
 
 
 def kubeaws_labels(ng: NodeGroupSpec) -> dict[str, str]:
@@ -93,9 +108,12 @@ def render_pattern(pattern: str, values: Mapping[str, str | None]) -> str:
 
 def placeholder_value(spec: ClusterSpec, ng: NodeGroupSpec, placeholder: str) -> str | None:
     """What `{placeholder}` stands for in the group's names (None: no value, e.g. no team); KeyError if unknown.
-    `{spec}` alone reads the instance-type table, so a spec whose patterns do not use it never loads it."""
+    `{spec}` and `{shape}` alone read the instance-type facts, so a spec whose patterns use neither never loads
+    the table."""
     if placeholder == "spec":
         return group_instance_spec(ng)
+    if placeholder == "shape":
+        return group_instance_shape(ng)
     return {"cluster": spec.name, "name": ng.name, "team": ng.team, "capacity": ng.capacity}[placeholder]
 
 
@@ -188,8 +206,8 @@ def _check_names(spec: ClusterSpec, problems: list[FieldProblem]) -> None:
         if ng.name in seen:
             continue  # a duplicated group name is reported by spec.validate
         seen.add(ng.name)
-        if "spec" in placeholders(name_pattern(spec, ng) or "") and group_instance_spec(ng) is None:
-            continue  # {spec} of a type the facts do not know yet: checked once spec.resolve knows it
+        if {"spec", "shape"} & set(placeholders(name_pattern(spec, ng) or "")) and group_instance_spec(ng) is None:
+            continue  # {spec}/{shape} of a type the facts do not know yet: checked once spec.resolve knows it
         path, patterned = _pattern_path(spec, i), name_pattern(spec, ng) is not None
         group_kind, limit = (("EKS node group", NODEGROUP_NAME_MAX) if ng.type == "managed"
                              else ("Auto Scaling group", ASG_NAME_MAX))
