@@ -139,6 +139,7 @@ def render_scripts(spec: ClusterSpec, role: Role, bucket: str, group: str | None
     if backup is not None:
         out["etcd-backup.sh"] = env.get_template("etcd-backup.sh.j2").render(
             ctx, keep=backup.keep, every=backup.every_minutes)
+        out["etcd-restore-watch.sh"] = env.get_template("etcd-restore-watch.sh.j2").render(ctx)
     return out
 
 
@@ -166,6 +167,10 @@ def _units(spec: ClusterSpec) -> dict[str, str]:
         units["kubeaws-etcd-backup.service"] = service("etcd-backup", "etcd snapshot to the state bucket")
         units["kubeaws-etcd-backup.timer"] = timer(
             "etcd snapshot", f"OnBootSec=10min\nOnUnitActiveSec={backup.every_minutes}min")
+        # `kubeaws etcd restore` (kubeaws.etcd_restore): one S3 read a minute while no restore is in progress.
+        units["kubeaws-etcd-restore.service"] = service("etcd-restore-watch", "follow an etcd restore")
+        units["kubeaws-etcd-restore.timer"] = timer(
+            "etcd restore watch", "OnBootSec=2min\nOnUnitActiveSec=1min\nAccuracySec=5s")
     return units
 
 

@@ -784,6 +784,7 @@ install_timers() {
   systemctl daemon-reload
   systemctl enable --now kubeaws-token-refresh.timer
   systemctl enable --now kubeaws-etcd-backup.timer
+  systemctl enable --now kubeaws-etcd-restore.timer
 }
 
 # recover_step STEP: before another attempt. A failed init or fresh join is undone with `kubeadm reset` (it
