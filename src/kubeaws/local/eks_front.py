@@ -302,10 +302,17 @@ class EksFront:
                 cluster.access_config = {**(getattr(cluster, "access_config", None) or {}),
                                          "authenticationMode": mode}
             params.append({"type": "AuthenticationMode", "value": mode})
-        kind = "AccessConfigUpdate" if mode else ("LoggingUpdate" if body.get("logging") else "EndpointAccessUpdate")
-        for key, kind_name in (("logging", "ClusterLogging"), ("resourcesVpcConfig", "EndpointPublicAccess")):
-            if body.get(key):
-                params.append({"type": kind_name, "value": json.dumps(body[key], sort_keys=True)})
+        vpc = dict(body.get("resourcesVpcConfig") or {})
+        if body.get("logging"):
+            params.append({"type": "ClusterLogging", "value": json.dumps(body["logging"], sort_keys=True)})
+        for key, kind_name in (("endpointPublicAccess", "EndpointPublicAccess"),
+                               ("endpointPrivateAccess", "EndpointPrivateAccess"),
+                               ("publicAccessCidrs", "PublicAccessCidrs"), ("subnetIds", "Subnets"),
+                               ("securityGroupIds", "SecurityGroups")):
+            if key in vpc:
+                params.append({"type": kind_name, "value": json.dumps(vpc[key])})
+        kind = ("AccessConfigUpdate" if mode else "LoggingUpdate" if body.get("logging") else
+                "VpcConfigUpdate" if {"subnetIds", "securityGroupIds"} & set(vpc) else "EndpointAccessUpdate")
         return 200, {"update": self.state.record_update(c, kind, params)}
 
     def update_cluster_version(self, req: Request, c: ClusterInfo) -> dict[str, Any]:
