@@ -106,6 +106,16 @@ def other_tool(endpoint: str) -> None:
              resourcesVpcConfig={"subnetIds": [subnet["SubnetId"]]}, tags={"made-by": "eksctl"})
 
 
+def test_in_region_shares_the_session(endpoint: str) -> None:
+    home = make_ctx(endpoint, "", region="us-east-1")
+    other = home.in_region(EU)
+    assert other.region == EU and other.client("ec2").meta.region_name == EU
+    assert other.settings.endpoint_url == endpoint and home.client("ec2").meta.region_name == "us-east-1"
+    assert other._session is home._session  # one botocore session: service models loaded once
+    other.call("ec2", "describe_regions")
+    assert home.calls.reads() == 1  # one call log
+
+
 def test_age() -> None:
     now = dt.datetime(2025, 1, 10, tzinfo=dt.UTC)
     assert age(None, now) is None
@@ -131,8 +141,8 @@ def test_get_clusters_in_a_region_and_in_all(alpha: Path, endpoint: str,
         ("batch", "alpha-batch", "self-managed", 1, 1, 3), ("general", "alpha-general", "self-managed", 2, 1, 4)]
     assert one["created"] and one["age"]
 
-    # Every region DescribeRegions lists (moto lists 38: the test keeps four of them, the time each region's
-    # clients take to build on a loaded machine being no part of what is tested).
+    # Every region DescribeRegions lists (moto lists 38 and sets up each region's backends on first use, which
+    # takes seconds: the test keeps four of them).
     from kubeaws.day2 import discover as module
 
     listed = module.enabled_regions(make_ctx(endpoint, "", region="us-east-1"))

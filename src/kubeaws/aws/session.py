@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from kubeaws.aws.errors import already_done, collapse_web_page, pascal, repeatable
@@ -131,7 +131,8 @@ class AwsContext:
     """Per-operation AWS access for one cluster. Safe to share between the executor's threads."""
 
     def __init__(self, settings: AwsSettings, cluster: str, policy: RetryPolicy | None = None,
-                 hooks: list[Hook] | None = None, call_log: CallLog | None = None) -> None:
+                 hooks: list[Hook] | None = None, call_log: CallLog | None = None,
+                 session_of: AwsContext | None = None) -> None:
         self.settings = settings
         self.cluster = cluster
         self.region = settings.region
@@ -139,23 +140,36 @@ class AwsContext:
         self.calls = call_log or CallLog()
         self.run_id = uuid.uuid4().hex[:12]
         self._hooks: list[Hook] = list(hooks or [])
-        self._session_lock = threading.Lock()
         # botocore directly: importing boto3 would add ~60 ms to every command for nothing we use; and only
         # here, not when this module is imported: `kubeaws render` builds the model without an AWS SDK import.
-        import botocore.session
         from botocore.config import Config
 
-        from kubeaws.aws import model_cache
+        self._session: Any
+        self._session_lock: threading.Lock
+        if session_of is not None:  # `in_region`: one botocore session (and its lock) for both
+            self._session, self._session_lock = session_of._session, session_of._session_lock
+        else:
+            import botocore.session
 
-        self._session = botocore.session.Session(profile=settings.profile)
-        model_cache.install(self._session)  # parsed service models kept between runs (aws/model_cache.py)
-        register_trace(self._session)  # `kubeaws -v`: the session's events reach every client made from it
+            from kubeaws.aws import model_cache
+
+            self._session_lock = threading.Lock()
+            self._session = botocore.session.Session(profile=settings.profile)
+            model_cache.install(self._session)  # parsed service models kept between runs (aws/model_cache.py)
+            register_trace(self._session)  # `kubeaws -v`: the session's events reach every client made from it
         self._local = threading.local()
         self._shared: dict[str, Any] = {}
         self._shared_lock = threading.Lock()
         # botocore's own retries are off: `call` retries with jitter and counts every attempt.
         self._config = Config(retries={"total_max_attempts": 1, "mode": "standard"},
                               connect_timeout=10, read_timeout=60, max_pool_connections=32)
+
+    def in_region(self, region: str) -> AwsContext:
+        """A context for `region` with the same identity, endpoint, policy, hooks and call log, sharing this
+        one's botocore session: its service models are loaded once, so a command that reads many regions
+        (`kubeaws get clusters --all-regions`) builds each region's clients in a fraction of the time."""
+        return AwsContext(replace(self.settings, region=region), self.cluster, self.policy, list(self._hooks),
+                          self.calls, session_of=self)
 
     @property
     def is_emulator(self) -> bool:

@@ -65,8 +65,9 @@ def get_clusters(region: Annotated[str | None, typer.Option("--region", help="Th
         home = region or _default_region(profile) or ("us-east-1" if all_regions else None)
         if home is None:
             raise BadInput("no AWS region: pass --region REGION (or --all-regions), or set AWS_REGION")
-        regions = enabled_regions(_context(home, profile, endpoint)) if all_regions else [home]
-        found = discover(regions, lambda r: _context(r, profile, endpoint))
+        ctx = _context(home, profile, endpoint)  # every region's context shares its botocore session
+        regions = enabled_regions(ctx) if all_regions else [home]
+        found = discover(regions, ctx.in_region)
         if out.json:
             out.emit(found.to_dict(dt.datetime.now(dt.UTC)))
         else:
