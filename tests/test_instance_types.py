@@ -192,3 +192,21 @@ def test_max_pods_asked_beyond_what_aws_facts_allow(ctx: AwsContext) -> None:
         resolved(spec, ctx)
     problem = problems(info)["spec.nodeGroups[1].maxPods"]
     assert NEW in problem.message and "(29)" in problem.message
+
+
+@pytest.mark.parametrize("command", ["plan", "doctor"])
+def test_cli_accepts_a_newer_type_aws_knows(command: str, endpoint: str, tmp_path: Path) -> None:
+    """plan (whose doctor preflight builds the model too) and doctor ask AWS about m8g.large and go on."""
+    spec_file = tmp_path / "c.yaml"
+    spec_file.write_text(eks_with(NEW))
+    result = CliRunner().invoke(app, [command, "-f", str(spec_file)])
+    assert "instance-type table" not in result.output and "Traceback" not in result.output, result.output
+    assert result.exit_code == 0, result.output
+
+
+def test_a_second_resolution_in_one_run_asks_aws_nothing(ctx: AwsContext) -> None:
+    spec = load_spec_text(eks_with(NEW))
+    resolved(spec, ctx)
+    with ctx.counting() as calls:
+        api.plan(spec, ctx)
+    assert ("ec2", "DescribeInstanceTypes") not in calls.snapshot()

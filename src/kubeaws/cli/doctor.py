@@ -96,6 +96,7 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
     def body() -> int:
         from kubeaws.doctor import check_spec, matrix
         from kubeaws.doctor.brought import brought_facts
+        from kubeaws.engine.instance_types import resolved, unresolved
         from kubeaws.model import build
 
         seconds = parse_duration(wait) if wait is not None else None
@@ -104,16 +105,18 @@ def doctor(file: SpecFile, output_format: OutputOpt = OutputFormat.text, live: L
         if (tunnel or ssh_key) and not live:
             raise BadInput("--tunnel and --ssh-key are for the live checks: add --live")
         spec = load(file)
+        # One AWS context, made only when needed: for the read-only describes of what the spec brings (VPC,
+        # subnets, security groups, instance types newer than the bundled table) and for --live.
+        aws = functools.cache(lambda: connect(spec, opts, out))
+        if unresolved(spec):
+            spec = resolved(spec, aws())
         graph: Graph | None
         try:
             graph = build(spec)
         except SpecError:
             raise  # a bad spec (exit 2)
         except (KubeawsError, ValueError):
-            graph = None  # e.g. an instance type outside the ENI table: check_spec reports why
-        # One AWS context, made only when needed: for the read-only describes of what the spec brings (VPC,
-        # subnets, security groups) and for --live.
-        aws = functools.cache(lambda: connect(spec, opts, out))
+            graph = None  # the model refuses the spec for another reason: check_spec reports why
         facts = brought_facts(spec, aws)
         report = check_spec(spec, graph, facts)
         if live:
@@ -174,8 +177,10 @@ def preflight(out: Out, spec: Any, force: bool, ctx: Any) -> Graph:
     with (built once); a spec whose graph cannot be built raises as `plan` would."""
     from kubeaws.doctor import check_spec
     from kubeaws.doctor.brought import brought_facts
+    from kubeaws.engine.instance_types import resolved
     from kubeaws.model import build
 
+    spec = resolved(spec, ctx)  # types newer than the bundled table: from AWS (kept for the plan that follows)
     graph = build(spec)
     report = check_spec(spec, graph, brought_facts(spec, ctx))
     errors = report.by_severity("error")

@@ -47,7 +47,7 @@ def check_ip_capacity(spec: ClusterSpec, graph: Graph, facts: BroughtFacts | Non
         known: list[int] = []
         for instance_type in ng.instance_types:
             try:
-                limit = max_pods(instance_type, prefix_delegation=pd)
+                limit = max_pods(instance_type, prefix_delegation=pd, types=ng.instance_type_facts)
             except UnknownInstanceType as exc:
                 findings.append(Finding(
                     "warning", "ip-capacity.unknown-instance-type", f"node group {ng.name}: {exc}", path,

@@ -187,15 +187,15 @@ def check_discovery_tags(spec: ClusterSpec, graph: Graph) -> list[Finding]:
 
 def check_node_groups(spec: ClusterSpec, graph: Graph) -> list[Finding]:
     """Problem 6, how the cluster-autoscaler and people find a group: a group mixing instance sizes is labelled
-    and described (scale-from-zero node template) as its FIRST type only; a first type outside the bundled
-    table gets no instance-spec label; a name pattern without {cluster} can clash with another cluster's."""
-    from kubeaws.spec.instance_types import known_instance_spec
+    and described (scale-from-zero node template) as its FIRST type only; a first type outside the spec's
+    instance-type facts (the bundled table, plus AWS's answer once resolved) gets no instance-spec label; a
+    name pattern without {cluster} can clash with another cluster's."""
     from kubeaws.spec.nodegroups import name_pattern
 
     findings: list[Finding] = []
     for i, ng in enumerate(spec.spec.node_groups):
         path = f"spec.nodeGroups[{i}]"
-        sizes = {itype: known_instance_spec(itype) for itype in ng.instance_types}
+        sizes = {itype: ng.instance_type_facts.instance_spec(itype) for itype in ng.instance_types}
         first = ng.instance_types[0]
         if sizes[first] is None:
             findings.append(Finding(
