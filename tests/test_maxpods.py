@@ -13,9 +13,11 @@ from kubeaws.model.maxpods import (
     check_max_pods,
     effective_max_pods,
     group_max_pods,
+    kubelet_max_pods,
     max_pods,
     max_pods_from,
 )
+from kubeaws.spec.instance_types import InstanceTypeInfo, InstanceTypes
 from tests.helpers import make_spec
 
 EKS: dict[str, Any] = {"mode": "eks", "network": {"cni": "aws-vpc-cni"}}
@@ -95,3 +97,23 @@ def test_check_max_pods_scope() -> None:
     assert check_max_pods(make_spec(nodeGroups=big)) == []  # calico: not bound by ENIs
     unknown = [{"name": "g", "instanceTypes": ["x9.large"], "maxPods": 500}]
     assert check_max_pods(make_spec(**EKS, nodeGroups=unknown)) == []  # left to `kubeaws doctor`
+
+
+def test_kubelet_max_pods_of_a_kubeadm_group() -> None:
+    """kubeadm nodes: the group's maxPods, else with the VPC CNI what the ENIs allow, else kubelet's default."""
+    groups = [{"name": "a", "instanceTypes": ["t3.medium", "m5.large"]}, {"name": "b", "maxPods": 12}]
+    vpc_cni = make_spec(network={"cni": "aws-vpc-cni"}, nodeGroups=groups)
+    assert (kubelet_max_pods(vpc_cni, "a"), kubelet_max_pods(vpc_cni, "b")) == (17, 12)
+    calico = make_spec(nodeGroups=groups)
+    assert (kubelet_max_pods(calico, "a"), kubelet_max_pods(calico, "b")) == (None, 12)
+
+
+def test_group_limits_come_from_the_facts_the_spec_carries() -> None:
+    spec = make_spec(**EKS, nodeGroups=[{"name": "g", "instanceTypes": ["x9.large"], "maxPods": 60}])
+    with pytest.raises(UnknownInstanceType):
+        group_max_pods(spec, "g")
+    facts = InstanceTypes(extra={"x9.large": InstanceTypeInfo(enis=4, ipv4_per_eni=15, vcpus=4, memory_mib=16384)})
+    resolved = spec.with_instance_types(facts)
+    assert group_max_pods(resolved, "g") == 58 == max_pods("x9.large", types=facts)
+    (problem,) = check_max_pods(resolved)
+    assert "x9.large" in problem.message and "(58)" in problem.message
