@@ -124,15 +124,33 @@ def test_vpc_cidr_change_is_refused(ctx: AwsContext) -> None:
         api.plan(make_spec(network={"vpc": {"cidr": "10.1.0.0/16"}}), ctx)
 
 
+class _Refused:
+    """What botocore makes of an HTTP answer for a `before-call` handler's short cut: only its status is read."""
+    status_code = 500
+
+
+def _no_capacity(while_: list[bool]) -> Any:
+    """AWS out of the asked type in the zone while `while_` holds True: RunInstances refused (an unknown instance
+    type is refused at plan time now, so the failure comes from AWS's side, as it would on a real account)."""
+    def handler(**_: Any) -> tuple[_Refused, dict[str, Any]] | None:
+        return (_Refused(), {"Error": {"Code": "InsufficientInstanceCapacity",
+                                   "Message": "We currently do not have sufficient m5.large capacity"},
+                             "ResponseMetadata": {"HTTPStatusCode": 500}}) if while_[0] else None
+    return handler
+
+
 def test_failure_is_reported_and_next_apply_finishes(ctx: AwsContext) -> None:
-    bad = make_spec(access={"bastion": {"instanceType": "m5.enormous", "elasticIP": True}})
+    bad = make_spec(access={"bastion": {"instanceType": "m5.large", "elasticIP": True}})
+    short = [True]
+    ctx.add_hook("before-call.ec2.RunInstances", _no_capacity(short))
     result = api.apply(bad, ctx)
     assert not result.ok
     failed = {e.key: e for e in result.failed}
     assert set(failed) == {"Instance/bastion"}
-    assert "InvalidInstanceType" in (failed["Instance/bastion"].error or "")
+    assert "InsufficientInstanceCapacity" in (failed["Instance/bastion"].error or "")
     assert {e.key for e in result.skipped} == {"ElasticIp/bastion"}
     assert "Vpc/main" in {e.key for e in result.done}
+    short[0] = False
     good = make_spec(access={"bastion": {"elasticIP": True}})
     apply_ok(good, ctx)
     assert api.plan(good, ctx).pending == 0
