@@ -30,6 +30,8 @@ from tests.conftest import EXAMPLES
 
 #: (kind deleted later, kind deleted first, how): "named" when the first names the later one (an ID or ARN in
 #: its attributes), "all" when every resource of the first kind must be gone (AWS refuses otherwise).
+#: Not here: an Elastic IP and the instance it is associated with (the bastion's): ElasticIp's delete
+#: disassociates before it releases, so AWS needs neither order; the model's edge puts the address first.
 MUST_WAIT = [
     ("Subnet", "Instance", "named"), ("Subnet", "NatGateway", "named"), ("Subnet", "LoadBalancer", "named"),
     ("Subnet", "RouteTable", "named"), ("Subnet", "AutoScalingGroup", "named"),
@@ -37,7 +39,7 @@ MUST_WAIT = [
     ("Vpc", "RouteTable", "named"), ("Vpc", "TargetGroup", "named"),
     ("SecurityGroup", "Instance", "named"), ("SecurityGroup", "LoadBalancer", "named"),
     ("SecurityGroup", "SecurityGroupRules", "named"), ("SecurityGroup", "AutoScalingGroup", "all"),
-    ("ElasticIp", "NatGateway", "named"), ("ElasticIp", "Instance", "named"),
+    ("ElasticIp", "NatGateway", "named"),
     ("InternetGateway", "RouteTable", "named"), ("InternetGateway", "NatGateway", "all"),
     ("InternetGateway", "Instance", "all"),
     ("LoadBalancer", "Listener", "named"), ("TargetGroup", "Listener", "named"),
@@ -159,6 +161,40 @@ def test_the_graph_follows_references_not_rank_waves(ha: tuple[ClusterSpec, AwsC
         assert len(nats) <= 1
     assert {d.split("/")[0] for d in deps[f"Vpc/{by_kind['Vpc'][0].id}"]} >= {"Subnet", "SecurityGroup",
                                                                             "InternetGateway", "RouteTable"}
+
+
+def test_the_model_graph_edges_hold_on_what_aws_shows(ha: tuple[ClusterSpec, AwsContext]) -> None:
+    """For every edge of the spec's graph (A depends on B), A's deletion is done before B's starts — on the
+    resources as moto shows them, the bastion's Elastic IP (rank 20) before its instance (rank 50) and
+    cluster.json (rank 17) before the API load balancer (rank 50) among them."""
+    spec, ctx = ha
+    obs = api.status(spec, ctx, every_kind=True).observation
+    assert obs is not None
+    graph = api.build(spec)
+    deletes = [Change("delete", o.kind, o.id, o.id, {}, None, o) for o in obs.all_owned()]
+    kinds = registry.kinds()
+    deps = delete_order.waits_for(deletes, lambda kind: kinds[kind].rank, graph)
+    of_key: dict[str, list[str]] = {}
+    for o in obs.all_owned():
+        of_key.setdefault(o.logical_key or "", []).append(f"{o.kind}/{o.id}")
+
+    def waits(later: str, first: str) -> bool:
+        seen, stack = set(), [later]
+        while stack:
+            for d in deps[stack.pop()]:
+                if d == first:
+                    return True
+                if d not in seen:
+                    seen.add(d)
+                    stack.append(d)
+        return False
+
+    edges = [(a, b) for d in graph for dep in d.refs() for a in of_key.get(d.key, []) for b in of_key.get(dep, [])]
+    assert len(edges) > 100
+    broken = [(a, b) for a, b in edges if not waits(b, a)]
+    assert broken == []
+    eip = of_key["ElasticIp/bastion"][0]
+    assert of_key["Instance/bastion"][0] in {k for k, before in deps.items() if eip in before}
 
 
 def test_a_failed_deletion_leaves_its_dependencies_and_delete_again_finishes(

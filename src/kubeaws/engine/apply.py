@@ -6,10 +6,11 @@ run one at a time in the graph's order, so a run's AWS calls come in the same or
 what depends on the failed resource; the result says what was done and what was not, and running the same
 command again finishes the job (every step is idempotent: resources are found again by their tags).
 
-Deletes run on the dependency graph of what actually exists (engine.delete_order: references between the
-observed resources, the kinds' ranks where none is known): each deletion starts as soon as everything that
-must go before it is gone, e.g. a subnet as soon as the instances, NAT gateways, load balancers and route
-tables naming it are, not when a whole rank is. A failed deletion skips only what waits for it.
+Deletes run on the delete graph (engine.delete_order): the model graph's edges reversed (what depends on a
+resource goes before it), references between the observed resources, the kinds' ranks where nothing else is
+known. Each deletion starts as soon as everything that must go before it is gone, e.g. a subnet as soon as
+the instances, NAT gateways, load balancers and route tables naming it are, not when a whole rank is. A
+failed deletion skips only what waits for it.
 
 `destroy` also deletes what the cluster's own controllers made (resources/controller_made.py: Service load
 balancers and their security groups, EBS CSI volumes and snapshots), in the same delete graph, so the load
@@ -136,7 +137,7 @@ def execute(state: PlanState, ctx: AwsContext, on_event: EventSink | None = None
     failed = _run_graph(state.graph, changes, run, rep, ctx, max_workers)
     if not failed:
         deletes = [c for c in state.plan.changes if c.action == "delete"] + replaced_old
-        _run_deletes(ctx, deletes, rep, max_workers)
+        _run_deletes(ctx, deletes, rep, max_workers, graph=state.graph)
     else:
         for c in state.plan.changes:
             if c.action == "delete":
@@ -163,18 +164,19 @@ def _run_graph(graph: Graph, changes: dict[str, Change], run: Callable[[Change],
 
 
 def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_workers: int,
-                 kinds: Mapping[str, Kind | ControllerKind] | None = None) -> bool:
+                 kinds: Mapping[str, Kind | ControllerKind] | None = None, graph: Graph | None = None) -> bool:
     """Delete resources on the delete graph (engine.delete_order): each deletion starts as soon as every
     deletion it waits for is done; one that waits for a failed deletion is skipped (and what waits for it),
     the others go on. True when every deletion succeeded. `kinds`: who deletes each kind (default: the
-    registry)."""
+    registry); `graph`: the model graph the resources were made from (its edges order their deletion)."""
     kinds = kinds if kinds is not None else registry.kinds()
     by_key = {delete_order.node_key(c): c for c in deletes}
 
     def rank(kind: str) -> int:
         return kinds[kind].rank
 
-    deps = delete_order.waits_for(list(by_key.values()), rank)
+    deps = delete_order.waits_for(list(by_key.values()), rank, graph)
+    level = delete_order.levels(list(by_key.values()), rank, graph)
 
     def one(key: str) -> None:
         c = by_key[key]
@@ -193,7 +195,7 @@ def _run_deletes(ctx: AwsContext, deletes: list[Change], rep: _Reporter, max_wor
         names = ", ".join(sorted(f"{by_key[f].kind}/{by_key[f].name}" for f in failed))
         rep.emit(c.kind, c.name, "delete", "skipped", rid=c.id, error=f"not run: waits for {names}, not deleted")
 
-    bad = run_dag(delete_order.order(deps, rank), deps, one, skip, ctx, max_workers)
+    bad = run_dag(delete_order.order(deps, level), deps, one, skip, ctx, max_workers)
     return not bad
 
 
@@ -214,7 +216,7 @@ def destroy(ctx: AwsContext, graph: Graph | None, on_event: EventSink | None = N
     deletes += [Change("delete", o.kind, controller_made.name_of(o), o.id, {}, None, o,
                        reason="made by the cluster's controllers") for o in obs.all_controller_made()]
     kinds: dict[str, Kind | ControllerKind] = {**registry.kinds(), **controller_made.kinds()}
-    ok = _run_deletes(ctx, deletes, rep, max_workers, kinds)
+    ok = _run_deletes(ctx, deletes, rep, max_workers, kinds, graph)
     if ok and graph is not None:
         _untag_brought(ctx, graph, obs, rep)
     result.seconds = time.monotonic() - started

@@ -1,5 +1,5 @@
 """The graph of desired resources: explicit references between them give the apply order (topological) and
-its reverse gives the delete order.
+its reverse gives the delete order (engine.delete_order: what depends on a resource is deleted before it).
 
 Built by model builders (`model.build`), read by the engine (planner and executor).
 """
@@ -101,14 +101,3 @@ class Graph:
         for key in self._nodes:
             visit(key, [])
         return order
-
-    def levels(self) -> list[list[str]]:
-        """Keys grouped in waves: every key's dependencies are in earlier waves (for display)."""
-        depth: dict[str, int] = {}
-        for key in self.topological():
-            deps = [d for d in self._nodes[key].refs() if d in self._nodes]
-            depth[key] = 1 + max((depth[d] for d in deps), default=-1)
-        waves: dict[int, list[str]] = {}
-        for key, d in depth.items():
-            waves.setdefault(d, []).append(key)
-        return [waves[i] for i in sorted(waves)]

@@ -247,7 +247,8 @@ class Kind(ABC):
 
     kind: ClassVar[str]
     service: ClassVar[str] = "ec2"
-    #: Apply order among kinds (lower first); delete goes in reverse.
+    #: The delete graph's tie-break (engine.delete_order): where neither the model graph nor the observed
+    #: references relate two resources, the higher rank is deleted first. Apply follows the model graph only.
     rank: ClassVar[int]
     #: Props whose change needs a new resource (plan shows "replace").
     immutable: ClassVar[frozenset[str]] = frozenset()

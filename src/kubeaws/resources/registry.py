@@ -1,4 +1,4 @@
-"""Registry of resource kinds, keyed by kind name, and their apply/delete order.
+"""Registry of resource kinds, keyed by kind name.
 
 Resource modules register their Kind subclass with `@register`; `kinds()` imports them all. Used by the
 engine (plan, apply, delete, status) and by the registry-wide tests.
@@ -78,15 +78,3 @@ def for_mode(mode: str | None) -> dict[str, Kind]:
     """The kinds a cluster of `mode` can own (every kind when `mode` is None, e.g. for delete)."""
     return {name: k for name, k in kinds().items() if mode is None or mode in k.modes}
 
-
-def apply_order() -> list[Kind]:
-    """Kinds by rank; resources of a lower rank never depend on a higher one."""
-    return sorted(kinds().values(), key=lambda k: (k.rank, k.kind))
-
-
-def delete_order() -> list[list[Kind]]:
-    """Kinds grouped by rank, highest rank first: each group can be deleted in parallel."""
-    groups: dict[int, list[Kind]] = {}
-    for k in kinds().values():
-        groups.setdefault(k.rank, []).append(k)
-    return [sorted(groups[r], key=lambda k: k.kind) for r in sorted(groups, reverse=True)]
