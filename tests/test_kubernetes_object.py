@@ -23,7 +23,7 @@ from kubeaws.aws.session import AwsContext, AwsSettings
 from kubeaws.bootstrap.eks import render_aws_auth
 from kubeaws.errors import KubeawsError
 from kubeaws.kube_client import KubeApiError, KubeClient
-from kubeaws.resources.base import Desired
+from kubeaws.resources.base import Desired, Observed
 from kubeaws.resources.kubernetes_object import KubernetesObject, contains, object_name, owned_manifest
 from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, test_pki, url
 
@@ -205,14 +205,15 @@ def test_without_cluster_nothing_is_listed_or_deleted(api: FakeApi, pki: dict[st
         KIND.create(eks_ctx(api, pki["ca"]), Desired("KubernetesObject", "aws-auth", desired(CM).props))
 
 
-def test_emulator_skips_the_kubernetes_api(ctx: AwsContext) -> None:
-    """On moto, EKS is metadata only: nothing is applied, listed or deleted (a re-plan shows creates)."""
+def test_emulator_refuses_the_kubernetes_api(ctx: AwsContext) -> None:
+    """On moto, EKS is metadata only: an apply is refused with the reason (never a made-up success), a delete has
+    nothing to do and nothing is listed; the plan leaves the kind out there (tests/test_local_eks.py)."""
     want = desired(CM)
     with ctx.counting() as log:
-        made = KIND.create(ctx, want)
-        KIND.delete(ctx, made)
+        with pytest.raises(KubeawsError, match="serves no Kubernetes API behind EKS"):
+            KIND.create(ctx, want)
+        KIND.delete(ctx, Observed(kind="KubernetesObject", id=want.name, fields=dict(want.props)))
         assert KIND.list_owned(ctx) == []
-    assert made.id == want.name and KIND.diff(made, want) == {}
     assert log.mutating() == 0 and log.reads() == 1  # list_owned's DescribeCluster
 
 

@@ -23,8 +23,8 @@ again if missing), which is how `list_owned` finds it again.
 
 Local emulator (`ctx.is_emulator`): EKS there is metadata only, its endpoint serves no Kubernetes API. The kind
 is `cloud_only`: the plan leaves these objects out there and says so in a note (engine.plan). Called anyway,
-create/update return an Observed built from the desired props without calling anything, delete does nothing
-and `list_owned` finds nothing.
+create/update refuse with that reason, delete does nothing (there is nothing to delete) and `list_owned` finds
+nothing.
 
 Called by the engine through the registry.
 """
@@ -156,7 +156,8 @@ class KubernetesObject(Kind):
             raise KubeawsError(f"{desired.key}: its manifest names {object_name(manifest)}; the resource name "
                                "must be <kind>/<namespace>/<name> of the object")
         if ctx.is_emulator:  # EKS on the emulator is metadata only: no API server to apply to
-            return observe(cluster, manifest)
+            raise KubeawsError(f"{desired.key}: the local emulator serves no Kubernetes API behind EKS; "
+                               "Kubernetes objects are applied on AWS only (the plan leaves them out here)")
         client = connect(ctx, cluster)
         if client is None:
             raise KubeawsError(f"{desired.key}: EKS cluster {cluster} does not exist or its API endpoint is not "
