@@ -1,4 +1,5 @@
-"""The AWS context every AWS call goes through: one boto3 client per thread and service, retries, call
+"""The AWS context every AWS call goes through: one boto3 client per thread and service, retries, AWS's
+request-rate buckets kept client-side and a cap on requests in flight (aws/ratelimit.py), call
 accounting (for the idempotence tests and the benchmark), hooks (for fault-injection tests) and the call
 trace of `kubeaws -v` (`trace_calls`: one line per AWS request on stderr, with its outcome and duration).
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from kubeaws.aws.errors import already_done, collapse_web_page, pascal, repeatable
+from kubeaws.aws.ratelimit import RateLimiter
 from kubeaws.aws.retry import RetryPolicy, call_with_retry
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select")
@@ -132,7 +134,7 @@ class AwsContext:
 
     def __init__(self, settings: AwsSettings, cluster: str, policy: RetryPolicy | None = None,
                  hooks: list[Hook] | None = None, call_log: CallLog | None = None,
-                 session_of: AwsContext | None = None) -> None:
+                 session_of: AwsContext | None = None, limiter: RateLimiter | None = None) -> None:
         self.settings = settings
         self.cluster = cluster
         self.region = settings.region
@@ -146,8 +148,10 @@ class AwsContext:
 
         self._session: Any
         self._session_lock: threading.Lock
-        if session_of is not None:  # `in_region`: one botocore session (and its lock) for both
+        self.limiter: RateLimiter
+        if session_of is not None:  # `in_region`: one botocore session (and its lock, and its limiter) for both
             self._session, self._session_lock = session_of._session, session_of._session_lock
+            self.limiter = session_of.limiter
         else:
             import botocore.session
 
@@ -156,6 +160,11 @@ class AwsContext:
             self._session_lock = threading.Lock()
             self._session = botocore.session.Session(profile=settings.profile)
             model_cache.install(self._session)  # parsed service models kept between runs (aws/model_cache.py)
+            # AWS's request-rate buckets kept client-side (aws/ratelimit.py; keyed by region, so `in_region`
+            # contexts share it); before the trace, so that -v times the request, not the wait for a token.
+            # The local emulator throttles nothing: no rates there unless a limiter is given.
+            self.limiter = limiter or (RateLimiter.unlimited() if self.is_emulator else RateLimiter())
+            self._session.register("before-call", self.limiter.before_call)
             register_trace(self._session)  # `kubeaws -v`: the session's events reach every client made from it
         self._local = threading.local()
         self._shared: dict[str, Any] = {}
@@ -250,13 +259,21 @@ class AwsContext:
         def done(exc: BaseException) -> dict[str, Any] | None:
             return {} if already_done(exc, name) else None
 
-        result: dict[str, Any] = call_with_retry(lambda: method(**params), operation, self.policy,
+        def send() -> dict[str, Any]:
+            with self.limiter.slot():  # at most `--parallelism` requests in flight
+                answer: dict[str, Any] = method(**params)
+                return answer
+
+        result: dict[str, Any] = call_with_retry(send, operation, self.policy,
                                                  mutating=mutating, repeatable=repeatable(name, params),
                                                  already=done)
         return result
 
     def paginate(self, service: str, operation: str, result_key: str, **params: Any) -> list[Any]:
-        """Every item of a paginated describe/list, each page fetched with `call` (so retried)."""
+        """Every item of a paginated describe/list, each page fetched with `call` (so retried), each asking
+        for the API's largest page (aws/pages.py) and following its token to the last page."""
+        from kubeaws.aws.pages import with_page_size
+
         client = self.client(service)
         paginator = client.get_paginator(operation)
         model = paginator._pagination_cfg  # input/output token names from botocore's pagination config
@@ -264,6 +281,7 @@ class AwsContext:
         out_token = model["output_token"]
         in_token = in_token[0] if isinstance(in_token, list) else in_token
         out_token = out_token[0] if isinstance(out_token, list) else out_token
+        params = with_page_size(service, operation, model.get("limit_key"), params)
         items: list[Any] = []
         token: str | None = None
         seen: set[str] = set()

@@ -122,12 +122,12 @@ def gather(spec: ClusterSpec, ctx: AwsContext, graph: Graph | None = None) -> In
                            if isinstance(d.props.get("nodegroup_name"), str)}
     if spec.spec.mode == "eks":
         inv.eks = _eks(ctx, name)
-    vpcs = (ctx.call("ec2", "describe_vpcs", Filters=[{"Name": "vpc-id", "Values": [net.vpc.id]}])["Vpcs"]
-            if net.vpc.id else [v for v in ctx.call("ec2", "describe_vpcs", Filters=_tagged(name))["Vpcs"]
+    vpcs = (ctx.paginate("ec2", "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": [net.vpc.id]}])
+            if net.vpc.id else [v for v in ctx.paginate("ec2", "describe_vpcs", "Vpcs", Filters=_tagged(name))
                                 if _ours(v, name)])
     if not vpcs and inv.eks and (inv.eks.get("resourcesVpcConfig") or {}).get("vpcId"):
         vpc_id = inv.eks["resourcesVpcConfig"]["vpcId"]
-        vpcs = ctx.call("ec2", "describe_vpcs", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]
+        vpcs = ctx.paginate("ec2", "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
     inv.vpc = vpcs[0] if vpcs else None
     asgs = [a for a in ctx.paginate("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups",
                                     Filters=_tagged(name)) if tag_dict(a.get("Tags")).get(CLUSTER_TAG) == name]

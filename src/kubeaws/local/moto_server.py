@@ -11,7 +11,8 @@ kubeaws sends.
   showed the change again. Its tags are read from the tag store each time, as AWS shows them.
 
 moto's server app runs behind kubeaws.local.eks_front, which serves the EKS operations moto lacks (access entries,
-add-ons, updates) in the same process and forwards everything else to moto.
+add-ons, updates) in the same process and forwards everything else to moto, and kubeaws.local.ec2_front, which
+pages the launch-template describes (moto answers 15 at most, with no NextToken).
 
 Started by `kubeaws.local.emulator.launch` as `python -m kubeaws.local.moto_server -H 127.0.0.1 -p PORT`.
 """
@@ -38,14 +39,15 @@ def patch() -> None:
 
 
 def app() -> Any:
-    """moto's server application (every service, dispatched by host or signature) behind the EKS front."""
+    """moto's server application (every service, dispatched by host or signature) behind the EKS and EC2 fronts."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from kubeaws.local.ec2_front import Ec2Front
     from kubeaws.local.eks_front import EksFront
 
     inner = DomainDispatcherApplication(create_backend_app)
     inner.debug = True  # type: ignore[attr-defined]  # as moto's own server: errors answered, not raised
-    return EksFront(inner)
+    return EksFront(Ec2Front(inner))
 
 
 def main(argv: list[str]) -> None:

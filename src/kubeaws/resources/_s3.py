@@ -58,7 +58,7 @@ def _versions(ctx: AwsContext, bucket: str, prefix: str) -> list[dict[str, str]]
     out: list[dict[str, str]] = []
     markers: dict[str, str] = {}
     while True:
-        page = ctx.call("s3", "list_object_versions", Bucket=bucket, Prefix=prefix, **markers)
+        page = ctx.call("s3", "list_object_versions", Bucket=bucket, Prefix=prefix, MaxKeys=1000, **markers)
         for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
             out.append({"Key": item["Key"], "VersionId": item.get("VersionId") or "null"})
         if not page.get("IsTruncated"):
