@@ -52,6 +52,11 @@ SpecFile = Annotated[Path, typer.Option("--file", "-f", help="The cluster spec (
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: the SDK's resolution).")]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region for the calls (overrides spec.region).")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Use the local AWS emulator (also: KUBEAWS_LOCAL=1).")]
+#: What `--parallelism` is when not given: the engine's pool, measured best in bench/scale.py (docs/performance.md).
+DEFAULT_PARALLELISM = 8
+ParallelismOpt = Annotated[int, typer.Option(
+    "--parallelism", min=1, max=64, help="AWS changes at once: resources created, updated or deleted in parallel "
+    "(apply, delete), AWS requests in flight (rollout). EC2's request rates are kept at any value.")]
 #: Where `-f -` reads from, in error messages (file:line).
 STDIN = "<stdin>"
 

@@ -19,11 +19,13 @@ import typer
 from kubeaws import __version__
 from kubeaws.cli import access, day2, doctor, eks, etcd, locking, meta, output, rollout, tunnel
 from kubeaws.cli.common import (
+    DEFAULT_PARALLELISM,
     BadInput,
     ClusterOptions,
     LocalOpt,
     OutputFormat,
     OutputOpt,
+    ParallelismOpt,
     ProfileOpt,
     RegionOpt,
     SpecFile,
@@ -160,7 +162,7 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
 @app.command()
 def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
           profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False,
-          force: ForceOpt = False,
+          force: ForceOpt = False, parallelism: ParallelismOpt = DEFAULT_PARALLELISM,
           no_rollout: Annotated[bool, typer.Option("--no-rollout", help="Only update the configuration (launch "
                                                    "templates, groups, state); replace outdated instances later "
                                                    "with `kubeaws rollout`.")] = False,
@@ -211,13 +213,14 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                 out.info(plan_text(fresh.plan))
                 confirm(out, yes, f'Apply these {fresh.plan.pending} changes instead?', "apply")
             with Progress(out, f"Applying {spec.metadata.name}") as progress:
-                result = api.apply(spec, ctx, plan=fresh, on_event=progress)
+                result = api.apply(spec, ctx, plan=fresh, on_event=progress, max_workers=parallelism)
             if not out.json:
                 output.report_result(out, result, opts.command("apply"))
             doc = result.to_dict()
             if result.ok and kubeconfig is not None:
                 doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
             if result.ok and not no_rollout:
+                ctx.limiter.set_concurrency(parallelism)
                 try:
                     doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
                 except Exception:
@@ -259,7 +262,7 @@ def status(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile
 @app.command()
 def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = OutputFormat.text,
            profile: ProfileOpt = None, region: RegionOpt = None, local: LocalOpt = False,
-           lock_timeout: locking.LockTimeoutOpt = "0") -> None:
+           lock_timeout: locking.LockTimeoutOpt = "0", parallelism: ParallelismOpt = DEFAULT_PARALLELISM) -> None:
     """Delete everything kubeaws created for the cluster (brought VPCs/subnets are only untagged)."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
@@ -292,7 +295,8 @@ def delete(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Outpu
                 progress(event)
 
             fresh = lock is None or not lock.contended
-            result = api.delete(spec, ctx, on_event=sink, observation=report.observation if fresh else None)
+            result = api.delete(spec, ctx, on_event=sink, observation=report.observation if fresh else None,
+                                max_workers=parallelism)
         if out.json:
             out.emit(result.to_dict())
         else:

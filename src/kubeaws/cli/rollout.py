@@ -17,7 +17,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kubeaws.cli.common import BadInput, ClusterOptions, OutputFormat, OutputOpt, SpecFile, confirm, connect, load, run
+from kubeaws.cli.common import (
+    DEFAULT_PARALLELISM,
+    BadInput,
+    ClusterOptions,
+    OutputFormat,
+    OutputOpt,
+    ParallelismOpt,
+    SpecFile,
+    confirm,
+    connect,
+    load,
+    run,
+)
 from kubeaws.cli.locking import LockTimeoutOpt, held, seconds
 from kubeaws.cli.output import Out
 
@@ -89,6 +101,7 @@ def rollout(file: SpecFile,
             force: Annotated[bool, typer.Option("--force", help="Replace every instance, up to date or not.")] = False,
             parallel_groups: Annotated[int, typer.Option("--parallel-groups", min=1, max=50,
                                                          help="Node groups rolled at the same time.")] = 1,
+            parallelism: ParallelismOpt = DEFAULT_PARALLELISM,
             drain_timeout: Annotated[float, typer.Option("--drain-timeout", min=0.1, max=1440.0,
                                                          help="Minutes to drain one node.")] = 15.0,
             validation_timeout: Annotated[float, typer.Option("--validation-timeout", min=0.1, max=1440.0,
@@ -119,6 +132,7 @@ def rollout(file: SpecFile,
             raise BadInput("--control-plane-only and --group: give one of them")
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
+        ctx.limiter.set_concurrency(parallelism)
         options = RolloutOptions(groups=list(group or []), control_plane_only=control_plane_only,
                                  cloud_only=cloud_only or _emulator_cloud_only(out, ctx, cloud_only), force=force,
                                  parallel_groups=parallel_groups,
