@@ -1,8 +1,8 @@
 """kubeaws: one YAML file to a Kubernetes cluster on AWS (kubeadm on EC2 or EKS), with a plan first.
 
 The public API is re-exported here lazily (importing kubeaws stays cheap):
-`load_spec`, `build` (the resource graph of a spec), `connect`, `plan`, `plan_state`, `apply`, `delete`,
-`status`.
+`load_spec`, `build` (the resource graph of a spec), `connect`, `plan`, `plan_state`, `save_plan` and
+`check_plan` (reviewed plans), `apply`, `delete`, `status`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-_API = ("load_spec", "build", "connect", "plan", "plan_state", "apply", "delete", "status")
+_API = ("load_spec", "build", "connect", "plan", "plan_state", "save_plan", "check_plan", "apply", "delete",
+        "status")
 __all__ = [*_API, "__version__"]
 
 

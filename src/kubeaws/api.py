@@ -6,6 +6,10 @@
     result = kubeaws.apply(spec, ctx)
     kubeaws.status(spec, ctx); kubeaws.delete(spec, ctx)
 
+A reviewed plan: `saved = save_plan(spec, ctx, p)` (write it with `saved.write(path)`), later
+`apply(spec, ctx, plan=SavedPlan.read(path))` applies exactly those changes or raises StalePlanError listing
+what changed (engine.saved_plan).
+
 Each call with an AWS context first resolves the spec's instance types (`resolved`): the bundled table, plus
 one ec2:DescribeInstanceTypes call (read-only) for the types newer than it; an unknown type is a SpecError
 (field path, line, did-you-mean) before anything is read or changed.
@@ -25,6 +29,8 @@ from kubeaws.engine import apply as _apply
 from kubeaws.engine.instance_types import resolved
 from kubeaws.engine.observe import Observation
 from kubeaws.engine.plan import PlanState, make_plan
+from kubeaws.engine.saved_plan import SavedPlan, Target, differences
+from kubeaws.engine.saved_plan import StalePlanError as StalePlanError
 from kubeaws.engine.status import cluster_status
 from kubeaws.engine.types import ApplyResult, Plan, StatusReport
 from kubeaws.model import build
@@ -36,7 +42,8 @@ from kubeaws.spec.models import ClusterSpec
 if TYPE_CHECKING:
     from kubeaws.lock import ClusterLock
 
-__all__ = ["apply", "build", "connect", "delete", "load_spec", "plan", "plan_state", "status"]
+__all__ = ["apply", "build", "check_plan", "connect", "delete", "load_spec", "plan", "plan_state", "save_plan",
+           "status"]
 
 
 def load_spec(path: str | os.PathLike[str]) -> ClusterSpec:
@@ -66,12 +73,42 @@ def plan(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | Non
     return plan_state(spec, ctx, graph=graph).plan
 
 
-def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | PlanState | None = None,
+def target(ctx: AwsContext) -> Target:
+    """Where `ctx` applies: region, account (one sts:GetCallerIdentity, cached) and partition."""
+    from kubeaws.partition import partition_of
+
+    return Target(region=ctx.region, account=ctx.account_id(), partition=partition_of(ctx.region))
+
+
+def save_plan(spec: ClusterSpec, ctx: AwsContext, plan: Plan) -> SavedPlan:
+    """The fingerprint of `plan` (made from `spec` on `ctx`) to save and apply later (engine.saved_plan)."""
+    return SavedPlan.of(plan, spec, target(ctx))
+
+
+def check_plan(reviewed: Plan | SavedPlan, spec: ClusterSpec, ctx: AwsContext, fresh: PlanState) -> None:
+    """Raise StalePlanError (listing the differences) unless `fresh`, planned now, does exactly what
+    `reviewed` said: the same changes with the same values, on resources AWS shows as they were, for the
+    same spec (a SavedPlan records its spec; a Plan in memory is compared on its changes and resources)."""
+    saved = reviewed if isinstance(reviewed, SavedPlan) else SavedPlan.of(reviewed, spec, target(ctx))
+    found = differences(saved, SavedPlan.of(fresh.plan, spec, target(ctx)))
+    if found:
+        raise StalePlanError(found)
+
+
+def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | PlanState | SavedPlan | None = None,
           on_event: _apply.EventSink | None = None, max_workers: int = 8) -> ApplyResult:
-    """Make AWS match the spec. `plan` may be a PlanState from `plan_state` (reused as is) or a Plan (the
-    cluster is observed again so that nothing stale is applied)."""
+    """Make AWS match the spec. `plan`: None plans now and applies that; a PlanState from `plan_state` is
+    applied as is (the caller just made it); a reviewed Plan or SavedPlan is applied only when planning again
+    now gives exactly it (`check_plan`), else StalePlanError and nothing changes. Callers that must exclude
+    other runs between the check and the changes hold the cluster lock (`cluster_lock`) around this call."""
     ctx = ctx or connect(spec)
-    state = plan if isinstance(plan, PlanState) else make_plan(build(resolved(spec, ctx)), ctx)
+    if isinstance(plan, PlanState):
+        state = plan
+    elif plan is None:
+        state = make_plan(build(resolved(spec, ctx)), ctx)
+    else:
+        state = plan_state(spec, ctx)
+        check_plan(plan, spec, ctx, state)
     return _apply.execute(state, ctx, on_event, max_workers)
 
 

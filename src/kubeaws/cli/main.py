@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, day2, doctor, eks, etcd, locking, meta, output, rollout, tunnel
+from kubeaws.cli import access, day2, doctor, eks, etcd, locking, meta, output, plan_file, rollout, tunnel
 from kubeaws.cli.common import (
     DEFAULT_PARALLELISM,
     BadInput,
@@ -136,8 +136,9 @@ def schema(output_format: Annotated[OutputFormat, typer.Option("--output", "-o",
 # -- cluster commands -----------------------------------------------------------------------------------
 @app.command()
 def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: ProfileOpt = None,
-         region: RegionOpt = None, local: LocalOpt = False, force: ForceOpt = False) -> None:
-    """Show what apply would change (read-only AWS calls)."""
+         region: RegionOpt = None, local: LocalOpt = False, force: ForceOpt = False,
+         out_file: plan_file.OutOpt = None) -> None:
+    """Show what apply would change (read-only AWS calls); with --out, save it for `apply --plan`."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
 
@@ -148,12 +149,15 @@ def plan(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile: 
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
         the_plan = api.plan(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
-        if out.json:
-            out.emit(the_plan.to_dict())
-        else:
+        doc = the_plan.to_dict()
+        if not out.json:
             out.text(plan_text(the_plan))
-            if the_plan.pending:
-                out.info(f"[dim]apply with: {opts.command('apply')}[/dim]")
+        if out_file is not None:
+            doc["planFile"] = plan_file.save(out, opts, spec, ctx, the_plan, out_file)
+        elif the_plan.pending and not out.json:
+            out.info(f"[dim]apply with: {opts.command('apply')}[/dim]")
+        if out.json:
+            out.emit(doc)
         return 0
 
     run(out, body)
@@ -177,9 +181,11 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                                                          "contexts.")] = False,
           kubeconfig_file: Annotated[Path | None, typer.Option("--kubeconfig", metavar="PATH", show_default=False,
                                                                help="The kubeconfig file --write-kubeconfig "
-                                                                    "writes (implies it).")] = None) -> None:
+                                                                    "writes (implies it).")] = None,
+          saved_plan: plan_file.PlanOpt = None) -> None:
     """Make AWS match the spec: show the plan, confirm, create/update/replace/delete in parallel; then roll
-    the instances whose launch template changed (`kubeaws rollout`), unless --no-rollout."""
+    the instances whose launch template changed (`kubeaws rollout`), unless --no-rollout. With --plan, exactly
+    the plan saved by `kubeaws plan --out`, without asking, or nothing when the spec or AWS changed since."""
     opts = ClusterOptions(file, output_format, profile, region, local)
     out = Out(output_format.value)
 
@@ -188,13 +194,18 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         from kubeaws.engine.render import plan_text
         from kubeaws.engine.types import ApplyResult
 
+        reviewed = plan_file.read(saved_plan) if saved_plan is not None else None
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
+        if reviewed is not None:
+            plan_file.check_target(reviewed, spec, ctx)
         state = api.plan_state(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
         text = plan_text(state.plan)
         if out.json and not yes:
             out.info(text)
         out.text(text)
+        if reviewed is not None:
+            api.check_plan(reviewed, spec, ctx, state)  # before the lock: a stale plan makes nothing
         kubeconfig = access.write_kubeconfig if write_kubeconfig or kubeconfig_file else None
         if not state.plan.pending:
             out.print("[green]Nothing to apply.[/green]")
@@ -204,11 +215,15 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
             if out.json:
                 out.emit(doc)
             return 0
-        confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?', "apply")
+        if reviewed is None:  # a saved plan was reviewed when it was made
+            confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?',
+                    "apply")
         with locking.held(out, spec, ctx, "apply", locking.seconds(lock_timeout), create_home=True):
             # Planned again under the lock: another run may have changed the cluster since the plan above.
             fresh = api.plan_state(spec, ctx, graph=state.graph)
-            if locking.plan_moved(state.plan, fresh.plan):
+            if reviewed is not None:
+                api.check_plan(reviewed, spec, ctx, fresh)
+            elif locking.plan_moved(state.plan, fresh.plan):
                 out.info("[yellow]the cluster changed since that plan; now:[/yellow]")
                 out.info(plan_text(fresh.plan))
                 confirm(out, yes, f'Apply these {fresh.plan.pending} changes instead?', "apply")
