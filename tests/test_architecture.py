@@ -56,12 +56,16 @@ ALLOWED: dict[str, set[str]] = {
     # running the script the bootstrap installs (bootstrap: its path), its image mirrored like the addons'
     # (addons), snapshots read from the state bucket (model.state: its name).
     "etcd_ops": {"aws", "spec", "model", "bootstrap", "addons", "kube_client", "reach"},
+    # `kubeaws etcd restore`: the operation through the state bucket (aws), the members' agent rendered by the
+    # bootstrap, the snapshots and member records read through etcd_ops.
+    "etcd_restore": {"aws", "spec", "bootstrap", "etcd_ops"},
     # Day 2 without a plan (kubeaws.day2): find the account's clusters by tag, scale a group now.
     "day2": {"aws", "resources", "spec"},
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
-            "eks_auth", "doctor", "tunnel", "rollout", "reach", "lock", "etcd_ops", "day2", "__init__"},
+            "eks_auth", "doctor", "tunnel", "rollout", "reach", "lock", "etcd_ops", "etcd_restore", "day2",
+            "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
     # doctor.live_etcd reads the snapshots' ages through etcd_ops.

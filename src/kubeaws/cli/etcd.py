@@ -1,18 +1,22 @@
 """CLI commands `kubeaws etcd snapshot -f SPEC` (a snapshot now, from a healthy member, through a Job on its node:
-the member's own backup script, verified with etcdutl, uploaded next to the timer's) and `kubeaws etcd list -f
-SPEC` (every snapshot in the state bucket with time, size, revision, member and Kubernetes version). Text: a
-line or a table on stdout; JSON: `{cluster, snapshot: {...}}` / `{cluster, bucket, snapshots: [...]}`.
-The work is kubeaws.etcd_ops. Registered on the main typer app with `register(app)` by kubeaws.cli.main.
+the member's own backup script, verified with etcdutl, uploaded next to the timer's), `kubeaws etcd list -f
+SPEC` (every snapshot in the state bucket with time, size, revision, member and Kubernetes version) and
+`kubeaws etcd restore -f SPEC --snapshot ID [--yes]` (every member restored from one snapshot as a new etcd
+cluster, after the plan and a confirmation). Text: a line or a table on stdout; JSON: `{cluster, snapshot:
+{...}}` / `{cluster, bucket, snapshots: [...]}` / `{cluster, restore: {...}}`. The work is kubeaws.etcd_ops and
+kubeaws.etcd_restore. Registered on the main typer app with `register(app)` by kubeaws.cli.main.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kubeaws.cli.common import (
+    BadInput,
     ClusterOptions,
     LocalOpt,
     OutputFormat,
@@ -30,7 +34,8 @@ if TYPE_CHECKING:
     from kubeaws.etcd_ops import Snapshot
 
 
-etcd_app = typer.Typer(help="etcd of a kubeadm cluster: snapshots in the state bucket.", no_args_is_help=True)
+etcd_app = typer.Typer(help="etcd of a kubeadm cluster: snapshots in the state bucket, restore.",
+                       no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -116,6 +121,78 @@ def list_(file: SpecFile, output_format: OutputOpt = OutputFormat.text, profile:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         out.text(f"etcd snapshots of {spec.metadata.name} in s3://{bucket}/{etcd_ops.PREFIX}, newest first:")
         out.text("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows))
+        return 0
+
+    run(out, body)
+
+
+@etcd_app.command("restore")
+def restore(file: SpecFile,
+            snapshot_id: Annotated[str, typer.Option("--snapshot", show_default=False,
+                                                     help="The snapshot to restore, as `kubeaws etcd list` shows "
+                                                          "its ID (member-<i>/<time>).")],
+            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+            ssh_key: Annotated[Path | None, typer.Option("--ssh-key", show_default=False,
+                                                         help="Private key for the bastion tunnel (private "
+                                                              "API endpoint), for the validation.")] = None,
+            no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="Reach a private API directly (VPN, "
+                                                    "or inside the VPC).")] = False,
+            output_format: OutputOpt = OutputFormat.text, profile: ProfileOpt = None, region: RegionOpt = None,
+            local: LocalOpt = False) -> None:
+    """Restore etcd on every control-plane member from ONE snapshot (etcd's disaster recovery): the API is down
+    meanwhile and everything written after the snapshot is lost. Shows the plan and asks first; an interrupted
+    restore is resumed by running the same command again."""
+    opts = ClusterOptions(file, output_format, profile, region, local)
+    out = Out(output_format.value)
+
+    def body() -> int:
+        import datetime as dt
+        from contextlib import ExitStack
+
+        from rich.markup import escape
+
+        from kubeaws import api, etcd_restore
+        from kubeaws.reach import api_client
+        from kubeaws.rollout.kube_ops import KubeCluster
+
+        spec = load(opts.file)
+        ctx = connect(spec, opts, out)
+        try:
+            plan = etcd_restore.plan_restore(spec, ctx, snapshot_id)
+        except etcd_restore.RestoreRefused as exc:
+            raise BadInput(f"--snapshot {snapshot_id}: refused: {exc}") from None
+        for line in plan.lines(dt.datetime.now(dt.UTC)):
+            out.info(escape(line))
+        if not yes:
+            if out.json or not sys.stdin.isatty():
+                raise BadInput("refusing to restore etcd without confirmation: not running on a terminal. Review "
+                               "the plan above, then re-run with --yes")
+            if not typer.confirm("Restore etcd (the API goes down, later writes are lost)?", default=False):
+                out.print("Nothing done.")
+                return 1
+
+        def say(text: str) -> None:
+            out.info(f"[dim]{escape(text)}[/dim]")
+
+        with ExitStack() as stack:
+            lock = api.cluster_lock(spec, ctx, "etcd restore", say=say)
+            if lock is not None:
+                stack.enter_context(lock)
+            clients: list[KubeCluster] = []
+
+            def validate() -> list[str]:
+                if not clients:  # opened once etcd is back: the API (and the tunnel's target) may be down before
+                    kube = stack.enter_context(api_client(spec, ctx, ctx.policy, ssh_key=ssh_key, direct=no_tunnel,
+                                                          notify=say))
+                    clients.append(KubeCluster(kube, spec, ctx.policy, say))
+                return clients[0].problems()
+
+            result = etcd_restore.run_restore(spec, ctx, plan, validate=validate, say=say)
+        downtime = f", API down {result.downtime:.0f}s" if result.downtime is not None else ""
+        out.print(f"[green]etcd restored[/green] from {escape(result.snapshot)}: new etcd cluster "
+                  f"{escape(result.cluster_id)} on {len(result.members)} members{downtime}")
+        if out.json:
+            out.emit({"cluster": spec.metadata.name, "restore": result.to_dict()})
         return 0
 
     run(out, body)
