@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from kubeaws.cli.doctor import register
 from kubeaws.doctor import Finding, Report, check_spec, matrix
-from kubeaws.doctor.capacity import check_ip_capacity, check_storage
+from kubeaws.doctor.capacity import check_ip_capacity, check_quotas, check_storage
 from kubeaws.doctor.findings import SEVERITIES
 from kubeaws.doctor.network import check_access, check_addressing, check_exposure, check_pod_network
 from kubeaws.doctor.static import (
@@ -229,6 +229,10 @@ CASES: list[tuple[str, CheckFn, ClusterSpec, Mutation, str | None]] = [
     ("artifacts no nat with mirrors", check_artifacts,
      make_spec(network={"natGateway": "none"}, mirrors={"imageRepository": "r.example/k8s",
                                                         "packages": "https://p.example"}), nothing, None),
+    ("quota ok", check_quotas, KUBEADM, nothing, None),
+    ("quota security group rules", check_quotas,
+     make_spec(network={"nodePortCIDRs": [f"198.18.{i}.0/24" for i in range(30)]}), nothing,
+     "quota.security-group-rules"),  # the other quota cases: tests/test_doctor_quotas.py
 ]
 
 

@@ -1,6 +1,8 @@
 """Doctor checks of capacity: pod IP capacity with the AWS VPC CNI (problem 5: maxPods above what the
 instance type's ENIs allow, instance types kubeaws cannot size, private subnets too small for the node groups
-at their maximum size) and storage for Rook/Ceph (problem 3: raw extra EBS disks on enough hosts).
+at their maximum size), storage for Rook/Ceph (problem 3: raw extra EBS disks on enough hosts), and the AWS
+quotas a large spec runs into (Auto Scaling groups per region, EKS managed node groups,
+security-group rules, an overlay CNI's per-node pod ranges), said before apply instead of by a failed create.
 
 Every check takes (spec, graph[, facts]) and returns findings. Registered by doctor.static. Pure: reads the
 spec, the subnet layout (spec.layout), the bundled ENI table (model.maxpods) and, for brought subnets, their
@@ -16,6 +18,7 @@ from kubeaws.doctor.brought import BroughtFacts
 from kubeaws.doctor.findings import Finding
 from kubeaws.model.graph import Graph
 from kubeaws.model.maxpods import PREFIX_SIZE, UnknownInstanceType, max_pods
+from kubeaws.resources.base import Ref
 from kubeaws.spec.layout import LayoutError, subnet_layout
 from kubeaws.spec.models import ClusterSpec
 
@@ -154,3 +157,109 @@ def check_storage(spec: ClusterSpec, graph: Graph) -> list[Finding]:
         "warning", "storage.few-hosts", f"only {hosts} node(s) with extraVolumes are guaranteed (size.min of "
         f"{names}); Ceph wants {CEPH_HOSTS} OSD hosts for its default 3-way replication",
         f"spec.nodeGroups[{disks[0][0]}].size", f"set size.min to at least {CEPH_HOSTS} on the storage group(s)")]
+
+
+# -- AWS quotas (default values; most can be raised through Service Quotas) ---------------------------------
+#: Auto Scaling groups per region (Amazon EC2 Auto Scaling). (EC2's 5,000 launch templates per region are out of
+#: one spec's reach: at most MAX_NODE_GROUPS groups of one template each.)
+AUTO_SCALING_GROUPS_PER_REGION = 500
+#: Amazon EKS: managed node groups per cluster, nodes per managed node group.
+MANAGED_GROUPS_PER_CLUSTER = 30
+NODES_PER_MANAGED_GROUP = 450
+#: Amazon VPC: inbound (or outbound) rules per security group, counted for IPv4 and IPv6 separately (a rule
+#: naming a security group counts in both).
+RULES_PER_GROUP = 60
+#: Per-node pod ranges of the overlay CNIs as kubeaws configures them: Cilium's cluster-pool mask and the
+#: node CIDRs kube-controller-manager hands out for Flannel (kubeadm's default --node-cidr-mask-size) are /24;
+#: Calico's IPAM blocks are /26 (a node without a block of its own borrows addresses from other nodes' blocks).
+NODE_POD_PREFIX = {"cilium": 24, "flannel": 24, "calico": 26}
+
+
+def check_quotas(spec: ClusterSpec, graph: Graph) -> list[Finding]:
+    """AWS quotas the spec alone reaches: an error when it needs more than the default quota, a warning when it
+    takes half of a per-region quota or more (other clusters and stacks of the region count against it too)."""
+    body = spec.spec
+    findings: list[Finding] = []
+    managed = [ng for ng in body.node_groups if ng.type == "managed"] if body.mode == "eks" else []
+    groups = len(list(graph.of_kind("AutoScalingGroup"))) + len(list(graph.of_kind("EksNodegroup")))
+    findings += _regional("quota.auto-scaling-groups", groups, AUTO_SCALING_GROUPS_PER_REGION,
+                          "Auto Scaling groups (EKS managed node groups included: each runs one)",
+                          "Amazon EC2 Auto Scaling 'Auto Scaling groups per region'")
+    if len(managed) > MANAGED_GROUPS_PER_CLUSTER:
+        findings.append(Finding(
+            "error", "quota.managed-node-groups", f"{len(managed)} managed node groups, EKS allows "
+            f"{MANAGED_GROUPS_PER_CLUSTER} per cluster by default: the creates past it fail", "spec.nodeGroups",
+            "make some groups self-managed (type: self-managed), merge groups, or raise the Amazon EKS quota "
+            "'Managed node groups per cluster' first"))
+    for ng in managed:
+        if ng.size.max > NODES_PER_MANAGED_GROUP:
+            i = body.node_groups.index(ng)
+            findings.append(Finding(
+                "error", "quota.managed-node-groups", f"managed node group {ng.name}: size.max {ng.size.max} is "
+                f"above EKS's {NODES_PER_MANAGED_GROUP} nodes per managed node group", f"spec.nodeGroups[{i}].size.max",
+                f"split the group, lower size.max to {NODES_PER_MANAGED_GROUP}, or raise the quota 'Nodes per "
+                "managed node group'"))
+    findings += _rule_counts(graph)
+    findings += _pod_ranges(spec)
+    return findings
+
+
+def _regional(check: str, count: int, quota: int, what: str, name: str) -> list[Finding]:
+    if count > quota:
+        return [Finding("error", check, f"the spec makes {count} {what}; the default quota is {quota} per region",
+                        "spec.nodeGroups", f"raise the quota {name} before apply, or use fewer groups")]
+    if count * 2 >= quota:
+        return [Finding("warning", check, f"the spec makes {count} {what}, half or more of the default quota of "
+                        f"{quota} per region, which every cluster and stack of the region shares",
+                        "spec.nodeGroups", f"check the region's use and the quota {name} before apply")]
+    return []
+
+
+def _rule_counts(graph: Graph) -> list[Finding]:
+    findings = []
+    for rules in graph.of_kind("SecurityGroupRules"):
+        v4 = v6 = 0
+        for rule in rules.props.get("ingress") or []:
+            cidr = rule.get("cidr")
+            if isinstance(cidr, str) and ":" in cidr:
+                v6 += 1
+            elif isinstance(cidr, str):
+                v4 += 1
+            elif isinstance(rule.get("source_group"), (str, Ref)):
+                v4, v6 = v4 + 1, v6 + 1
+        worst = max(v4, v6)
+        if worst > RULES_PER_GROUP:
+            family = "IPv4" if v4 >= v6 else "IPv6"
+            findings.append(Finding(
+                "error", "quota.security-group-rules", f"security group {rules.name} needs {worst} inbound {family} "
+                f"rules; a security group takes {RULES_PER_GROUP} by default: the apply fails with "
+                "RulesPerSecurityGroupLimitExceeded", f"SecurityGroup/{rules.name}",
+                "fewer or wider adminCIDRs / nodePortCIDRs (each range is one rule per port), or raise the "
+                "Amazon VPC quota 'Inbound or outbound rules per security group' first"))
+    return findings
+
+
+def _pod_ranges(spec: ClusterSpec) -> list[Finding]:
+    body = spec.spec
+    per_node = NODE_POD_PREFIX.get(body.cni)
+    try:
+        pods = ipaddress.ip_network(body.network.pod_cidr)
+    except ValueError:
+        return []  # reported when the spec is loaded
+    if per_node is None or pods.version != 4 or pods.prefixlen > per_node:
+        return []
+    ranges = 2 ** (per_node - pods.prefixlen)
+    nodes = sum(ng.size.max for ng in body.node_groups) + (body.control_plane.count if body.mode == "kubeadm" else 0)
+    if nodes <= ranges:
+        return []
+    if body.cni == "calico":
+        return [Finding(
+            "warning", "quota.pod-cidr-nodes", f"up to {nodes} nodes but podCIDR {pods} holds {ranges} Calico "
+            f"blocks (/{per_node}): nodes without a block borrow addresses from others, one route per pod",
+            "spec.network.podCIDR", f"a podCIDR of /{per_node - math.ceil(math.log2(nodes))} or wider, or "
+            "smaller size.max")]
+    return [Finding(
+        "error", "quota.pod-cidr-nodes", f"up to {nodes} nodes but podCIDR {pods} holds {ranges} per-node /{per_node} "
+        f"ranges of {body.cni}: the nodes past {ranges} get no pod range and stay NotReady", "spec.network.podCIDR",
+        f"a podCIDR of /{per_node - math.ceil(math.log2(nodes))} or wider (it must not overlap the VPC or the "
+        "service CIDR), or smaller size.max")]

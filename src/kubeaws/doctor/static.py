@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.doctor.brought import BroughtFacts
-from kubeaws.doctor.capacity import check_ip_capacity, check_storage
+from kubeaws.doctor.capacity import check_ip_capacity, check_quotas, check_storage
 from kubeaws.doctor.findings import Finding, Report
 from kubeaws.doctor.network import (
     check_access,
@@ -263,6 +263,7 @@ CHECKS: list[Check] = [
     Check("access", check_access, needs_graph=False),
     Check("artifacts", check_artifacts, needs_graph=False),
     Check("node-groups", check_node_groups, needs_graph=False),
+    Check("quota", check_quotas),
 ]
 
 

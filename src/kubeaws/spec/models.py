@@ -29,7 +29,7 @@ DEFAULT_KUBERNETES_VERSION = "1.31"
 #: Bounds from AWS and Kubernetes limits, so that a number no AWS call accepts never leaves the spec.
 MAX_GROUP_SIZE = 5000  # Kubernetes' largest supported cluster: 5,000 nodes
 MAX_AZS = 8  # the most availability zones of any region is 6
-MAX_NODE_GROUPS = 100
+MAX_NODE_GROUPS = 1000  # a bound on the model's size; AWS's quotas at this scale are doctor's (quota.*)
 MAX_INSTANCE_TYPES = 20  # EKS managed node groups: 20; Auto Scaling mixed-instance overrides: 40
 MAX_TAINTS = 50  # EKS managed node groups: 50
 MAX_LABELS = 100  # EKS managed node groups: 100
