@@ -29,6 +29,7 @@ from kubeaws.bootstrap.eks import (
     render_aws_auth,
     render_nodeadm_user_data,
 )
+from kubeaws.bootstrap.kubeadm import TLS_CIPHER_SUITES
 from kubeaws.model.maxpods import effective_max_pods
 from kubeaws.spec.load import load_spec
 from kubeaws.spec.models import ClusterSpec
@@ -76,7 +77,10 @@ def test_node_config_fields() -> None:
                                       "certificateAuthority": CA, "cidr": "172.20.0.0/16"}
     kubelet = doc["spec"]["kubelet"]
     assert set(kubelet) == {"config", "flags"}
-    assert kubelet["config"] == {"maxPods": 29, "clusterDNS": ["172.20.0.10"]}
+    # the strong TLS 1.2 suites of the kubeadm mode replace nodeadm's (which include two TLS_RSA ones)
+    assert kubelet["config"] == {"maxPods": 29, "clusterDNS": ["172.20.0.10"],
+                                 "tlsCipherSuites": list(TLS_CIPHER_SUITES)}
+    assert not [s for s in kubelet["config"]["tlsCipherSuites"] if not s.startswith("TLS_ECDHE_")]
     labels_flag, taints_flag = kubelet["flags"]
     assert labels_flag.startswith("--node-labels=")
     labels = dict(kv.split("=") for kv in labels_flag.removeprefix("--node-labels=").split(","))

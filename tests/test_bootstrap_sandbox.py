@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from kubeaws.bootstrap.userdata import APPROVER_PATH, APPROVER_UNIT, approver_source
 from tests.sandbox.apistore import Api
 from tests.sandbox.host import ETCD_DIR, Host
 from tests.sandbox.world import World
@@ -94,6 +95,13 @@ def test_single_member_and_node_boot_rerun_backup_and_replacement(world_factory:
     assert worker["metadata"]["labels"]["kubeaws.io/node-group"] == "general"
     assert worker["metadata"]["labels"]["team"] == "a"
     assert yaml_load(node.root / "var/lib/kubelet/config.yaml")["maxPods"] == 58
+    # kubelets ask the cluster CA for their serving certificates, and the member runs the approver it fetched
+    # from the state bucket; the kubelet's config file is readable by root only (CIS 4.1.9)
+    assert yaml_load(node.root / "var/lib/kubelet/config.yaml")["serverTLSBootstrap"] is True
+    assert (cp.root / APPROVER_PATH.lstrip("/")).read_text() == approver_source()
+    assert APPROVER_UNIT in cp.state()["started"]
+    for host in (cp, node):
+        assert (host.root / "var/lib/kubelet/config.yaml").stat().st_mode & 0o777 == 0o600
     assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", s3_text(world, "join/token").strip())
     cluster_config = yaml_text(api.get("configmaps", "kubeadm-config", "kube-system")["data"]["ClusterConfiguration"])
     assert cluster_config["etcd"]["local"]["dataDir"] == "/var/lib/etcd/data"

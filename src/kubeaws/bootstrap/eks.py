@@ -6,7 +6,10 @@ User data: a MIME multi-part document (fixed boundary, so renders are determinis
 `application/node.eks.aws` part holding a nodeadm `NodeConfig` (node.eks.aws/v1alpha1; field names from
 awslabs/amazon-eks-ami nodeadm/api/v1alpha1/nodeconfig_types.go): `spec.cluster` {name, apiServerEndpoint,
 certificateAuthority (base64 CA bundle, as DescribeCluster returns it), cidr (service CIDR)} and
-`spec.kubelet` {config: KubeletConfiguration fields merged into nodeadm's defaults (maxPods, clusterDNS),
+`spec.kubelet` {config: KubeletConfiguration fields merged into nodeadm's defaults (maxPods, clusterDNS, and
+`tlsCipherSuites`: the strong list of the kubeadm mode, `bootstrap.kubeadm.TLS_CIPHER_SUITES`, instead of
+nodeadm's, which adds two TLS_RSA suites without forward secrecy that kube-bench's cis-1.12 check 4.2.12
+refuses; nodeadm already sets serverTLSBootstrap, and EKS approves the kubelets' serving certificates),
 flags: kubelet arguments appended to nodeadm's (`--node-labels`, `--register-with-taints`)}. It holds no
 secret: the node authenticates with its instance role.
 
@@ -27,6 +30,7 @@ import jinja2
 import yaml
 
 from kubeaws.addons.templating import environment
+from kubeaws.bootstrap.kubeadm import TLS_CIPHER_SUITES
 from kubeaws.partition import partition_of, role_arn
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 from kubeaws.spec.nodegroups import node_labels
@@ -90,7 +94,8 @@ def node_config(spec: ClusterSpec, group: str, cluster_endpoint: str, certificat
         "spec": {
             "cluster": {"name": spec.name, "apiServerEndpoint": cluster_endpoint,
                         "certificateAuthority": certificate_authority, "cidr": service_cidr},
-            "kubelet": {"config": {"maxPods": max_pods, "clusterDNS": [cluster_dns(service_cidr)]},
+            "kubelet": {"config": {"maxPods": max_pods, "clusterDNS": [cluster_dns(service_cidr)],
+                                   "tlsCipherSuites": list(TLS_CIPHER_SUITES)},
                         "flags": flags},
         },
     }

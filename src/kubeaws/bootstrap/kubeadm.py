@@ -36,6 +36,21 @@ CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect":
 #: (DirAvailable--var-lib-etcd-data) wants it empty and a fresh filesystem holds lost+found at its root.
 ETCD_MOUNT = "/var/lib/etcd"
 ETCD_DATA_DIR = f"{ETCD_MOUNT}/data"
+#: The cluster CA (kubeadm's): it signs the kubelets' serving certificates (serverTLSBootstrap), so the API
+#: server verifies kubelets with it (`--kubelet-certificate-authority`, CIS 1.2.5).
+CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
+#: TLS 1.2 cipher suites of the API server and the kubelets: ECDHE with AES-GCM or ChaCha20-Poly1305 only,
+#: the suites in both of kube-bench's lists (cis-1.11/1.12 checks 1.2.29 and 4.2.12). TLS 1.3 suites are not
+#: configurable in Go and are all strong. The ChaCha20 names are the ones Kubernetes keeps for compatibility
+#: (k8s.io/component-base/cli/flag: same IDs as the *_SHA256 names), and the ones kube-bench's kubelet list has.
+TLS_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+)
+#: kubeadm's default admission plugin (NodeRestriction) plus DenyServiceExternalIPs (CIS 1.2.3: no Service
+#: may claim an arbitrary external IP, CVE-2020-8554); nothing kubeaws installs uses `externalIPs`.
+ADMISSION_PLUGINS = ("NodeRestriction", "DenyServiceExternalIPs")
 
 
 def _minor(spec: ClusterSpec) -> tuple[int, int]:
@@ -84,10 +99,16 @@ def _discovery() -> dict[str, Any]:
 
 def cluster_configuration(spec: ClusterSpec) -> dict[str, Any]:
     body = spec.spec
+    # The CIS settings kubeadm does not make by default (tests/test_cis.py maps every kube-bench check).
     api_args = {
         "audit-log-path": f"{AUDIT_LOG_DIR}/audit.log", "audit-policy-file": AUDIT_POLICY,
         "audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100",
         "profiling": "false", "encryption-provider-config": ENCRYPTION_CONFIG,
+        "kubelet-certificate-authority": CLUSTER_CA, "tls-cipher-suites": ",".join(TLS_CIPHER_SUITES),
+        "enable-admission-plugins": ",".join(ADMISSION_PLUGINS), "service-account-lookup": "true",
+        # Projected service-account tokens expire when they say (1 h, renewed by the kubelet) instead of
+        # being stretched to a year for clients that never re-read them; every pinned addon re-reads them.
+        "service-account-extend-token-expiration": "false",
     }
     cm_args = {"profiling": "false", "terminated-pod-gc-threshold": "1000"}
     if _external_cloud(spec):
@@ -121,7 +142,12 @@ def cluster_configuration(spec: ClusterSpec) -> dict[str, Any]:
 
 
 def kubelet_configuration(spec: ClusterSpec) -> dict[str, Any]:
-    """Cluster-wide kubelet settings (kubeadm stores them in the kubelet-config ConfigMap for every node)."""
+    """Cluster-wide kubelet settings (kubeadm stores them in the kubelet-config ConfigMap for every node).
+
+    `serverTLSBootstrap`: each kubelet asks the cluster CA for its serving certificate (a CSR of signer
+    `kubernetes.io/kubelet-serving`) instead of signing one itself, so that the API server and metrics-server
+    can verify kubelets; kubeaws' approver on the control plane (`bootstrap.serving_approver`) approves only
+    the names and addresses of the EC2 instance the requesting node is."""
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
         "cgroupDriver": "systemd",
@@ -131,7 +157,9 @@ def kubelet_configuration(spec: ClusterSpec) -> dict[str, Any]:
         "protectKernelDefaults": True,
         "readOnlyPort": 0,
         "rotateCertificates": True,
-        "serverTLSBootstrap": False,
+        "serverTLSBootstrap": True,
+        "tlsCipherSuites": list(TLS_CIPHER_SUITES),
+        "makeIPTablesUtilChains": True,
         "eventRecordQPS": 5,
     }
 

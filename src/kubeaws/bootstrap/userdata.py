@@ -7,10 +7,11 @@ The user data is a `#cloud-config` with `write_files` (boot script, kubeadm conf
 and `runcmd` (runs the boot script). It holds no secret: CAs, the encryption key and the join token are read
 from the state bucket with the instance role. The addon manifests are too big for user data: kubeaws uploads
 them to the state bucket (`bucket_objects`: keys `cluster/addons/<file>`, to be written as `StateObject`s by the model)
-and the first control-plane member downloads them. EC2 limits user data to 16 KB: a bigger document is sent
-gzip-compressed by the LaunchTemplate kind (cloud-init decompresses gzip user data); the text stays the
-reviewable form here, in `kubeaws render` and in the golden files. A document too big even compressed raises
-ValueError.
+and the first control-plane member downloads them; so is the kubelet serving-certificate approver that every
+member runs (`cluster/node/kubelet-serving-approver.py`: the file `bootstrap/serving_approver.py` as it is,
+too big for user data). EC2 limits user data to 16 KB: a bigger document is sent gzip-compressed by the
+LaunchTemplate kind (cloud-init decompresses gzip user data); the text stays the reviewable form here, in
+`kubeaws render` and in the golden files. A document too big even compressed raises ValueError.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from kubeaws.spec.models import ClusterSpec
 
 USER_DATA_LIMIT = 16384
 LIB_DIR = "/usr/local/lib/kubeaws"
+#: The approver of kubelet serving certificates: its state-bucket key, and where members install it.
+APPROVER_KEY = "cluster/node/kubelet-serving-approver.py"
+APPROVER_PATH = f"{LIB_DIR}/kubelet-serving-approver.py"
+APPROVER_UNIT = "kubeaws-serving-approver.service"
 AWSCLI_PIP = "awscli==1.36.40"
 PKGS_K8S_IO = "https://pkgs.k8s.io"
 #: The Python package index the AWS CLI comes from where the OS has no awscli package (Ubuntu 24.04); with
@@ -133,6 +138,7 @@ def render_scripts(spec: ClusterSpec, role: Role, bucket: str, group: str | None
     cp = env.get_template("control-plane.sh.j2").render(
         ctx, members=body.control_plane.count, schedulable=body.control_plane.schedulable,
         api_eni=api_uses_eni(spec), remotes=remotes, apply_steps=_apply_steps(spec),
+        approver_key=APPROVER_KEY, approver_path=APPROVER_PATH, approver_unit=APPROVER_UNIT,
         etcd_backup=backup is not None, addon_files=sorted(addons.addon_files(spec)))
     out = {"bootstrap-control-plane.sh": cp,
            "token-refresh.sh": env.get_template("token-refresh.sh.j2").render(ctx)}
@@ -161,6 +167,12 @@ def _units(spec: ClusterSpec) -> dict[str, str]:
     units = {
         "kubeaws-token-refresh.service": service("token-refresh", "refresh the join token in the state bucket"),
         "kubeaws-token-refresh.timer": timer("hourly join token refresh", "OnBootSec=5min\nOnUnitActiveSec=1h"),
+        # Cluster name and region are DNS-label / region grammar (spec.grammar): nothing systemd would split.
+        APPROVER_UNIT: "[Unit]\nDescription=kubeaws: approve the kubelet serving certificates of this cluster's "
+                       "instances\nAfter=kubelet.service\n\n[Service]\n"
+                       f"ExecStart=/usr/bin/python3 {APPROVER_PATH} --cluster {spec.name} --region {spec.spec.region} "
+                       "--kubeconfig /etc/kubernetes/admin.conf\nRestart=always\nRestartSec=10\n\n"
+                       "[Install]\nWantedBy=multi-user.target\n",
     }
     backup = spec.spec.etcd_backup
     if backup is not None:
@@ -231,10 +243,18 @@ def render_user_data(spec: ClusterSpec, role: Role, bucket: str, group: str | No
     return text
 
 
+def approver_source() -> str:
+    """The kubelet serving-certificate approver, as the control-plane members run it (bootstrap.serving_approver)."""
+    return resources.files("kubeaws.bootstrap").joinpath("serving_approver.py").read_text()
+
+
 def bucket_objects(spec: ClusterSpec) -> dict[str, str]:
     """State-bucket key -> content of the files kubeaws uploads for the control plane (the addon manifests
-    and Helm values, read by the first member as `cluster/addons/<file>`). Not secret."""
-    return {f"cluster/addons/{name}": text for name, text in addons.addon_files(spec).items()}
+    and Helm values, read by the first member as `cluster/addons/<file>`; the serving-certificate approver,
+    read by every member). Not secret."""
+    out = {f"cluster/addons/{name}": text for name, text in addons.addon_files(spec).items()}
+    out[APPROVER_KEY] = approver_source()
+    return out
 
 
 def artifacts(spec: ClusterSpec, bucket: str) -> dict[str, str]:
@@ -249,4 +269,5 @@ def artifacts(spec: ClusterSpec, bucket: str) -> dict[str, str]:
         out.update({f"kubeadm/{k}": v for k, v in kubeadm.render_kubeadm_configs(spec, "node", group.name).items()})
         out.update({f"scripts/{k}": v for k, v in render_scripts(spec, "node", bucket, group.name).items()})
     out.update({f"addons/{k}": v for k, v in addons.addon_files(spec).items()})
+    out[APPROVER_KEY.removeprefix("cluster/")] = approver_source()
     return dict(sorted(out.items()))

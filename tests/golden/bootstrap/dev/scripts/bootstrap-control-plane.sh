@@ -222,6 +222,18 @@ render_config() {
   fi
 }
 
+# CIS 4.1.1 / 4.1.9: the kubelet's unit files (0644 from the packages) and its config file (0644 from kubeadm)
+# readable by root only.
+harden_kubelet_files() {
+  local f
+  for f in "$ROOT/usr/lib/systemd/system/kubelet.service" "$ROOT"/usr/lib/systemd/system/kubelet.service.d/*.conf \
+    "$ROOT"/etc/systemd/system/kubelet.service.d/*.conf "$ROOT/var/lib/kubelet/config.yaml"; do
+    if [[ -f "$f" ]]; then
+      chmod 600 "$f"
+    fi
+  done
+}
+
 token_ready() { s3_exists join/token; }
 JOIN_TOKEN=""
 fetch_token() {
@@ -783,6 +795,17 @@ publish_cluster() {
   fi
 }
 
+# The approver of kubelet serving certificates (kubelets run with serverTLSBootstrap): every member runs one from
+# its first minutes on, so that no kubelet waits for its certificate (`kubectl logs/exec` need it). It approves
+# only the names and addresses of the EC2 instance the requesting node is (docs/security.md).
+install_approver() {
+  retry "s3://$BUCKET/"cluster/node/kubelet-serving-approver.py s3_get cluster/node/kubelet-serving-approver.py "$RUN_DIR/approver.py"
+  install -m 0755 "$RUN_DIR/approver.py" "$ROOT"/usr/local/lib/kubeaws/kubelet-serving-approver.py
+  rm -f "$RUN_DIR/approver.py"
+  systemctl daemon-reload
+  systemctl enable --now kubeaws-serving-approver.service
+}
+
 # fetch_remote NAME URL SHA256 [ARCH]: a pinned upstream file, digest checked; binaries for another CPU
 # architecture than this instance's are skipped.
 fetch_remote() {
@@ -873,10 +896,12 @@ main() {
   step install-pki install_pki
   step control-plane start_control_plane
   step publish publish_cluster
+  step serving-approver install_approver
   if [[ "$MEMBER" == "0" ]]; then
     step addons install_addons
   fi
   step taints adjust_taints
+  step harden-files harden_kubelet_files
   step timers install_timers
 }
 

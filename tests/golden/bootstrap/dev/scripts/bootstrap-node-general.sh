@@ -221,6 +221,18 @@ render_config() {
   fi
 }
 
+# CIS 4.1.1 / 4.1.9: the kubelet's unit files (0644 from the packages) and its config file (0644 from kubeadm)
+# readable by root only.
+harden_kubelet_files() {
+  local f
+  for f in "$ROOT/usr/lib/systemd/system/kubelet.service" "$ROOT"/usr/lib/systemd/system/kubelet.service.d/*.conf \
+    "$ROOT"/etc/systemd/system/kubelet.service.d/*.conf "$ROOT/var/lib/kubelet/config.yaml"; do
+    if [[ -f "$f" ]]; then
+      chmod 600 "$f"
+    fi
+  done
+}
+
 token_ready() { s3_exists join/token; }
 JOIN_TOKEN=""
 fetch_token() {
@@ -298,6 +310,7 @@ main() {
   identify_node
   fetch_cluster_info
   step kubeadm-join join_cluster
+  step harden-files harden_kubelet_files
 }
 
 if [[ -e "$STATE_DIR/bootstrap.done" ]]; then
