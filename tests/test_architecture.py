@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),  # exceptions only: imported by every layer
     "cache": set(),  # where kubeaws keeps its caches: a leaf, imported by every layer
     "partition": set(),  # region -> AWS partition, ARNs, service principals, DNS suffix: a leaf too
+    "casing": set(),  # camelCase keys for JSON/YAML output documents: a leaf
     "spec": set(),
     "aws": set(),
     "pki": set(),  # pure cryptography: CAs, keys, certificates
@@ -30,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "resources": {"aws", "pki", "kube_client", "eks_auth"},
     "model": {"spec", "resources", "aws", "bootstrap", "addons"},
     # The plan previews the roll it implies with the rollout planner (rollout.inventory / rollout.planner).
-    "engine": {"model", "resources", "aws", "spec", "rollout"},
+    "engine": {"model", "resources", "aws", "spec", "rollout", "casing"},
     # Operations on a running cluster (rolling replacement): read AWS through the resource kinds' helpers,
     # drive the Kubernetes API; called by the CLI. Upgrades (rollout.upgrade) read the versions the renderers pin.
     "rollout": {"aws", "resources", "kube_client", "spec", "model", "doctor", "reach", "bootstrap", "addons"},

@@ -242,6 +242,8 @@ RUNTIME: dict[str, Callable[[Cluster, ShellValues], list[str]]] = {
     # etcd-backup.sh: `date -u +%Y%m%dT%H%M%SZ`, and the snapshot stems `aws s3 ls` lists under the prefix.
     "ts": lambda c, v: ["20250101T000000Z"],
     "old": lambda c, v: ["20240101T000000Z"],  # the stem: the loop removes <old>.db and <old>.json
+    # etcd-restore-watch.sh: the operation `etcd-restore/current` names (kubeaws.etcd_restore: <time>-<digest>).
+    "op": lambda c, v: ["20250101T000000Z-0123456789ab"],
 }
 
 
@@ -388,7 +390,8 @@ def test_every_call_is_allowed_for_the_role_that_runs_it(variant: str, role: str
 def test_scripts_run_as_the_expected_roles(variant: str) -> None:
     c = cluster(variant)
     backup = c.spec.spec.etcd_backup is not None
-    expected_cp = {"bootstrap-control-plane.sh", "token-refresh.sh"} | ({"etcd-backup.sh"} if backup else set())
+    expected_cp = {"bootstrap-control-plane.sh", "token-refresh.sh"} | (
+        {"etcd-backup.sh", "etcd-restore-watch.sh"} if backup else set())
     assert c.control_plane.role == "control-plane"
     assert set(c.control_plane.scripts) == expected_cp
     nodes = [r for r in c.runners if r is not c.control_plane]
