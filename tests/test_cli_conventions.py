@@ -27,7 +27,7 @@ from typer.testing import CliRunner, Result
 
 from kubeaws.addons import versions as pins
 from kubeaws.aws.retry import RetryPolicy
-from kubeaws.aws.session import AwsContext, AwsSettings, CallTrace
+from kubeaws.aws.session import AWS, AwsContext, AwsSettings, CallTrace
 from kubeaws.casing import DATA_MAPS, SNAKE
 from kubeaws.cli import output, status_view
 from kubeaws.cli.common import OutputFormat
@@ -341,7 +341,7 @@ def test_ready_counts_nodes_by_instance_id(monkeypatch: pytest.MonkeyPatch) -> N
         yield Kube()
 
     class Ctx:
-        is_emulator = False
+        capabilities = AWS
 
     import kubeaws.reach
 

@@ -13,8 +13,9 @@ moto adaptations (tests only, production code unchanged):
 - moto does not apply the launch template's MetadataOptions or IamInstanceProfile to Auto Scaling group
   instances, and adds a default unencrypted root volume (/dev/sda1) next to the launch template's encrypted
   /dev/xvda: on the emulator the doctor judges those instances by their launch template version and says so
-  in one `exposure.live-emulated` note (the passing case expects exactly that note; production code knows
-  the emulator by `AwsContext.is_emulator`); tests that need the profile associate it, as AWS would have;
+  in one `exposure.live-emulated` note (the passing case expects exactly that note; production code asks
+  `ctx.capabilities.applies_launch_template_metadata`); tests that need the profile associate it, as AWS
+  would have;
 - EKS is metadata only: managed node groups get no Auto Scaling group (the test creates the one
   DescribeNodegroup names), CreateCluster ignores accessConfig (read as CONFIG_MAP), and the endpoint/CA of
   DescribeCluster are replaced by the fake server's with an `after-call` hook;
@@ -42,7 +43,7 @@ from typer.testing import CliRunner
 
 from kubeaws import api
 from kubeaws.aws.retry import FAST_POLICY
-from kubeaws.aws.session import AwsContext
+from kubeaws.aws.session import AWS, AwsContext
 from kubeaws.cli import doctor as cli_doctor
 from kubeaws.cli.main import app
 from kubeaws.doctor import Finding
@@ -424,7 +425,7 @@ def test_launch_template_allowing_imdsv1_is_found_even_on_the_emulator(c: Cluste
 def test_on_aws_every_instance_is_checked_itself(c: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the local emulator's artefacts are forgiven: against AWS (an endpoint that is not the emulator),
     the same instances (HttpTokens optional, an unencrypted root volume, as moto shows them) are errors."""
-    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
+    monkeypatch.setattr(AwsContext, "capabilities", property(lambda self: AWS))
     found = c.live()
     assert not of(found, "exposure.live-emulated")
     asg_instances = {i["InstanceId"] for i in c.instances("control-plane") + c.instances("nodes")}

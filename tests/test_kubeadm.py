@@ -7,7 +7,8 @@ What moto cannot show: nothing boots. The user data is never run, kubeadm never 
 instances launched by the Auto Scaling groups are inert records (no API server answers the /readyz health
 check, no etcd volume gets attached, nobody writes `join/token`). moto adaptations: resources are ready at
 once, the plan uses moto's stand-in image instead of the public Ubuntu AMI parameter (docs/kubeadm.md), and
-the bucket policy has no Deny statements on an emulator. These tests check what kubeaws asks AWS for.
+the emulator's server judges only the bucket-policy statements it can (the bucket keeps the whole policy,
+kubeaws.local.moto_server). These tests check what kubeaws asks AWS for.
 """
 
 from __future__ import annotations

@@ -62,10 +62,9 @@ def bucket(ctx: AwsContext) -> str:
     return NAME
 
 
-def test_bucket_settings_and_real_policy_content(ctx: AwsContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The policy as put on AWS: the kind is told it is not talking to an emulator (moto then stores the
-    whole document; only object requests would be refused, and this test makes none)."""
-    monkeypatch.setattr(AwsContext, "is_emulator", property(lambda self: False))
+def test_bucket_settings_and_real_policy_content(ctx: AwsContext) -> None:
+    """The policy read back is the one the kind puts, on AWS and on the emulator alike: Deny statements
+    included."""
     desired = bucket_desired(real_policy=True)
     created = BUCKET.create(ctx, desired)
     pab = ctx.call("s3", "get_public_access_block", Bucket=NAME)["PublicAccessBlockConfiguration"]
@@ -88,14 +87,29 @@ def test_bucket_settings_and_real_policy_content(ctx: AwsContext, monkeypatch: p
     assert tags == {**desired.tags, HASH_TAG: created.fields["config_hash"]}
 
 
-def test_emulator_gets_the_policy_without_deny_statements(ctx: AwsContext) -> None:
-    """moto answers every request with 403 once a policy holds any Deny: on an emulator the kind leaves
-    the Deny statements out (and only there)."""
-    assert ctx.is_emulator
+def test_the_real_policy_does_not_lock_kubeaws_out_on_the_emulator(ctx: AwsContext) -> None:
+    """moto judges a bucket policy for an unknown caller without request context, so a conditional or
+    per-principal Deny would refuse every request; the emulator's server leaves those statements out of its
+    judgement only (kubeaws.local.moto_server), while the bucket keeps the whole policy."""
     BUCKET.create(ctx, bucket_desired(real_policy=True))
     doc = json.loads(ctx.call("s3", "get_bucket_policy", Bucket=NAME)["Policy"])
-    assert doc["Statement"] and all(s["Effect"] == "Allow" for s in doc["Statement"])
+    denies = {s["Sid"] for s in doc["Statement"] if s["Effect"] == "Deny"}
+    assert {"DenyInsecureTransport", "DenyOtherAccounts", "NodesReadOnly"} <= denies
     ctx.call("s3", "put_object", Bucket=NAME, Key="cluster/x", Body=b"1")  # not locked out
+    assert ctx.call("s3", "get_object", Bucket=NAME, Key="cluster/x")["Body"].read() == b"1"
+
+
+def test_the_emulator_still_judges_an_unconditional_deny(ctx: AwsContext) -> None:
+    """Only what moto cannot judge is left out: a Deny of everyone without conditions still refuses."""
+    from botocore.exceptions import ClientError
+
+    BUCKET.create(ctx, bucket_desired())
+    ctx.call("s3", "put_bucket_policy", Bucket=NAME, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Nobody", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{NAME}/*"}]}))
+    with pytest.raises(ClientError):
+        ctx.call("s3", "put_object", Bucket=NAME, Key="cluster/x", Body=b"1")
+    ctx.call("s3", "delete_bucket_policy", Bucket=NAME)
 
 
 def test_bucket_lifecycle(ctx: AwsContext) -> None:

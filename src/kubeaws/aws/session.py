@@ -129,6 +129,37 @@ class AwsSettings:
     endpoint_url: str | None = None
 
 
+@dataclass(frozen=True)
+class EndpointCapabilities:
+    """What an endpoint serves where a local emulator (moto behind kubeaws.local) differs from AWS, as named
+    booleans: AWS has them all (`AWS`), the local emulator its own (`EMULATOR`). Code that behaves differently
+    on the emulator asks `ctx.capabilities.<name>`, never whether it talks to an emulator; the one detection
+    is `AwsContext.is_emulator`."""
+
+    #: AWS throttles requests: the client keeps AWS's rate buckets (aws/ratelimit.py).
+    throttles: bool = True
+    #: Instances boot: user data runs, nodes register, a kubeadm cluster's Kubernetes API answers.
+    boots_instances: bool = True
+    #: An EKS cluster's endpoint serves the Kubernetes API (`KubernetesObject`, `Kind.cloud_only` kinds).
+    kubernetes_api_behind_eks: bool = True
+    #: Instances an Auto Scaling group launches get their launch template's metadata options and volumes.
+    applies_launch_template_metadata: bool = True
+    #: DeleteLaunchTemplateVersions is served (a rollout prunes old template versions).
+    deletes_launch_template_versions: bool = True
+    #: The public SSM parameters naming AMIs exist (else the plan puts a stand-in image in their place).
+    public_ami_parameters: bool = True
+    #: EKS list calls answer as AWS: ResourceNotFound for an unknown cluster, every list operation served.
+    complete_eks_lists: bool = True
+
+
+#: AWS itself.
+AWS = EndpointCapabilities()
+#: The local emulator (docs/testing.md, "moto differences"): nothing boots, EKS is metadata only.
+EMULATOR = EndpointCapabilities(throttles=False, boots_instances=False, kubernetes_api_behind_eks=False,
+                                applies_launch_template_metadata=False, deletes_launch_template_versions=False,
+                                public_ami_parameters=False, complete_eks_lists=False)
+
+
 class AwsContext:
     """Per-operation AWS access for one cluster. Safe to share between the executor's threads."""
 
@@ -163,7 +194,7 @@ class AwsContext:
             # AWS's request-rate buckets kept client-side (aws/ratelimit.py; keyed by region, so `in_region`
             # contexts share it); before the trace, so that -v times the request, not the wait for a token.
             # The local emulator throttles nothing: no rates there unless a limiter is given.
-            self.limiter = limiter or (RateLimiter.unlimited() if self.is_emulator else RateLimiter())
+            self.limiter = limiter or (RateLimiter() if self.capabilities.throttles else RateLimiter.unlimited())
             self._session.register("before-call", self.limiter.before_call)
             register_trace(self._session)  # `kubeaws -v`: the session's events reach every client made from it
         self._local = threading.local()
@@ -182,11 +213,17 @@ class AwsContext:
 
     @property
     def is_emulator(self) -> bool:
-        """True when the endpoint is a local AWS emulator (loopback address), not AWS."""
+        """True when the endpoint is a local AWS emulator (loopback address), not AWS: the one detection,
+        read through `capabilities`."""
         from urllib.parse import urlsplit
 
         host = urlsplit(self.settings.endpoint_url or "").hostname or ""
         return host in {"127.0.0.1", "localhost", "::1"} or host.endswith(".localhost")
+
+    @property
+    def capabilities(self) -> EndpointCapabilities:
+        """What the endpoint serves (EndpointCapabilities): AWS's, or the local emulator's."""
+        return EMULATOR if self.is_emulator else AWS
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str) -> Any:

@@ -152,7 +152,7 @@ def rollout(file: SpecFile,
 
 def _emulator_cloud_only(out: Out, ctx: AwsContext, asked: bool) -> bool:
     """The local emulator boots nothing and has no Kubernetes API: a roll there is cloud-only, and says so."""
-    if ctx.is_emulator and not asked:
+    if not ctx.capabilities.boots_instances and not asked:
         out.info("[dim]local emulator: no Kubernetes API behind it, the roll is cloud-only (no drain, no "
                  "validation)[/dim]")
         return True

@@ -88,7 +88,7 @@ def _groups(ctx: AwsContext, report: StatusReport) -> list[dict[str, Any]]:
 
 def _ready(spec: ClusterSpec, ctx: AwsContext, groups: list[dict[str, Any]]) -> tuple[dict[str, int] | None, str]:
     """Ready nodes per group name, or None and why the API was not asked (or did not answer)."""
-    if ctx.is_emulator:
+    if not ctx.capabilities.boots_instances:
         return None, "unknown: the local emulator has no Kubernetes API"
     if spec.spec.mode != "eks" and spec.spec.access.api_endpoint == "private":
         return None, "unknown: the API endpoint is private (`kubeaws doctor -f SPEC --live --tunnel` reaches it)"

@@ -134,14 +134,15 @@ def check_live_exposure(spec: ClusterSpec, ctx: AwsContext, inv: Inventory) -> l
     volumes; the cluster's security groups opening SSH, the API, etcd, the kubelet or the NodePorts to
     0.0.0.0/0 or ::/0 (warning with access.allowWorldAccess); a public EKS endpoint open to the world.
 
-    On the local emulator (`ctx.is_emulator`), Auto Scaling instances do not get their launch template's
+    Where the endpoint does not apply it (`applies_launch_template_metadata`: the local emulator), Auto
+    Scaling instances do not get their launch template's
     metadata options and carry an extra unencrypted default root volume: those instances are judged by their
     launch template version (checked anyway) and one info finding says so; AWS is checked instance by
     instance."""
     findings = _template_findings(ctx, inv)
     launched = {i["InstanceId"]: a["AutoScalingGroupName"] for a in inv.asgs for i in a.get("Instances") or []
                 if a["AutoScalingGroupName"] in inv.template_data}
-    emulated = set(launched) & set(inv.instances) if ctx.is_emulator else set()
+    emulated = set(launched) & set(inv.instances) if not ctx.capabilities.applies_launch_template_metadata else set()
     for iid, instance in sorted(inv.instances.items()):
         tokens = (instance.get("MetadataOptions") or {}).get("HttpTokens")
         if tokens != "required" and iid not in emulated:

@@ -119,7 +119,7 @@ EMULATOR_STAND_IN = {"arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-k
 
 def _stand_in(ctx: AwsContext, name: str) -> str | None:
     """The emulator's Amazon Linux AMI for the architecture of parameter `name` (local emulator only)."""
-    if not ctx.is_emulator:
+    if ctx.capabilities.public_ami_parameters:
         return None
     param = EMULATOR_STAND_IN["arm64" if "arm64" in name else "amd64"]
     found = ctx.call("ssm", "get_parameters", Names=[param]).get("Parameters", [])

@@ -79,7 +79,7 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
     for key in graph.topological():
         desired = graph[key]
         kind = kinds[desired.kind]
-        if kind.cloud_only and ctx.is_emulator:
+        if kind.cloud_only and not ctx.capabilities.kubernetes_api_behind_eks:
             cloud_only.append(key)
             continue
         if desired.brought_id and desired.fallback is not None and desired.brought_id not in obs.brought:

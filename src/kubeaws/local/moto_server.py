@@ -9,6 +9,11 @@ kubeaws sends.
 - A launch template's tags are read when it is created: CreateTags on it later (kubeaws' content-hash tag,
   rewritten by every update) never shows in DescribeLaunchTemplates, so a re-plan after a template change
   showed the change again. Its tags are read from the tag store each time, as AWS shows them.
+- A bucket policy is evaluated for every request as if it came from an unknown caller without request
+  context: a Deny with a Condition (kubeaws' TLS-only and other-accounts statements) or for a given principal
+  (the node role's limits) denies every request, so a bucket carrying kubeaws' real policy locked kubeaws
+  out of it. Such statements are left out of the evaluation (AWS would not apply them to kubeaws' own calls:
+  TLS, the account's identity); the policy is stored and read back exactly as put.
 
 moto's server app runs behind kubeaws.local.eks_front, which serves the EKS operations moto lacks (access entries,
 add-ons, updates) in the same process and forwards everything else to moto, and kubeaws.local.ec2_front, which
@@ -36,6 +41,30 @@ def patch() -> None:
 
     LaunchTemplateVersion.user_data = property(user_data)  # type: ignore[method-assign,assignment]
     LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)  # type: ignore[assignment]
+    _judge_bucket_policies_moto_can()
+
+
+def _judge_bucket_policies_moto_can() -> None:
+    """moto's bucket-policy check sees only the statements it can evaluate (module docstring)."""
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def judged(statement: Any) -> bool:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
+            return True
+        return not statement.get("Condition") and statement.get("Principal") in ("*", {"AWS": "*"})
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy)
+        statements = document.get("Statement") or []
+        kept = [st for st in (statements if isinstance(statements, list) else [statements]) if judged(st)]
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 def app() -> Any:

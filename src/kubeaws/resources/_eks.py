@@ -43,13 +43,13 @@ def list_in_cluster(ctx: AwsContext, cluster: str, operation: str, result_key: s
     On a local emulator, first check that the cluster exists (moto's ListNodegroups fails with HTTP 500 on
     an unknown cluster) and treat an API it lacks (HTTP 404: access entries, add-ons) as empty."""
     from botocore.exceptions import ClientError
-    if ctx.is_emulator and describe(ctx, "describe_cluster", "cluster", name=cluster) is None:
+    if not ctx.capabilities.complete_eks_lists and describe(ctx, "describe_cluster", "cluster", name=cluster) is None:
         return []
     try:
         return ctx.paginate("eks", operation, result_key, clusterName=cluster)
     except ClientError as exc:
         code = error_code(exc)
-        if code in NOT_FOUND or (ctx.is_emulator and code == EMULATOR_MISSING):
+        if code in NOT_FOUND or (not ctx.capabilities.complete_eks_lists and code == EMULATOR_MISSING):
             return []
         raise
 

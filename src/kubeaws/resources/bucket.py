@@ -59,19 +59,13 @@ def tls_statement(bucket: str, partition: str = "aws") -> dict[str, Any]:
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
-def policy_document(name: str, props: Mapping[str, Any], emulator: bool = False,
-                    partition: str = "aws") -> dict[str, Any] | None:
+def policy_document(name: str, props: Mapping[str, Any], partition: str = "aws") -> dict[str, Any] | None:
     """The bucket policy to put: the model's statements, then the TLS-only Deny when `tls_only` (its ARNs in
-    the bucket's partition).
-
-    On a local emulator (moto) every Deny statement is left out: moto evaluates any Deny, whatever its
-    principal or condition, as a deny of every request, which would lock kubeaws out of its own bucket. On
-    AWS the whole policy applies."""
+    the bucket's partition). The same document on AWS and on the local emulator (whose server evaluates the
+    Deny statements it can, kubeaws.local.moto_server)."""
     statements = list((props.get("policy") or {}).get("Statement") or [])
     if props.get("tls_only"):
         statements.append(tls_statement(name, partition))
-    if emulator:
-        statements = [st for st in statements if st.get("Effect") != "Deny"]
     return {"Version": "2012-10-17", "Statement": statements} if statements else None
 
 
@@ -216,7 +210,7 @@ class Bucket(Kind):
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": props.get("encryption") or "AES256"}}]})
         ctx.call("s3", "put_bucket_versioning", Bucket=name, VersioningConfiguration={
             "Status": "Enabled" if props.get("versioning") else "Suspended"})
-        document = policy_document(name, props, ctx.is_emulator, partition_of(ctx.region))
+        document = policy_document(name, props, partition_of(ctx.region))
         if document is None:
             ctx.call("s3", "delete_bucket_policy", Bucket=name)
         else:

@@ -21,7 +21,8 @@ again if missing), which is how `list_owned` finds it again.
   object someone else made, e.g. the aws-auth EKS writes for managed node groups). delete: DELETE (404 =
   gone; a missing cluster = gone with it).
 
-Local emulator (`ctx.is_emulator`): EKS there is metadata only, its endpoint serves no Kubernetes API. The kind
+Local emulator (`ctx.capabilities.kubernetes_api_behind_eks` false): EKS there is metadata only, its endpoint
+serves no Kubernetes API. The kind
 is `cloud_only`: the plan leaves these objects out there and says so in a note (engine.plan). Called anyway,
 create/update refuse with that reason, delete does nothing (there is nothing to delete) and `list_owned` finds
 nothing.
@@ -102,7 +103,7 @@ def connect(ctx: AwsContext, cluster: str) -> KubeClient | None:
     endpoint yet, or is on a local emulator (no Kubernetes API there). One DescribeCluster; the token is
     signed locally with the context's profile."""
     found = describe(ctx, "describe_cluster", "cluster", name=cluster)
-    if found is None or ctx.is_emulator or found.get("status") in UNUSABLE:
+    if found is None or not ctx.capabilities.kubernetes_api_behind_eks or found.get("status") in UNUSABLE:
         return None
     endpoint = found.get("endpoint")
     ca = (found.get("certificateAuthority") or {}).get("data")
@@ -155,7 +156,7 @@ class KubernetesObject(Kind):
         if object_name(manifest) != desired.name:
             raise KubeawsError(f"{desired.key}: its manifest names {object_name(manifest)}; the resource name "
                                "must be <kind>/<namespace>/<name> of the object")
-        if ctx.is_emulator:  # EKS on the emulator is metadata only: no API server to apply to
+        if not ctx.capabilities.kubernetes_api_behind_eks:  # EKS metadata only: no API server to apply to
             raise KubeawsError(f"{desired.key}: the local emulator serves no Kubernetes API behind EKS; "
                                "Kubernetes objects are applied on AWS only (the plan leaves them out here)")
         client = connect(ctx, cluster)
@@ -177,7 +178,7 @@ class KubernetesObject(Kind):
 
     def delete(self, ctx: AwsContext, actual: Observed) -> None:
         """DELETE the object (background propagation); already gone, or the cluster gone, is fine."""
-        if ctx.is_emulator:
+        if not ctx.capabilities.kubernetes_api_behind_eks:
             return
         client = connect(ctx, str(actual.fields.get("cluster_name") or ctx.cluster))
         if client is None:

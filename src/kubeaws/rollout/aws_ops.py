@@ -56,7 +56,7 @@ class AwsCloud:
     def prune(self, groups: list[GroupState]) -> None:
         """Delete old versions of the groups' templates that no group launches (not on a local emulator: it
         has no DeleteLaunchTemplateVersions)."""
-        if self.ctx.is_emulator:
+        if not self.ctx.capabilities.deletes_launch_template_versions:
             return
         by_template: dict[str, set[int]] = {}
         targets: dict[str, int] = {}
