@@ -11,6 +11,11 @@ following a seeded schedule, instead:
 - `forward-500`: forwards it, then answers 500 InternalError (AWS acted and said it failed);
 - `throttle`: answers the service's throttling error (RequestLimitExceeded, Throttling, SlowDown...).
 
+For the latency model of bench/scale.py it also can hold every request for a round trip (`latency`) and keep
+AWS-like request-rate buckets (`limits`, `AwsLikeLimits`: EC2's published token buckets at their full
+figures, refilled in real time): a request with no token left is answered RequestLimitExceeded, counted as
+the fault `rate-limited`.
+
 The schedule is deterministic: the fault of the n-th request the proxy receives depends only on (seed, n).
 With one executor worker the requests come in the same order on every run, so a seed names one run.
 
@@ -31,6 +36,7 @@ import random
 import re
 import socket
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
@@ -147,18 +153,53 @@ def throttle_answer(service: str) -> tuple[int, dict[str, str], bytes]:
     return error_answer(service, code, 400, "Rate exceeded")
 
 
+class AwsLikeLimits:
+    """Server-side request-rate buckets as EC2 keeps them (kubeaws.aws.ratelimit's figures, at 1.0: what AWS
+    allows, not kubeaws' share of it), per (service, bucket); a request without a token is refused, never
+    queued. Other services are not limited (AWS publishes no per-action buckets for them). Thread-safe."""
+
+    def __init__(self) -> None:
+        from kubeaws.aws.ratelimit import Rate, aws_draws
+
+        self._draws = aws_draws
+        self._buckets: dict[tuple[str, str], list[float]] = {}  # key -> [tokens, stamp]
+        self._rates: dict[tuple[str, str], Rate] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, service: str, action: str, body: bytes) -> bool:
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))) if service == "ec2" else {}
+        draws = self._draws(service, action, form)
+        now = time.monotonic()
+        with self._lock:
+            state = []
+            for name, rate, tokens in draws:
+                key = (service, name)
+                bucket = self._buckets.setdefault(key, [rate.capacity, now])
+                bucket[0] = min(rate.capacity, bucket[0] + (now - bucket[1]) * rate.refill)
+                bucket[1] = now
+                state.append((bucket, tokens))
+            if any(bucket[0] < tokens for bucket, tokens in state):
+                return False
+            for bucket, tokens in state:
+                bucket[0] -= tokens
+            return True
+
+
 class FaultyProxy:
     """The proxy: `start()` it, point botocore at `url`, `stop()` it. `pause()` turns faults off (e.g.
     while a test reads what exists); `stats` says what was injected."""
 
     def __init__(self, upstream: str, rates: FaultRates = FaultRates(), seed: int = 0,
-                 targeted: dict[str, list[str | None]] | None = None) -> None:
+                 targeted: dict[str, list[str | None]] | None = None, latency: float = 0.0,
+                 limits: AwsLikeLimits | None = None) -> None:
         """`targeted`: faults for the first requests of an action, in order, e.g. {"CreateVpc": ["drop-after"]}
         (drawn before the schedule; None in the list lets that request through)."""
         parts = urllib.parse.urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rates = rates
         self.seed = seed
+        self.latency = latency
+        self.limits = limits
         self.stats = Stats()
         self.active = True
         self._lock = threading.Lock()
@@ -260,6 +301,13 @@ class _Handler(BaseHTTPRequestHandler):
         proxy: FaultyProxy = self.server.proxy
         body = self._body()
         request, fault = proxy.fault_for(self.command, self.path, self.headers, body)
+        if proxy.latency:
+            time.sleep(proxy.latency)  # the round trip
+        if proxy.limits is not None and not proxy.limits.admit(request.service, request.action, body):
+            with proxy._lock:
+                proxy.stats.faults["rate-limited"] += 1
+                proxy.stats.log.append((request.n, request.service, request.action, "rate-limited"))
+            return self._answer(*throttle_answer(request.service))
         if fault == "drop-before":
             return self._drop()
         if fault == "throttle":
