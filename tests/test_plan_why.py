@@ -22,7 +22,7 @@ from typing import Any
 from kubeaws import api
 from kubeaws.aws.session import AwsContext
 from kubeaws.engine import why, why_userdata
-from kubeaws.engine.plan import make_plan
+from kubeaws.engine.plan import PlanError, make_plan
 from kubeaws.engine.render import plan_text, rollout_lines
 from kubeaws.engine.rollout_preview import _eks_entries
 from kubeaws.engine.types import Change, Plan
@@ -215,8 +215,23 @@ def test_compare_names_template_fields() -> None:
 
 
 def test_group_reasons_name_the_size_fields() -> None:
-    change = Change("update", "AutoScalingGroup", "ng-a", "dev-a", {"min_size": (1, 2), "max_size": (3, 5)})
+    """The reasons name the spec path the model gave the resource (`Desired.spec_path`), not a parse of its key."""
+    desired = Desired("AutoScalingGroup", "ng-a", {}, spec_path="nodeGroups[a]")
+    change = Change("update", "AutoScalingGroup", "ng-a", "dev-a", {"min_size": (1, 2), "max_size": (3, 5)}, desired)
     assert why.group_reasons(change) == ["nodeGroups[a].size.max 3 -> 5", "nodeGroups[a].size.min 1 -> 2"]
+
+
+def test_every_resource_of_a_group_or_the_control_plane_carries_its_spec_path() -> None:
+    graph = api.build(make_spec(nodeGroups=[{"name": "general", "instanceTypes": ["m5.large"]}],
+                                access={"adminCIDRs": ["203.0.113.0/24"], "bastion": {"instanceType": "t3.micro"}}))
+    paths = {d.key: d.spec_path for d in graph}
+    assert paths["AutoScalingGroup/ng-general"] == paths["LaunchTemplate/ng-general"] == "nodeGroups[general]"
+    assert paths["AutoScalingGroup/control-plane-0"] == paths["LaunchTemplate/control-plane"] == "controlPlane"
+    assert paths["Instance/bastion"] == "access.bastion" and paths["Vpc/main"] == "network"
+    eks = api.build(make_spec(mode="eks", network={"availabilityZones": ["us-east-1a", "us-east-1b"],
+                                                   "cni": "aws-vpc-cni"},
+                              nodeGroups=[{"name": "m", "type": "managed", "instanceTypes": ["t3.large"]}]))
+    assert eks["EksNodegroup/m"].spec_path == eks["LaunchTemplate/mng-m"].spec_path == "nodeGroups[m]"
 
 
 def test_managed_groups_are_rolled_by_eks() -> None:
@@ -236,3 +251,28 @@ def test_managed_groups_are_rolled_by_eks() -> None:
         "  - dev-m: rolled by EKS during apply (UpdateNodegroupVersion: 4 instance(s), maxUnavailable 1, EKS' "
         "default)"]
     assert rollout_lines([]) == []
+
+
+def test_plan_errors_name_the_spec_path(ctx: AwsContext) -> None:
+    """A brought resource that is not there: the error starts with the spec field it comes from."""
+    spec = make_spec(network={"vpc": {"cidr": None, "id": "vpc-0abc"}, "availabilityZones": [],
+                              "subnets": {"public": ["subnet-1"], "private": ["subnet-2", "subnet-3"]}})
+    try:
+        api.plan(spec, ctx)
+    except PlanError as exc:
+        assert "network: Vpc vpc-0abc (brought as Vpc/main) does not exist" in str(exc)
+    else:
+        raise AssertionError("a missing brought VPC was planned")
+
+
+def test_a_rule_set_is_shown_as_its_security_group() -> None:
+    """`Kind.parent`: the plan names a rule set's ID (its group's) by the group, whatever the order."""
+    from kubeaws.resources import registry
+
+    kinds = registry.kinds()
+    assert kinds["SecurityGroupRules"].parent == "SecurityGroup"
+    assert all(k.parent is None or k.parent in kinds for k in kinds.values())
+    from kubeaws.engine.plan import _shown
+
+    assert _shown(kinds["SecurityGroupRules"], "SecurityGroupRules/nodes") == "SecurityGroup/nodes"
+    assert _shown(kinds["Subnet"], "Subnet/private-a") == "Subnet/private-a"

@@ -87,8 +87,8 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         if desired.brought_id:
             actual = obs.brought.get(desired.brought_id)
             if actual is None:
-                errors.append(f"{desired.kind} {desired.brought_id} (brought as {key}) does not exist in "
-                              f"{ctx.region}: check the ID in the spec")
+                errors.append(f"{_at(desired)}{desired.kind} {desired.brought_id} (brought as {key}) does not "
+                              f"exist in {ctx.region}: check the ID in the spec")
                 continue
             matched[key] = actual
             diff = kind.diff(actual, desired)
@@ -139,12 +139,12 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
                  if o.state not in kinds[o.kind].gone_states] + duplicates
     changes.extend(_deletes(leftovers, duplicates))
     names: dict[str, str] = {}
-    for key, found in matched.items():  # topological order: a group is named before its rule set
+    for key, found in matched.items():
         if found is not None:
-            names.setdefault(found.id, key)
+            names.setdefault(found.id, _shown(kinds[found.kind], key))
     for gone in leftovers:
         if gone.logical_key:
-            names.setdefault(gone.id, gone.logical_key.replace("SecurityGroupRules/", "SecurityGroup/"))
+            names.setdefault(gone.id, _shown(kinds[gone.kind], gone.logical_key))
     plan = Plan(cluster=graph.cluster, changes=changes, names=names, warnings=list(obs.warnings),
                 notes=brought_notes + why.ignored_notes(changes, resolved_of) + _cloud_only_notes(cloud_only))
     if spec is not None:
@@ -157,6 +157,17 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
         if note and any(e.get("role") == "control-plane" for e in plan.rollout):
             plan.warnings.append(f"API downtime: {note}")
     return PlanState(graph=graph, observation=obs, plan=plan, matched=matched)
+
+
+def _at(desired: Desired) -> str:
+    """The spec path an error about `desired` starts with (`Desired.spec_path`), if it has one."""
+    return f"{desired.spec_path}: " if desired.spec_path else ""
+
+
+def _shown(kind: Any, key: str) -> str:
+    """How the plan names a resource by its ID: its key, or its parent's (`Kind.parent`: a rule set is shown as
+    its security group, whose ID it has)."""
+    return f"{kind.parent}/{key.split('/', 1)[1]}" if kind.parent else key
 
 
 def _cloud_only_notes(keys: list[str]) -> list[str]:
@@ -185,9 +196,9 @@ def _conflicts(ctx: AwsContext, to_check: list[tuple[Any, Desired]]) -> list[str
         if clash is None:
             return None
         return str(OwnershipError(
-            f"{resolved.key}: {clash.kind} {clash.id} already exists with the same name and is not owned by "
-            f"cluster {ctx.cluster!r}. Delete or rename it, or tag it kubeaws.io/cluster={ctx.cluster} and "
-            f"kubernetes.io/cluster/{ctx.cluster}=owned to let kubeaws adopt it."))
+            f"{_at(resolved)}{resolved.key}: {clash.kind} {clash.id} already exists with the same name and is "
+            f"not owned by cluster {ctx.cluster!r}. Delete or rename it, or tag it "
+            f"kubeaws.io/cluster={ctx.cluster} and kubernetes.io/cluster/{ctx.cluster}=owned to let kubeaws adopt it."))
 
     found = parallel({str(i): partial(check, kind, resolved) for i, (kind, resolved) in enumerate(to_check)})
     return [msg for i in range(len(to_check)) if (msg := found[str(i)]) is not None]
@@ -210,7 +221,8 @@ def _name_takeovers(changes: list[Change], obs: Observation, kinds: dict[str, An
         wanted = change.diff[field_name][1]
         holder = holders.get((change.kind, wanted))
         if holder is not None and holder != change.key:
-            errors.append(f"{change.key}: its new name {wanted!r} is still held by {holder} (renamed or removed "
+            where = _at(change.desired) if change.desired is not None else ""
+            errors.append(f"{where}{change.key}: its new name {wanted!r} is still held by {holder} (renamed or removed "
                           f"in the same apply). Rename in two steps: first to a name no other resource holds, "
                           "apply, then to the name you want.")
     return errors
@@ -219,9 +231,9 @@ def _name_takeovers(changes: list[Change], obs: Observation, kinds: dict[str, An
 def _refusal(desired: Desired, actual: Observed, fields: list[str], diff: dict[str, Any]) -> str:
     detail = ", ".join(f"{f}: {diff[f][0]} -> {diff[f][1]}" for f in fields)
     return str(ImmutableChangeError(
-        f"{desired.key} ({actual.id}) cannot change {detail}: AWS cannot change it in place, and kubeaws will not "
-        "replace it (everything built on it would go too). Put the old value back, or delete the cluster and "
-        "create it again."))
+        f"{_at(desired)}{desired.key} ({actual.id}) cannot change {detail}: AWS cannot change it in place, and "
+        "kubeaws will not replace it (everything built on it would go too). Put the old value back, or delete the "
+        "cluster and create it again."))
 
 
 def _deletes(leftovers: list[Observed], duplicates: list[Observed]) -> list[Change]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from kubeaws.aws.session import AwsContext
 from kubeaws.engine.types import Change
+from kubeaws.model.common import node_group_of
 from kubeaws.model.graph import Graph
 from kubeaws.resources.base import Observed, Ref
 from kubeaws.rollout.inventory import read_groups
@@ -46,9 +47,10 @@ def surge_settings(spec: ClusterSpec | None, graph: Graph, names: Mapping[str, s
     if spec is None:
         return {}
     out: dict[str, dict[str, Any]] = {}
+    by_group = {node_group_of(d.spec_path): d.key for d in graph.of_kind("AutoScalingGroup")}
     for ng in spec.spec.node_groups:
-        name = names.get(f"AutoScalingGroup/ng-{ng.name}")
-        if name is not None and f"AutoScalingGroup/ng-{ng.name}" in graph:
+        name = names.get(by_group.get(ng.name, ""))
+        if name is not None:
             out[name] = {"maxSurge": ng.rollout.max_surge, "maxUnavailable": ng.rollout.max_unavailable}
     return out
 

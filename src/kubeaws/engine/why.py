@@ -47,16 +47,11 @@ _SPECIAL = frozenset({"UserData", "BlockDeviceMappings", "TagSpecifications", "S
                       "InstanceType", "ImageId", "KeyName", "IamInstanceProfile", "MetadataOptions"})
 
 
-def owner(kind: str, name: str) -> str:
-    """The spec path behind a resource of the model: `controlPlane`, `nodeGroups[general]`..."""
-    if name == "control-plane":
-        return "controlPlane"
-    if name.startswith("control-plane-"):
-        return f"controlPlane member {name.removeprefix('control-plane-')}"
-    for prefix in ("ng-", "mng-"):
-        if name.startswith(prefix):
-            return f"nodeGroups[{name.removeprefix(prefix)}]"
-    return f"nodeGroups[{name}]" if kind == "EksNodegroup" else name
+def owner(change: Change) -> str:
+    """The spec path behind a change's resource (`Desired.spec_path`: `controlPlane`, `nodeGroups[general]`...),
+    else its key."""
+    desired = change.desired
+    return desired.spec_path if desired is not None and desired.spec_path else change.key
 
 
 # -- launch templates ------------------------------------------------------------------------------------
@@ -180,7 +175,7 @@ def explain_templates(ctx: AwsContext, changes: list[Change], resolved: Mapping[
     found = parallel({c.key: partial(read_default_data, ctx, str(c.id)) for c in todo})
     for change in todo:
         current = found[change.key]
-        who = owner(change.kind, change.name)
+        who = owner(change)
         if current is None:
             change.reasons = ["the current version could not be read: content hash only"]
             continue
@@ -199,7 +194,7 @@ def _mixed(value: Any) -> str:
 
 def group_reasons(change: Change) -> list[str]:
     """The spec fields behind an Auto Scaling group's field diff."""
-    who = owner(change.kind, change.name)
+    who = owner(change)
     out: list[str] = []
     for field, (old, new) in sorted(change.diff.items()):
         if field in ("min_size", "max_size"):
@@ -234,7 +229,7 @@ def ignored_notes(changes: list[Change], resolved: Mapping[str, Desired]) -> lis
         desired, actual = resolved.get(change.key), change.actual
         if desired is None or actual is None or change.action not in ("update", "noop"):
             continue
-        who, props = owner(change.kind, change.name), desired.props
+        who, props = owner(change), desired.props
         if change.kind == "AutoScalingGroup":
             notes += _group_notes(who, actual.id, props, actual.fields, change.diff)
         elif change.kind == "EksNodegroup":

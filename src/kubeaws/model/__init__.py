@@ -26,9 +26,11 @@ def build(spec: ClusterSpec, instance_types: InstanceTypes | None = None) -> Gra
     instance types from `instance_types` (default: the facts the spec carries)."""
     spec = resolve(spec, instance_types or spec.instance_type_facts)
     b = Builder(spec=spec, graph=Graph(spec.metadata.name, spec.spec.mode))
-    net = build_network(b)
-    groups = build_security(b, net)
-    build_bastion(b, net, groups)
+    with b.section("network"):
+        net = build_network(b)
+        groups = build_security(b, net)
+    with b.section("access.bastion"):
+        build_bastion(b, net, groups)
     if spec.spec.mode == "kubeadm":
         build_kubeadm(b, net, groups)
     else:

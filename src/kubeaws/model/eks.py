@@ -15,7 +15,7 @@ import yaml
 from kubeaws.addons import render_manifests
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.bootstrap.eks import render_aws_auth, render_nodeadm_user_data
-from kubeaws.model.common import Builder
+from kubeaws.model.common import Builder, node_group_path
 from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
 from kubeaws.model.flows import CONTROL_PLANE, NODES
 from kubeaws.model.iam import instance_profile
@@ -143,7 +143,8 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
         b.graph.replace(_with_deps(desired, mapped))
     for index, ng in enumerate(body.node_groups):
         if ng.type == "managed":
-            _managed_group(b, net, groups, cluster, node_role_arn, ng, index, mapped)
+            with b.section(node_group_path(ng.name)):
+                _managed_group(b, net, groups, cluster, node_role_arn, ng, index, mapped)
 
 
 def aws_auth_manifest(cluster: str, node_role_arn: str) -> dict[str, Any]:

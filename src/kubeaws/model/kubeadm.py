@@ -47,7 +47,8 @@ def _user_data(spec: ClusterSpec, role: str, bucket: Any, group: str | None = No
 def build_kubeadm(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     spec = b.spec
     iam, state = build_state_and_iam(b)
-    endpoint = build_endpoint(b, net, groups)
+    with b.section("access.apiEndpoint"):
+        endpoint = build_endpoint(b, net, groups)
     info = state_object(b, CLUSTER_JSON, Computed(cluster_json, {
         "spec": spec, "endpoint": endpoint.host, "ca_cert_hash": Ref(state.pki.kind, state.pki.name,
                                                                      "ca_cert_hash")}, "cluster.json"))
@@ -55,8 +56,9 @@ def build_kubeadm(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     for key, content in sorted(bootstrap.bucket_objects(spec).items()):
         ready.append(state_object(b, key, content).key)
 
-    cp = build_control_plane(b, net, groups, endpoint, instance_profile=iam.control_plane_profile,
-                             user_data=_user_data(spec, "control-plane", state.bucket))
+    with b.section("controlPlane"):
+        cp = build_control_plane(b, net, groups, endpoint, instance_profile=iam.control_plane_profile,
+                                 user_data=_user_data(spec, "control-plane", state.bucket))
     nodes = build_node_groups(b, net, groups, instance_profile=iam.node_profile,
                               user_data_for=lambda name: _user_data(spec, "node", state.bucket, name))
     # Instances must not boot before what they read at boot is in the bucket.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeaws.errors import FieldProblem, SpecError
-from kubeaws.model.common import Builder
+from kubeaws.model.common import Builder, node_group_path
 from kubeaws.model.control_plane import (
     HEALTH_CHECK,
     add_launch_template,
@@ -90,28 +90,29 @@ def build_node_groups(b: Builder, net: NetworkRefs, groups: dict[str, Ref], *, i
     for index, ng in enumerate(b.spec.spec.node_groups):
         if ng.type != "self-managed":
             continue
-        mixed = mixed_policy(ng)
-        template = add_launch_template(b, f"ng-{ng.name}", {
-            "image_id": image_for(ng) if image_for else image(ng.os, ng.instance_types[0], ng.ami),
-            # Also set with a mixed instances policy: its overrides take precedence on AWS, and the first type
-            # is what a launch without the policy (the local emulator) uses.
-            "instance_type": ng.instance_types[0],
-            "key_name": b.spec.spec.access.ssh_key_name,
-            "iam_instance_profile": instance_profile,
-            "security_group_ids": [groups[NODES]],
-            "metadata_options": metadata_options(NODE_HOP_LIMIT),
-            "block_devices": [volume_device(ng.root_volume, None), *extra_devices(ng, index)],
-            "user_data": user_data_for(ng.name),
-        }, {**ng.tags, **launch_tags(ng)}, NODES, aws_name=launch_template_name(b.spec, ng))
-        # The ASG's Name tag is the launch template's: propagated at launch, it would win on the instances.
-        group = b.owned("AutoScalingGroup", f"ng-{ng.name}", {
-            "name": group_name(b.spec, ng), "launch_template_id": template,
-            "launch_template_version": template_version(template),
-            "min_size": ng.size.min, "max_size": ng.size.max, "desired_capacity": ng.size.desired,
-            "subnet_ids": sorted(net.private_subnets, key=str), "mixed_instances": mixed,
-            "target_group_arns": [], **HEALTH_CHECK, "capacity_rebalance": ng.capacity == "spot",
-        }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), "kubeaws.io/role": NODES},
-            create_only=frozenset({"desired_capacity", "launch_template_version"}),
-            display=launch_template_name(b.spec, ng))
+        with b.section(node_group_path(ng.name)):
+            mixed = mixed_policy(ng)
+            template = add_launch_template(b, f"ng-{ng.name}", {
+                "image_id": image_for(ng) if image_for else image(ng.os, ng.instance_types[0], ng.ami),
+                # Also set with a mixed instances policy: its overrides take precedence on AWS, and the first type
+                # is what a launch without the policy (the local emulator) uses.
+                "instance_type": ng.instance_types[0],
+                "key_name": b.spec.spec.access.ssh_key_name,
+                "iam_instance_profile": instance_profile,
+                "security_group_ids": [groups[NODES]],
+                "metadata_options": metadata_options(NODE_HOP_LIMIT),
+                "block_devices": [volume_device(ng.root_volume, None), *extra_devices(ng, index)],
+                "user_data": user_data_for(ng.name),
+            }, {**ng.tags, **launch_tags(ng)}, NODES, aws_name=launch_template_name(b.spec, ng))
+            # The ASG's Name tag is the launch template's: propagated at launch, it would win on the instances.
+            group = b.owned("AutoScalingGroup", f"ng-{ng.name}", {
+                "name": group_name(b.spec, ng), "launch_template_id": template,
+                "launch_template_version": template_version(template),
+                "min_size": ng.size.min, "max_size": ng.size.max, "desired_capacity": ng.size.desired,
+                "subnet_ids": sorted(net.private_subnets, key=str), "mixed_instances": mixed,
+                "target_group_arns": [], **HEALTH_CHECK, "capacity_rebalance": ng.capacity == "spot",
+            }, extra_tags={**ng.tags, **autoscaler_tags(b.cluster, ng), "kubeaws.io/role": NODES},
+                create_only=frozenset({"desired_capacity", "launch_template_version"}),
+                display=launch_template_name(b.spec, ng))
         out[ng.name] = NodeGroupRefs(launch_template=template, auto_scaling_group=group)
     return out

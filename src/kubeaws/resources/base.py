@@ -99,7 +99,9 @@ class Desired:
     modified otherwise nor deleted. `create_only` props are used on create but not diffed afterwards (e.g.
     an AMI resolved from a moving SSM parameter). `fallback` (brought resources only): the owned resource, of
     the same key, that the planner uses instead when `get` finds nothing for `brought_id` (e.g. the instance
-    profile of a brought role: the role's own profile when it has one, else one kubeaws makes).
+    profile of a brought role: the role's own profile when it has one, else one kubeaws makes). `spec_path`:
+    the spec field the resource comes from (`nodeGroups[general]`, `controlPlane`, `access.bastion`...; empty
+    for what the whole cluster needs), named by the plan's reasons and errors.
     """
 
     kind: str
@@ -110,6 +112,7 @@ class Desired:
     depends_on: tuple[str, ...] = ()
     create_only: frozenset[str] = frozenset()
     fallback: Desired | None = None
+    spec_path: str = ""
 
     @property
     def key(self) -> str:
@@ -278,6 +281,9 @@ class Kind(ABC):
     name_field: ClassVar[str | None] = None
     #: Whether resources of this kind carry AWS tags (False for e.g. the rules of a security group).
     taggable: ClassVar[bool] = True
+    #: The kind this one is part of: a resource of this kind has the name and AWS ID of its parent of the
+    #: same name (a security group's rule set is its group's), and is shown by its parent's key.
+    parent: ClassVar[str | None] = None
 
     # -- find --------------------------------------------------------------------------------------
     @abstractmethod

@@ -154,6 +154,7 @@ class SecurityGroupRules(Kind):
     rank = 40
     immutable = frozenset({"group_id"})
     taggable = False
+    parent = "SecurityGroup"
 
     def observe(self, group: Mapping[str, Any], controller_groups: set[str] | None = None) -> Observed:
         """One group's rule set, without the rules the cluster's controllers added (from `controller_groups`,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from kubeaws.aws.session import AwsContext
 from kubeaws.errors import KubeawsError
 from kubeaws.model import build
+from kubeaws.model.common import node_group_of
 from kubeaws.rollout.aws_ops import AwsCloud
 from kubeaws.rollout.inventory import GroupState, read_groups
 from kubeaws.rollout.planner import RolloutPlan, plan_rollout
@@ -57,7 +58,7 @@ def cluster_groups(spec: ClusterSpec) -> dict[str, str]:
     graph = build(spec)
     out: dict[str, str] = {}
     for desired in graph.of_kind("AutoScalingGroup"):
-        name = desired.name.removeprefix("ng-")
+        name = node_group_of(desired.spec_path) or desired.name
         out[name] = str(desired.props["name"])
     return dict(sorted(out.items(), key=lambda kv: (not kv[0].startswith("control-plane-"),)))
 
