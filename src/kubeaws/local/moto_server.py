@@ -8,7 +8,8 @@ kubeaws sends.
   user data is given to moto's launcher in the form it expects.
 - A launch template's tags are read when it is created: CreateTags on it later (kubeaws' content-hash tag,
   rewritten by every update) never shows in DescribeLaunchTemplates, so a re-plan after a template change
-  showed the change again. Its tags are read from the tag store each time, as AWS shows them.
+  showed the change again. Its tags are read from the tag store each time, as AWS shows them. (From the template's
+  own entry: moto's tag lookup scans every tag of the region, seconds for a describe of 300 templates.)
 - A bucket policy is evaluated for every request as if it came from an unknown caller without request
   context: a Deny with a Condition (kubeaws' TLS-only and other-accounts statements) or for a given principal
   (the node role's limits) denies every request, so a bucket carrying kubeaws' real policy locked kubeaws
@@ -40,7 +41,14 @@ def patch() -> None:
         return Base64EncodedString(value) if isinstance(value, str) else value
 
     LaunchTemplateVersion.user_data = property(user_data)  # type: ignore[method-assign,assignment]
-    LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)  # type: ignore[assignment]
+    def template_tags(self: Any) -> list[dict[str, str]]:
+        # The template's own entry of the tag store, in describe_tags' shape: moto's get_tags() scans every tag
+        # of every resource with a regular expression, which made a 300-template describe take seconds.
+        tags = self.ec2_backend.tags.get(self.id, {})
+        return [{"resource_id": self.id, "key": k, "value": v, "resource_type": "launch-template"}
+                for k, v in tags.items()]
+
+    LaunchTemplate.tags = property(template_tags, lambda self, value: None)  # type: ignore[assignment]
     _judge_bucket_policies_moto_can()
 
 
