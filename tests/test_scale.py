@@ -3,7 +3,9 @@ converge with nothing left behind. Before the emulator's EC2 front paged Describ
 (local/ec2_front.py), the re-plan saw 15 of the 100 launch templates, planned 85 creates, and the delete left
 85 behind.
 
-Minimal groups (size 0, one instance type): what is exercised is listing and paging, not instances.
+Minimal groups (size 0, one instance type): what is exercised is listing and paging, not instances. On moto
+either fix alone lets 100 templates through (moto returns up to the MaxResults kubeaws now sends, 200); the
+front's own paging is tests/test_pages.py's, and fails there without it.
 """
 
 from __future__ import annotations
