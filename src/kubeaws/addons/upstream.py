@@ -24,7 +24,8 @@ from typing import Any
 from kubeaws.addons import images, vendored
 from kubeaws.spec.models import ClusterSpec
 
-__all__ = ["CALICO_FILES", "CILIUM_FILE", "ROOK_CSI_IMAGES", "ROOK_FILES", "UPSTREAM", "calico", "cilium", "files", "rook", "version"]
+__all__ = ["CALICO_FILES", "CILIUM_FILE", "ROOK_CSI_IMAGES", "ROOK_FILES", "UPSTREAM", "calico", "cilium", "files",
+           "rook", "version"]
 
 CALICO_FILES = ("tigera-operator.yaml",)
 CILIUM_FILE = "cni-cilium.yaml"
