@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     # CA: pki) or DescribeCluster (eks_auth) and finds the bastion through the resource registry; `render`
     # writes what the model and the bootstrap renderers produce. Only the CLI and doctor --live use it, and
     # it imports neither: the layers stay one-directional (test_layers_form_no_cycle).
-    "access": {"spec", "aws", "resources", "model", "bootstrap", "pki", "eks_auth"},
+    "access": {"spec", "aws", "resources", "model", "bootstrap", "addons", "pki", "eks_auth"},
     # The SSH tunnel through the bastion to a private API: finds the bastion through the AWS context (its tags),
     # reads the spec (bastion OS, key pair) and pins host keys under the kubeaws home (local.emulator.home).
     # Callers hand it the API server URL (from `access`), so it needs neither access nor kube_client.

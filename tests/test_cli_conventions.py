@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from kubeaws.addons import versions as pins
+from kubeaws.addons.descriptors import metrics_server
 from kubeaws.aws.retry import RetryPolicy
 from kubeaws.aws.session import AWS, AwsContext, AwsSettings, CallTrace
 from kubeaws.casing import DATA_MAPS, SNAKE
@@ -172,7 +173,7 @@ def test_version_lists_pins() -> None:
     assert {m: v["patch"] for m, v in doc["kubernetes"].items()} == \
         {m: pins.kubernetes_patch(m) for m in SUPPORTED_KUBERNETES_VERSIONS}
     assert doc["addons"]["calico"] == pins.CALICO_VERSION and doc["addons"]["cilium"] == pins.CILIUM_VERSION
-    assert doc["addons"]["metricsServer"] == pins.IMAGES["metrics-server"]
+    assert doc["addons"]["metricsServer"] == metrics_server.IMAGE
     text = invoke("version")
     assert text.exit_code == 0 and text.stdout.startswith(f"kubeaws {doc['version']}\n")
     for minor in SUPPORTED_KUBERNETES_VERSIONS:

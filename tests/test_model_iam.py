@@ -21,6 +21,8 @@ from kubeaws.resources.base import Computed, Lookup, Ref, substitute
 from tests.helpers import make_spec
 
 BUCKET = "kubeaws-dev-0123456789"
+#: The addons on the control plane whose statements these tests read (descriptors' names).
+CONTROLLERS = ("cloud-provider-aws", "ebs-csi")
 
 
 def actions(policy: dict[str, Any], effect: str = "Allow") -> set[str]:
@@ -50,8 +52,8 @@ def test_node_policy_reads_cluster_info_only() -> None:
 def test_control_plane_runs_the_cluster_autoscaler_with_its_documented_permissions() -> None:
     """kubeadm mode runs the autoscaler on the control plane: the role then has what the autoscaler's AWS
     documentation lists (the same as the EKS IRSA role), its writes only on this cluster's groups."""
-    assert not statements_with(control_plane_policy("dev", BUCKET), "autoscaling:SetDesiredCapacity")
-    policy = control_plane_policy("dev", BUCKET, cluster_autoscaler=True)
+    assert not statements_with(control_plane_policy("dev", BUCKET, CONTROLLERS), "autoscaling:SetDesiredCapacity")
+    policy = control_plane_policy("dev", BUCKET, (*CONTROLLERS, "cluster-autoscaler"))
     for action in ("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"):
         [s] = statements_with(policy, action)
         assert s["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/dev": "owned"}}
@@ -63,7 +65,7 @@ def test_control_plane_runs_the_cluster_autoscaler_with_its_documented_permissio
 
 
 def test_control_plane_volume_and_instance_writes_are_scoped_to_the_cluster() -> None:
-    policy = control_plane_policy("dev", BUCKET)
+    policy = control_plane_policy("dev", BUCKET, CONTROLLERS)
     for action in ("ec2:AttachVolume", "ec2:DetachVolume", "ec2:AttachNetworkInterface",
                    "ec2:DetachNetworkInterface", "autoscaling:SetInstanceHealth", "ec2:ModifyVolume",
                    "ec2:DeleteVolume", "ec2:ModifyInstanceAttribute", "ec2:CreateRoute"):
@@ -82,8 +84,18 @@ def test_control_plane_volume_and_instance_writes_are_scoped_to_the_cluster() ->
         assert {"kubernetes.io/cluster/*", "kubeaws.io/*", "k8s.io/cluster-autoscaler/*"} <= set(keys)
 
 
+def test_control_plane_policy_has_only_the_addons_it_runs() -> None:
+    """The addons' statements come from their descriptors, only for the addons the spec turns on."""
+    bare = actions(control_plane_policy("dev", BUCKET))
+    assert "elasticloadbalancing:CreateLoadBalancer" not in bare and "ec2:CreateVolume" not in bare
+    assert {"ec2:AttachVolume", "s3:PutObject", "autoscaling:SetInstanceHealth", "ec2:DescribeInstances",
+            "ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes"} <= bare
+    with_ebs = actions(control_plane_policy("dev", BUCKET, ("ebs-csi",)))
+    assert "ec2:CreateVolume" in with_ebs and "elasticloadbalancing:CreateLoadBalancer" not in with_ebs
+
+
 def test_control_plane_policy_covers_its_controllers_and_the_bucket() -> None:
-    policy = control_plane_policy("dev", BUCKET)
+    policy = control_plane_policy("dev", BUCKET, CONTROLLERS)
     got = actions(policy)
     assert {"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:CreateSecurityGroup",
             "elasticloadbalancing:CreateLoadBalancer", "autoscaling:DescribeAutoScalingGroups",
@@ -220,7 +232,7 @@ def test_tag_guards_stop_every_escape() -> None:
     """Each escape the tag guards close is denied, each call the controllers make is allowed."""
     from tests.iam_eval import Request, evaluate
 
-    policy = control_plane_policy("dev", BUCKET, cluster_autoscaler=True)
+    policy = control_plane_policy("dev", BUCKET, (*CONTROLLERS, "cluster-autoscaler"))
     wrong = [what for what, action, resource, context, allowed in ESCAPES
              if evaluate([policy], Request.make(action, resource, context)).allowed != allowed]
     assert wrong == []

@@ -150,9 +150,9 @@ def _eks_render(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
 
 def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     """The EKS add-ons kubeaws installs (with their IRSA roles), the IRSA roles' permissions, and the
-    cluster-autoscaler objects applied through the Kubernetes API."""
-    from kubeaws.model.eks import CORE_ADDONS, autoscaler_objects
-    from kubeaws.model.irsa import EBS_CSI_POLICY_NAME
+    objects of the addons without an EKS add-on, applied through the Kubernetes API (from the descriptors)."""
+    from kubeaws.addons import enabled
+    from kubeaws.model.eks import CORE_ADDONS, addon_objects
 
     cluster = spec.metadata.name
     partition = partition_of(spec.spec.region)
@@ -160,17 +160,19 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     addons: list[dict[str, Any]] = [{"addonName": name, "addonVersion": "EKS default for the cluster version"}
                                     for name in CORE_ADDONS]
     files: dict[str, Any] = {}
-    if spec.spec.addons.ebs_csi is not None:
-        addons.append({"addonName": "aws-ebs-csi-driver", "serviceAccountRoleArn": f"{role}-ebs-csi"})
-        files["iam/ebs-csi-irsa-role.json"] = {"managedPolicyArns": [managed_policy(partition, EBS_CSI_POLICY_NAME)],
-                                               "serviceAccount": "kube-system/ebs-csi-controller-sa"}
-    if spec.spec.addons.metrics_server is not None:
-        addons.append({"addonName": "metrics-server"})
-    if spec.spec.addons.cluster_autoscaler is not None:
-        files["iam/cluster-autoscaler-irsa-role.json"] = {"policy": "iam/cluster-autoscaler-policy.json",
-                                                          "serviceAccount": "kube-system/cluster-autoscaler"}
-        docs = autoscaler_objects(spec, f"{role}-cluster-autoscaler")
-        files["addons/cluster-autoscaler.yaml"] = yaml.safe_dump_all(docs, sort_keys=False)
+    for addon in enabled(spec):
+        irsa = addon.irsa
+        if irsa is not None:
+            files[f"iam/{addon.name}-irsa-role.json"] = {
+                **({"managedPolicyArns": [managed_policy(partition, n) for n in irsa.managed]} if irsa.managed else {}),
+                **({"policy": f"iam/{addon.name}-policy.json"} if irsa.policy is not None else {}),
+                "serviceAccount": f"{irsa.namespace}/{irsa.service_account}"}
+        if addon.eks_addon is not None:
+            addons.append({"addonName": addon.eks_addon,
+                           **({"serviceAccountRoleArn": f"{role}-{addon.name}"} if irsa is not None else {})})
+        else:
+            docs = addon_objects(spec, addon, f"{role}-{addon.name}" if irsa is not None else None)
+            files[f"addons/{addon.name}.yaml"] = yaml.safe_dump_all(docs, sort_keys=False)
     files["addons/eks-addons.json"] = {"addons": addons}
     return files
 

@@ -12,82 +12,39 @@ control-plane user data carries these files and the first member applies them wi
   the Helm chart + the values rendered by `render_helm_values`; rook-ceph = crds/common/operator manifests +
   the `CephCluster`, `CephBlockPool` and default `StorageClass` rendered here.
 
-Every image is rewritten to `mirrors.imageRepository` when set (`versions.mirror_image`).
+Every image is rewritten to `mirrors.imageRepository` when set (`versions.mirror_image`). What each addon
+is (spec field, manifests, images, permissions, EKS add-on, flows) is its descriptor: `DESCRIPTORS`
+(kubeaws.addons.descriptors, one module per addon).
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import jinja2
 import yaml
 
 from kubeaws.addons import versions
-from kubeaws.addons.templating import environment
+from kubeaws.addons.descriptor import Addon
+from kubeaws.addons.descriptors import DESCRIPTORS
+from kubeaws.addons.descriptors.cni import CILIUM_VERSION
 from kubeaws.spec.models import ClusterSpec
 
-__all__ = ["CR_KINDS", "addon_files", "remote_manifests", "render_helm_values", "render_manifests"]
+__all__ = ["CR_KINDS", "DESCRIPTORS", "Addon", "addon_files", "enabled", "remote_manifests", "render_helm_values",
+           "render_manifests"]
 
 # Custom-resource kinds rendered here (their CRDs come from the upstream operator manifests).
-CR_KINDS = frozenset({"Installation", "APIServer", "CephCluster", "CephBlockPool"})
+CR_KINDS = frozenset(kind for addon in DESCRIPTORS for kind in addon.cr_kinds)
 
 
-@cache
-def _env() -> jinja2.Environment:
-    return environment("kubeaws.addons", "templates")
-
-
-def _images(spec: ClusterSpec) -> dict[str, str]:
-    body = spec.spec
-    minor = body.kubernetes_version
-    images = dict(versions.IMAGES)
-    images["cloud-controller-manager"] = versions.versioned_image("cloud-controller-manager", minor)
-    images["cluster-autoscaler"] = versions.versioned_image("cluster-autoscaler", minor)
-    return {k: versions.mirror_image(v, body.mirrors.image_repository) for k, v in images.items()}
-
-
-def _storage_groups(spec: ClusterSpec) -> list[str]:
-    return [g.name for g in spec.spec.node_groups if g.extra_volumes and g.type == "self-managed"]
-
-
-def _rook_context(spec: ClusterSpec) -> dict[str, Any]:
-    opts = spec.spec.addons.rook_ceph
-    groups = _storage_groups(spec)
-    nodes = sum(g.size.min for g in spec.spec.node_groups if g.name in groups)
-    selector = opts.node_selector if opts is not None else None
-    if selector:
-        key, value = next(iter(selector.items()))
-        selector_key, selector_values = key, [value]
-    else:
-        selector_key, selector_values = "kubeaws.io/node-group", groups or ["storage"]
-    return {"mons": 3 if nodes >= 3 else 1, "replicas": 3 if nodes >= 3 else 1,
-            "selector_key": selector_key, "selector_values": selector_values}
+def enabled(spec: ClusterSpec) -> list[Addon]:
+    """The descriptors of the addons this spec turns on in its mode, in apply order."""
+    return [addon for addon in DESCRIPTORS if addon.enabled(spec)]
 
 
 def render_manifests(spec: ClusterSpec) -> dict[str, str]:
     """File name -> multi-document YAML of every Kubernetes manifest kubeaws renders for this cluster, in
     the order they are applied (CNI first)."""
-    body = spec.spec
-    ctx: dict[str, Any] = {
-        "images": _images(spec), "cluster": spec.name, "region": body.region,
-        "pod_cidr": body.network.pod_cidr, "registry": body.mirrors.image_repository,
-        "encapsulation": body.network.calico.encapsulation,
-        "rook_default": body.addons.rook_ceph is not None,
-    }
-    out: dict[str, str] = {}
-    cni = body.cni
-    if cni in ("calico", "flannel"):
-        out[f"cni-{cni}.yaml"] = _env().get_template(f"{cni}.yaml.j2").render(ctx)
-    addons = body.addons
-    present = [("cloud-provider-aws", addons.cloud_provider_aws), ("ebs-csi", addons.ebs_csi),
-               ("metrics-server", addons.metrics_server), ("cluster-autoscaler", addons.cluster_autoscaler)]
-    for name, options in present:
-        if options is not None:
-            out[f"{name}.yaml"] = _env().get_template(f"{name}.yaml.j2").render(ctx)
-    if addons.rook_ceph is not None:
-        out["rook-ceph.yaml"] = _env().get_template("rook-ceph.yaml.j2").render({**ctx, **_rook_context(spec)})
-    return out
+    return {f"{addon.name}.yaml": addon.render(spec) for addon in enabled(spec) if addon.template is not None}
 
 
 def render_helm_values(spec: ClusterSpec) -> dict[str, str]:
@@ -110,7 +67,7 @@ def render_helm_values(spec: ClusterSpec) -> dict[str, str]:
         values["image"] = {"repository": f"{registry}/cilium/cilium", "useDigest": False}
         values["envoy"] = {"image": {"repository": f"{registry}/cilium/cilium-envoy", "useDigest": False}}
         operator["image"] = {"repository": f"{registry}/cilium/operator", "useDigest": False}
-    header = f"# Helm values of the cilium chart {versions.CILIUM_VERSION} (installed at boot).\n"
+    header = f"# Helm values of the cilium chart {CILIUM_VERSION} (installed at boot).\n"
     return {"cilium-values.yaml": header + yaml.safe_dump(values, sort_keys=True)}
 
 

@@ -1,5 +1,6 @@
 """Pinned versions of everything kubeaws installs on a self-managed (kubeadm) cluster: Kubernetes patch
-releases, container images, CNI/operator manifests fetched at boot, and the image-mirror rewrite.
+releases, the pause image, CNI/operator manifests fetched at boot, and the image-mirror rewrite (the
+addons' own images and versions are in their descriptors, kubeaws.addons.descriptors).
 
 One table, so that a version bump is a one-line change reviewed in one place. Read by `kubeaws.addons`
 (manifest rendering) and `kubeaws.bootstrap` (kubeadm configs, containerd sandbox image, boot-time downloads).
@@ -29,28 +30,10 @@ KUBERNETES_PATCH: dict[str, str] = {
 PAUSE_TAG: dict[str, str] = {"1.30": "3.9"}
 PAUSE_DEFAULT = "3.10"
 
-# Kubernetes minor -> version-matched components (fall back to the newest entry for later minors).
-CLOUD_CONTROLLER_MANAGER: dict[str, str] = {"1.30": "v1.30.8", "1.31": "v1.31.7", "1.32": "v1.32.3",
-                                            "1.33": "v1.33.0"}
-CLUSTER_AUTOSCALER: dict[str, str] = {"1.30": "v1.30.5", "1.31": "v1.31.3", "1.32": "v1.32.2",
-                                      "1.33": "v1.33.0"}
-
 IMAGES: dict[str, str] = {
     "pause": "registry.k8s.io/pause",
-    "flannel": "docker.io/flannel/flannel:v0.26.1",
-    "flannel-cni-plugin": "docker.io/flannel/flannel-cni-plugin:v1.5.1-flannel2",
-    "metrics-server": "registry.k8s.io/metrics-server/metrics-server:v0.7.2",
-    "cloud-controller-manager": "registry.k8s.io/provider-aws/cloud-controller-manager",
-    "cluster-autoscaler": "registry.k8s.io/autoscaling/cluster-autoscaler",
-    "ebs-csi-driver": "public.ecr.aws/ebs-csi-driver/aws-ebs-csi-driver:v1.35.0",
-    "csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:v5.1.0",
-    "csi-attacher": "registry.k8s.io/sig-storage/csi-attacher:v4.7.0",
-    "csi-resizer": "registry.k8s.io/sig-storage/csi-resizer:v1.12.0",
-    "csi-snapshotter": "registry.k8s.io/sig-storage/csi-snapshotter:v8.1.0",
-    "livenessprobe": "registry.k8s.io/sig-storage/livenessprobe:v2.14.0",
-    "csi-node-driver-registrar": "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.12.0",
-    "ceph": "quay.io/ceph/ceph:v18.2.4",
 }
+# The addons' own images and versions: their descriptors (kubeaws.addons.descriptors).
 
 CALICO_VERSION = "v3.28.2"
 CILIUM_VERSION = "1.16.3"
@@ -96,12 +79,6 @@ REMOTE: dict[str, tuple[RemoteManifest, ...]] = {
 }
 
 
-def _by_minor(table: dict[str, str], minor: str) -> str:
-    if minor in table:
-        return table[minor]
-    return table[max(table, key=lambda v: tuple(int(p) for p in v.split(".")))]
-
-
 def kubernetes_patch(minor: str) -> str:
     """The pinned patch release of a Kubernetes minor ("1.31" -> "1.31.13")."""
     return KUBERNETES_PATCH.get(minor, f"{minor}.0")
@@ -109,12 +86,6 @@ def kubernetes_patch(minor: str) -> str:
 
 def pause_image(minor: str) -> str:
     return f"{IMAGES['pause']}:{PAUSE_TAG.get(minor, PAUSE_DEFAULT)}"
-
-
-def versioned_image(component: str, minor: str) -> str:
-    """Images whose tag follows the Kubernetes minor (cloud-controller-manager, cluster-autoscaler)."""
-    table = CLOUD_CONTROLLER_MANAGER if component == "cloud-controller-manager" else CLUSTER_AUTOSCALER
-    return f"{IMAGES[component]}:{_by_minor(table, minor)}"
 
 
 def mirror_image(image: str, repository: str | None) -> str:

@@ -37,16 +37,22 @@ def versions() -> dict[str, Any]:
     """The `kubeaws version` document: package, Kubernetes minors (pinned patch, pause image, and the
     version-matched cloud-controller-manager and cluster-autoscaler images), and the addons' versions."""
     from kubeaws import __version__
+    from kubeaws.addons import DESCRIPTORS
     from kubeaws.addons import versions as pins
     from kubeaws.spec.models import SUPPORTED_KUBERNETES_VERSIONS
 
+    by_name = {addon.name: addon for addon in DESCRIPTORS}
+
+    def matched(addon: str, component: str, minor: str) -> str:
+        return by_name[addon].images_for(minor)[component]
+
     kubernetes = {minor: {"patch": pins.kubernetes_patch(minor), "pause": pins.pause_image(minor),
-                          "cloudControllerManager": pins.versioned_image("cloud-controller-manager", minor),
-                          "clusterAutoscaler": pins.versioned_image("cluster-autoscaler", minor)}
+                          "cloudControllerManager": matched("cloud-provider-aws", "cloud-controller-manager", minor),
+                          "clusterAutoscaler": matched("cluster-autoscaler", "cluster-autoscaler", minor)}
                   for minor in SUPPORTED_KUBERNETES_VERSIONS}
     addons = {"calico": pins.CALICO_VERSION, "cilium": pins.CILIUM_VERSION, "rookCeph": pins.ROOK_VERSION,
               "helm": pins.HELM_VERSION}
-    addons.update({_camel(name): image for name, image in pins.IMAGES.items() if ":" in image})
+    addons.update({_camel(name): image for addon in DESCRIPTORS for name, image in addon.images.items()})
     return {"version": __version__, "kubernetesVersions": list(SUPPORTED_KUBERNETES_VERSIONS),
             "kubernetes": kubernetes, "addons": addons}
 

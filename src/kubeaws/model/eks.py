@@ -1,7 +1,9 @@
 """EKS cluster builder: the cluster and node IAM roles, the Secrets encryption key, the EKS control plane, its
 OIDC provider (IRSA), node-role mapping (access entries), the core EKS addons, self-managed node groups
 (launch template + Auto Scaling group with nodeadm user data on the EKS-optimized AMI) and managed node groups
-(with a kubeaws launch template so tags, IMDSv2 and encryption still apply).
+(with a kubeaws launch template so tags, IMDSv2 and encryption still apply). The spec's addons come from
+their descriptors (kubeaws.addons.DESCRIPTORS): an EKS add-on where the descriptor names one, else its
+manifests as Kubernetes objects; an IRSA role where it has one.
 
 Called by `model.build` for `mode: eks`. Pure.
 """
@@ -12,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from kubeaws.addons import render_manifests
+from kubeaws.addons import DESCRIPTORS, Addon, enabled
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.bootstrap.eks import render_aws_auth, render_nodeadm_user_data
 from kubeaws.model.common import Builder, node_group_path
@@ -36,6 +38,7 @@ NODE_POLICY_NAMES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryRea
 CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
 #: The root CA thumbprint of the EKS OIDC issuers (AWS no longer checks it for them; the API still wants one).
 OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
+ADDONS = {addon.name: addon for addon in DESCRIPTORS}
 
 
 def cluster_policies(partition: str) -> list[str]:
@@ -111,17 +114,16 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
         mapped.append(b.owned("AccessEntry", "node", {"cluster_name": Ref(cluster.kind, cluster.name, "name"),
                                                       "principal_arn": node_role_arn, "type": "EC2_LINUX"}).key)
     irsa = build_irsa(b)
-    if "cluster-autoscaler" in irsa:
-        _cluster_autoscaler(b, cluster, irsa["cluster-autoscaler"])
     addons: dict[str, Ref | None] = {name: None for name in CORE_ADDONS}
-    if body.addons.ebs_csi is not None:
-        addons["aws-ebs-csi-driver"] = irsa["ebs-csi"]
-    if body.addons.metrics_server is not None:
-        addons["metrics-server"] = None  # the EKS community add-on (for the HPA)
-    for addon, role_arn in addons.items():
+    for addon in enabled(b.spec):
+        if addon.eks_addon is not None:
+            addons[addon.eks_addon] = irsa.get(addon.name)
+        else:
+            _addon_objects(b, cluster, addon, irsa.get(addon.name))
+    for name, role_arn in addons.items():
         # No version: EKS installs the add-on's default version for the cluster's Kubernetes version.
-        b.owned("EksAddon", addon, {"cluster_name": Ref(cluster.kind, cluster.name, "name"), "addon_name": addon,
-                                    "addon_version": None, "service_account_role_arn": role_arn},
+        b.owned("EksAddon", name, {"cluster_name": Ref(cluster.kind, cluster.name, "name"), "addon_name": name,
+                                   "addon_version": None, "service_account_role_arn": role_arn},
                 create_only=frozenset({"addon_version"}))
 
     spec = b.spec
@@ -161,32 +163,29 @@ def _aws_auth(b: Builder, cluster: Ref, node_role_arn: Ref) -> str:
     }).key
 
 
-def autoscaler_objects(spec: Any, role_arn: str) -> list[dict[str, Any]]:
-    """The cluster-autoscaler's objects for EKS, from the pinned manifest: its service account bound to the
-    IRSA role, and no control-plane placement (EKS has no control-plane nodes)."""
-    docs = [d for d in yaml.safe_load_all(render_manifests(spec)["cluster-autoscaler.yaml"]) if d]
+def addon_objects(spec: Any, addon: Addon, role_arn: str | None) -> list[dict[str, Any]]:
+    """An addon's objects for EKS, from its pinned manifest (rendered for mode eks: no control-plane
+    placement), its service account bound to its IRSA role, labelled as ours."""
+    docs = addon.documents(spec)
     for doc in docs:
-        if doc["kind"] == "ServiceAccount":
-            meta = doc.setdefault("metadata", {})
+        if role_arn is not None and addon.irsa is not None and doc["kind"] == "ServiceAccount" and \
+                doc["metadata"]["name"] == addon.irsa.service_account:
+            meta = doc["metadata"]
             meta["annotations"] = {**(meta.get("annotations") or {}), "eks.amazonaws.com/role-arn": role_arn}
-        if doc["kind"] == "Deployment":
-            pod = doc["spec"]["template"]["spec"]
-            pod.pop("nodeSelector", None)
-            pod.pop("tolerations", None)
     return [owned_manifest(spec.metadata.name, d) for d in docs]
 
 
-def _autoscaler_object(spec: Any, role_arn: str, index: int) -> dict[str, Any]:
-    return autoscaler_objects(spec, role_arn)[index]
+def _addon_object(spec: Any, addon: str, role_arn: str | None, index: int) -> dict[str, Any]:
+    return addon_objects(spec, ADDONS[addon], role_arn)[index]
 
 
-def _cluster_autoscaler(b: Builder, cluster: Ref, role_arn: Ref) -> None:
-    """Declare the cluster-autoscaler (applied through the Kubernetes API), one object at a time."""
-    for index, manifest in enumerate(autoscaler_objects(b.spec, "<role>")):
+def _addon_objects(b: Builder, cluster: Ref, addon: Addon, role_arn: Ref | None) -> None:
+    """Declare an addon without an EKS add-on (applied through the Kubernetes API), one object at a time."""
+    for index, manifest in enumerate(addon_objects(b.spec, addon, "<role>" if role_arn is not None else None)):
         b.owned("KubernetesObject", object_name(manifest), {
             "cluster_name": Ref(cluster.kind, cluster.name, "name"),
-            "manifest": Computed(_autoscaler_object, {"spec": b.spec, "role_arn": role_arn, "index": index},
-                                 f"cluster-autoscaler {manifest['kind']}"),
+            "manifest": Computed(_addon_object, {"spec": b.spec, "addon": addon.name, "role_arn": role_arn,
+                                                 "index": index}, f"{addon.name} {manifest['kind']}"),
         })
 
 

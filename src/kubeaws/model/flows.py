@@ -1,6 +1,7 @@
 """The network flows a cluster needs between node roles: the Kubernetes ports table, the CNI's pod traffic,
-DNS, SSH through the bastion and admin access. Security-group rules are derived from these flows
-(model.security) and the doctor checks brought security groups against the same table.
+DNS, SSH through the bastion and admin access, and what the spec's addons need (their descriptors' flows).
+Security-group rules are derived from these flows (model.security) and the doctor checks brought security
+groups against the same table.
 
 Called by model.security, doctor and kubeaws.api (the plan's warnings). Pure.
 """
@@ -11,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from itertools import product
 
+from kubeaws.addons import enabled
 from kubeaws.resources.base import Computed, Ref
 from kubeaws.spec.models import ClusterSpec
 
@@ -141,8 +143,6 @@ def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
     # kubelet API from the control plane to every node; from nodes too when metrics-server scrapes it.
     for target in NODE_ROLES:
         add(CONTROL_PLANE, target, "tcp", 10250, 10250, "kubelet API")
-        if body.addons.metrics_server is not None:
-            add(NODES, target, "tcp", 10250, 10250, "kubelet API from metrics-server")
         for protocol in ("tcp", "udp"):
             add("cidr", target, protocol, 30000, 32767, "NodePort services", node_ports)
         if bastion:
@@ -155,7 +155,14 @@ def required_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
             add(source, target, protocol, lo, hi, purpose)
         add(source, target, "udp", 53, 53, "DNS (CoreDNS may run on any node)")
         add(source, target, "tcp", 53, 53, "DNS (CoreDNS may run on any node)")
+    flows += addon_flows(spec)
     return _dedupe(flows)
+
+
+def addon_flows(spec: ClusterSpec) -> list[Flow]:
+    """The flows the spec's addons need (their descriptors' `flows`), in the registry's order."""
+    return [Flow(f.source, f.target, f.protocol, f.from_port, f.to_port, f.purpose)
+            for addon in enabled(spec) for f in addon.flows if spec.spec.mode in f.modes]
 
 
 def _dedupe(flows: list[Flow]) -> list[Flow]:
@@ -197,4 +204,5 @@ def eks_flows(spec: ClusterSpec, vpc_cidr: Cidr) -> list[Flow]:
     add(NODES, NODES, "tcp", 53, 53, "DNS (CoreDNS may run on any node)")
     for protocol in ("tcp", "udp"):
         add("cidr", NODES, protocol, 30000, 32767, "NodePort services", node_ports)
+    flows += addon_flows(spec)
     return _dedupe(flows)

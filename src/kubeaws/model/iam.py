@@ -9,14 +9,17 @@ Each policy is a pure function returning the policy dict (unit-tested). Called b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubeaws.aws.tags import K8S_CLUSTER_PREFIX, k8s_cluster_tag, owned_tags
+from kubeaws.addons import DESCRIPTORS, enabled
+from kubeaws.addons.policy import ELB
+from kubeaws.addons.policy import ec2 as _ec2
+from kubeaws.addons.policy import owned as _owned
+from kubeaws.aws.tags import K8S_CLUSTER_PREFIX, owned_tags
 from kubeaws.model.common import Builder
 from kubeaws.model.flows import CONTROL_PLANE, NODES
-from kubeaws.model.irsa import cluster_autoscaler_policy
 from kubeaws.partition import arn, managed_policy, partition_of, service_principal
 from kubeaws.resources.base import Computed, Desired, Ref
 from kubeaws.resources.instance_profile import profile_name, role_profile_id
@@ -46,33 +49,8 @@ def trust_policy(partition: str = "aws") -> dict[str, Any]:
                                                "Action": "sts:AssumeRole"}]}
 
 
-def _owned(cluster: str, key: str = "aws:ResourceTag") -> dict[str, Any]:
-    """Scope to resources tagged `kubernetes.io/cluster/<cluster>=owned`: the tag every kubeaws resource
-    carries, that Auto Scaling propagates to instances, that cloud-provider-aws puts on the security groups,
-    load balancers and target groups it creates, and that the EBS CSI driver puts on its volumes and snapshots
-    (`--k8s-tag-cluster-id`). (`kubeaws.io/cluster` is NOT on ASG instances: it would make them look like
-    kubeaws-managed instances.)"""
-    return {"StringEquals": {f"{key}/{k8s_cluster_tag(cluster)}": "owned"}}
-
-
-def _used(cluster: str) -> dict[str, Any]:
-    """Resources of the cluster, owned or brought (`kubernetes.io/cluster/<cluster>=owned|shared`)."""
-    return {"StringLike": {f"aws:ResourceTag/{k8s_cluster_tag(cluster)}": ["owned", "shared"]}}
-
-
-def _ec2(kind: str, partition: str) -> str:
-    return arn(partition, "ec2", f"{kind}/*", "*", "*")
-
-
 #: Tag keys that decide what a role may touch (the tag guards): no role changes them on an existing resource.
 GUARDED_TAG_KEYS = [f"{K8S_CLUSTER_PREFIX}*", "kubeaws.io/*", "k8s.io/cluster-autoscaler/*"]
-ELB = "elasticloadbalancing"
-
-
-def load_balancers(partition: str) -> list[str]:
-    """Classic ELB, NLB / ALB and target group ARNs (cloud-provider-aws makes classic ELBs and NLBs)."""
-    return [arn(partition, ELB, resource, "*", "*")
-            for resource in ("loadbalancer/*", "loadbalancer/net/*/*", "targetgroup/*/*")]
 
 
 def tag_guard_statements() -> list[dict[str, Any]]:
@@ -85,103 +63,6 @@ def tag_guard_statements() -> list[dict[str, Any]]:
          "Resource": "*", "Condition": {**keys, "Null": {"ec2:CreateAction": "true"}}},
         {"Sid": "GuardClusterTagsElb", "Effect": "Deny", "Action": [f"{ELB}:AddTags", f"{ELB}:RemoveTags"],
          "Resource": "*", "Condition": {**keys, "Null": {f"{ELB}:CreateAction": "true"}}},
-    ]
-
-
-def cloud_provider_statements(cluster: str, partition: str = "aws") -> list[dict[str, Any]]:
-    """cloud-provider-aws (its documented control-plane policy, docs/prerequisites.md) minus the legacy in-tree
-    volume actions (the EBS CSI driver has them, scoped) and KMS. Every write is scoped to this cluster: what it
-    creates must carry `kubernetes.io/cluster/<cluster>=owned` in the create call (it does: `buildTags` in
-    TagSpecifications / Tags), what it changes or deletes must already carry it."""
-    lbs = load_balancers(partition)
-    elb_principal = service_principal(ELB, partition)
-    return [
-        {"Sid": "Describe", "Effect": "Allow", "Resource": "*", "Action": [
-            "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLaunchConfigurations",
-            "autoscaling:DescribeTags", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstances",
-            "ec2:DescribeInstanceTopology", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRegions",
-            "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeTags",
-            "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications", "ec2:DescribeSnapshots",
-            "ec2:DescribeVpcs", f"{ELB}:Describe*"]},
-        # A load balancer's security group: created tagged for the cluster, in a VPC the cluster uses.
-        {"Sid": "CreateLoadBalancerSecurityGroups", "Effect": "Allow", "Action": ["ec2:CreateSecurityGroup"],
-         "Resource": [_ec2("security-group", partition)], "Condition": _owned(cluster, "aws:RequestTag")},
-        # (The group ARN is listed because CreateSecurityGroup needs it in every statement; a group being
-        # created has no tags, so this statement never allows it: the one above does.)
-        {"Sid": "SecurityGroupsInClusterVpc", "Effect": "Allow", "Action": ["ec2:CreateSecurityGroup"],
-         "Resource": [_ec2("security-group", partition), _ec2("vpc", partition)], "Condition": _used(cluster)},
-        {"Sid": "TagSecurityGroupsOnCreate", "Effect": "Allow", "Action": ["ec2:CreateTags"],
-         "Resource": [_ec2("security-group", partition)],
-         "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}},
-        # readRepairClusterTags: other tags of its own groups (the guarded keys stay denied: GuardClusterTags*).
-        {"Sid": "TagClusterSecurityGroups", "Effect": "Allow", "Action": ["ec2:CreateTags"],
-         "Resource": [_ec2("security-group", partition)], "Condition": _owned(cluster)},
-        # The nodes' groups (owned, or brought and tagged shared) get the load balancers' ingress rules.
-        {"Sid": "ClusterSecurityGroupRules", "Effect": "Allow", "Resource": [_ec2("security-group", partition)],
-         "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
-         "Condition": _used(cluster)},
-        {"Sid": "DeleteClusterSecurityGroups", "Effect": "Allow", "Action": ["ec2:DeleteSecurityGroup"],
-         "Resource": [_ec2("security-group", partition)], "Condition": _owned(cluster)},
-        {"Sid": "ClusterRoutes", "Effect": "Allow", "Action": ["ec2:CreateRoute", "ec2:DeleteRoute"],
-         "Resource": [_ec2("route-table", partition)], "Condition": _owned(cluster)},
-        {"Sid": "ClusterInstances", "Effect": "Allow", "Action": ["ec2:ModifyInstanceAttribute"],
-         "Resource": [_ec2("instance", partition)], "Condition": _owned(cluster)},
-        {"Sid": "CreateLoadBalancers", "Effect": "Allow", "Resource": lbs,
-         "Action": [f"{ELB}:CreateLoadBalancer", f"{ELB}:CreateTargetGroup"],
-         "Condition": _owned(cluster, "aws:RequestTag")},
-        # Tags in CreateLoadBalancer / CreateTargetGroup need AddTags too. Only when the request carries the
-        # cluster tag, and GuardClusterTagsElb denies that on anything but a create.
-        {"Sid": "TagLoadBalancersOnCreate", "Effect": "Allow", "Action": [f"{ELB}:AddTags"], "Resource": lbs,
-         "Condition": _owned(cluster, "aws:RequestTag")},
-        {"Sid": "ClusterLoadBalancers", "Effect": "Allow", "Resource": lbs, "Condition": _owned(cluster),
-         "Action": [
-            f"{ELB}:AddTags", f"{ELB}:ApplySecurityGroupsToLoadBalancer", f"{ELB}:AttachLoadBalancerToSubnets",
-            f"{ELB}:ConfigureHealthCheck", f"{ELB}:CreateListener", f"{ELB}:CreateLoadBalancerListeners",
-            f"{ELB}:CreateLoadBalancerPolicy", f"{ELB}:DeleteLoadBalancer", f"{ELB}:DeleteLoadBalancerListeners",
-            f"{ELB}:DeleteTargetGroup", f"{ELB}:DeregisterInstancesFromLoadBalancer", f"{ELB}:DeregisterTargets",
-            f"{ELB}:DetachLoadBalancerFromSubnets", f"{ELB}:ModifyLoadBalancerAttributes",
-            f"{ELB}:ModifyTargetGroup", f"{ELB}:RegisterInstancesWithLoadBalancer", f"{ELB}:RegisterTargets",
-            f"{ELB}:SetLoadBalancerPoliciesForBackendServer", f"{ELB}:SetLoadBalancerPoliciesOfListener"]},
-        # Listeners of NLBs: cloud-provider-aws does not tag them, so no tag can scope these two actions; the
-        # ARN keeps them to NLB listeners (the aws-load-balancer-controller leaves them on "*"). parliament:
-        # RESOURCE_MISMATCH (ALB listener ARNs left out on purpose: cloud-provider-aws makes no ALB), allowed
-        # in tests/test_iam_parliament.py.
-        {"Sid": "NetworkLoadBalancerListeners", "Effect": "Allow",
-         "Action": [f"{ELB}:ModifyListener", f"{ELB}:DeleteListener"],
-         "Resource": [arn(partition, ELB, "listener/net/*/*/*", "*", "*")]},
-        {"Sid": "LoadBalancerServiceLinkedRole", "Effect": "Allow", "Action": ["iam:CreateServiceLinkedRole"],
-         "Resource": [arn(partition, "iam", f"role/aws-service-role/{elb_principal}/"
-                          "AWSServiceRoleForElasticLoadBalancing", account="*")],
-         "Condition": {"StringEquals": {"iam:AWSServiceName": elb_principal}}},
-    ]
-
-
-def ebs_csi_statements(cluster: str, partition: str = "aws") -> list[dict[str, Any]]:
-    """The EBS CSI driver's documented policy (AmazonEBSCSIDriverPolicy), every write scoped to volumes,
-    snapshots and instances tagged `kubernetes.io/cluster/<cluster>=owned` (the driver runs with
-    `--k8s-tag-cluster-id=<cluster>`, so the volumes it creates carry that tag)."""
-    volumes = [_ec2("volume", partition), _ec2("snapshot", partition)]
-    return [
-        {"Sid": "CreateClusterVolumes", "Effect": "Allow", "Action": ["ec2:CreateVolume"],
-         "Resource": [_ec2("volume", partition)], "Condition": _owned(cluster, "aws:RequestTag")},
-        # parliament: RESOURCE_MISMATCH (no volume ARN), allowed in tests/test_iam_parliament.py: listed here,
-        # the request tag alone would let the role snapshot ANY volume (then restore it as a cluster volume);
-        # the source volume is allowed by ClusterVolumes, only when tagged for the cluster.
-        {"Sid": "CreateClusterSnapshots", "Effect": "Allow", "Action": ["ec2:CreateSnapshot"],
-         "Resource": [_ec2("snapshot", partition)], "Condition": _owned(cluster, "aws:RequestTag")},
-        # The source snapshot of a restored volume must be the cluster's. (The volume ARN is listed because
-        # CreateVolume needs it in every statement; a volume being created has no tags, so this statement
-        # never allows it: CreateClusterVolumes does.)
-        {"Sid": "CreateVolumesFromClusterSnapshots", "Effect": "Allow", "Action": ["ec2:CreateVolume"],
-         "Resource": volumes, "Condition": _owned(cluster)},
-        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": volumes,
-         "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateVolume", "CreateSnapshot"]}}},
-        {"Sid": "ClusterVolumes", "Effect": "Allow", "Resource": volumes,
-         "Action": ["ec2:ModifyVolume", "ec2:CreateSnapshot", "ec2:DeleteTags"], "Condition": _owned(cluster)},
-        {"Sid": "DeleteDriverVolumes", "Effect": "Allow", "Action": ["ec2:DeleteVolume", "ec2:DeleteSnapshot"],
-         "Resource": volumes, "Condition": {"StringEquals": {
-             f"aws:ResourceTag/{k8s_cluster_tag(cluster)}": "owned",
-             "aws:ResourceTag/ebs.csi.aws.com/cluster": "true"}}},
     ]
 
 
@@ -211,22 +92,26 @@ def self_health_statements(cluster: str, role: str, partition: str = "aws") -> l
              "Condition": condition}]
 
 
-def cluster_autoscaler_statements(cluster: str, partition: str = "aws") -> list[dict[str, Any]]:
-    """The cluster-autoscaler's permissions (its AWS documentation, the same as its EKS IRSA role): on a
-    kubeadm cluster it runs on the control plane with that role."""
-    return [{**statement, "Sid": f"ClusterAutoscaler{statement['Sid']}"}
-            for statement in cluster_autoscaler_policy(cluster, partition)["Statement"]]
+def addon_statements(cluster: str, addons: Sequence[str], role: str, partition: str = "aws") -> list[dict[str, Any]]:
+    """The statements the named addons need on an instance role (`control-plane` or `node`), from their
+    descriptors, in the registry's order."""
+    out: list[dict[str, Any]] = []
+    for addon in DESCRIPTORS:
+        statements = addon.control_plane_statements if role == "control-plane" else addon.node_statements
+        if addon.name in addons and statements is not None:
+            out += statements(cluster, partition)
+    return out
 
 
 def bucket_arn(bucket: str, partition: str = "aws") -> str:
     return arn(partition, "s3", bucket)
 
 
-def control_plane_policy(cluster: str, bucket: str, cluster_autoscaler: bool = False,
+def control_plane_policy(cluster: str, bucket: str, addons: Sequence[str] = (),
                          partition: str = "aws") -> dict[str, Any]:
-    """Everything the control plane runs needs: cloud-provider-aws, the EBS CSI driver, its own volumes
-    and ENI, its health report, read/write of the state bucket, and the cluster-autoscaler's permissions
-    when that addon is on."""
+    """Everything the control plane runs needs: the `addons` it runs (names; their descriptors' statements:
+    cloud-provider-aws, the EBS CSI driver, cluster-autoscaler...), its own volumes and ENI, its health
+    report, read/write of the state bucket."""
     state = [
         {"Sid": "StateBucket", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
          "Resource": [bucket_arn(bucket, partition)]},
@@ -235,22 +120,30 @@ def control_plane_policy(cluster: str, bucket: str, cluster_autoscaler: bool = F
          "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
          "Resource": [f"{bucket_arn(bucket, partition)}/*"]},
     ]
-    statements = [*cloud_provider_statements(cluster, partition), *ebs_csi_statements(cluster, partition),
+    controllers = addon_statements(cluster, addons, "control-plane", partition)
+    # The members' own scripts: find the etcd volume and the API ENI, and the instance asking for a kubelet
+    # serving certificate (bootstrap/serving_approver.py); only what no addon statement already allows
+    # everywhere (cloud-provider-aws' Describe has them all).
+    anywhere = {a for st in controllers if st["Resource"] == "*" and "Condition" not in st for a in st["Action"]}
+    describe = [a for a in ("ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes")
+                if a not in anywhere]
+    own = [{"Sid": "MemberDescribe", "Effect": "Allow", "Resource": "*", "Action": describe}] if describe else []
+    statements = [*controllers, *own,
                   *attach_statements(cluster, partition), *self_health_statements(cluster, CONTROL_PLANE, partition),
                   *state, *tag_guard_statements()]
-    if cluster_autoscaler:
-        statements += cluster_autoscaler_statements(cluster, partition)
     return {"Version": VERSION, "Statement": statements}
 
 
-def node_policy(cluster: str, bucket: str, partition: str = "aws") -> dict[str, Any]:
+def node_policy(cluster: str, bucket: str, addons: Sequence[str] = (), partition: str = "aws") -> dict[str, Any]:
     """Nodes: read the cluster info and the join token from the state bucket, describe instances, report
-    their own failed bootstrap. Nothing else (ECR read comes from the AWS managed policy)."""
+    their own failed bootstrap, and what the `addons` running on nodes with the node role need (their
+    descriptors' node statements). Nothing else (ECR read comes from the AWS managed policy)."""
     return {"Version": VERSION, "Statement": [
         {"Sid": "ClusterInfo", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"{bucket_arn(bucket, partition)}/cluster/*", f"{bucket_arn(bucket, partition)}/join/token"]},
         {"Sid": "Describe", "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"},
         *self_health_statements(cluster, NODES, partition),
+        *addon_statements(cluster, addons, "node", partition),
     ]}
 
 
@@ -284,9 +177,8 @@ def build_iam(b: Builder, bucket: Ref | Computed | str) -> IamRefs:
         if brought[logical]:
             role = b.brought("IamRole", logical, str(brought[logical]))
         else:
-            args: dict[str, Any] = {"cluster": b.cluster, "bucket": bucket, "partition": partition}
-            if logical == "control-plane":
-                args["cluster_autoscaler"] = b.spec.spec.addons.cluster_autoscaler is not None
+            args: dict[str, Any] = {"cluster": b.cluster, "bucket": bucket, "partition": partition,
+                                    "addons": [addon.name for addon in enabled(b.spec)]}
             policy = Computed(POLICIES[logical], args, f"{logical} policy")
             role = b.owned("IamRole", logical, {
                 "name": name, "path": path, "assume_role_policy": trust_policy(partition),
