@@ -77,9 +77,9 @@ class Member:
         for leaf in ("etcd-server", "etcd-peer", "etcd-healthcheck-client"):
             write_leaf(self.pki, LEAVES[leaf], self.name, self.ip)
 
-    def start(self, initial_cluster: str, state: str) -> None:
+    def start(self, initial_cluster: str, state: str, extra: tuple[str, ...] = ()) -> None:
         """etcd with the flags kubeadm's static pod manifest gives it (less the 127.0.0.1 listeners every member
-        would share here)."""
+        would share here), and `extra` flags."""
         pki, data = self.pki / "etcd", self.root / "var/lib/etcd/data"
         args = [str(ETCD_BIN), f"--name={self.name}", f"--data-dir={data}",
                 f"--advertise-client-urls={self.client_url}", f"--listen-client-urls={self.client_url}",
@@ -88,7 +88,8 @@ class Member:
                 f"--cert-file={pki}/server.crt", f"--key-file={pki}/server.key", f"--trusted-ca-file={pki}/ca.crt",
                 "--client-cert-auth=true", f"--peer-cert-file={pki}/peer.crt", f"--peer-key-file={pki}/peer.key",
                 f"--peer-trusted-ca-file={pki}/ca.crt", "--peer-client-cert-auth=true", "--snapshot-count=10000",
-                "--experimental-initial-corrupt-check=true", "--experimental-watch-progress-notify-interval=5s"]
+                "--experimental-initial-corrupt-check=true", "--experimental-watch-progress-notify-interval=5s",
+                *extra]
         log = open(self.root.parent / "etcd.log", "ab")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

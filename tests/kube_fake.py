@@ -7,6 +7,8 @@ emulator's EKS is metadata only): a small HTTPS server in a thread that stores o
 - PATCH: server-side apply (merging, recording the field manager and content type, adding defaults the way a
   real server does), JSON merge patch and strategic merge patch (maps and scalars; 404 for a missing object);
 - DELETE (404 when gone);
+- GET .../pods/<name>/log (`container`: needed when the pod has several, a 400 otherwise, as on a real
+  server): text/plain from `logs`, which the test fills;
 - POST .../pods/<name>/eviction (a policy/v1 Eviction; like a real server, the endpoint's type is assumed
   when the body names none): the pod's PodDisruptionBudgets, with the status the
   disruption controller would give them (tests/kube_objects.py: `disruptionsAllowed` from the healthy pods
@@ -94,6 +96,8 @@ class FakeApi(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[int] = []
         self.refuse_tokens: set[str] = set()
+        #: (namespace, pod, container) -> what GET .../pods/<pod>/log?container=<container> answers
+        self.logs: dict[tuple[str, str, str], str] = {}
         self.lock = threading.RLock()
         self.version = 0
         self.suffixes = itertools.count(1)
@@ -220,6 +224,8 @@ class Handler(BaseHTTPRequestHandler):
             if sub is not None:
                 if (method, plural, sub) == ("POST", "pods", "eviction"):
                     return self._evict(parts.path.rsplit("/", 1)[0], namespace, name, body)
+                if (method, plural, sub) == ("GET", "pods", "log"):
+                    return self._log(parts.path.rsplit("/", 1)[0], namespace, name, query)
                 return self._status(404, "the server could not find the requested resource")
             obj = srv.objects.get(parts.path)
             if method == "GET" and name is None:
@@ -273,6 +279,23 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             return self._status(400, str(exc), reason="BadRequest")
         return self._reply(200, {"kind": "List", "items": items})
+
+    def _log(self, pod_path: str, namespace: str, name: str, query: dict[str, str]) -> None:
+        """A container's log as text/plain; as a real server, a pod of several containers needs `container`."""
+        pod = self.server.objects.get(pod_path)
+        if pod is None:
+            return self._not_found("pods", name)
+        names = [c["name"] for c in pod["spec"].get("containers") or []]
+        container = query.get("container") or (names[0] if len(names) == 1 else "")
+        if container not in names:
+            return self._status(400, f"a container name must be specified for pod {name}, choose one of: {names}",
+                                reason="BadRequest")
+        data = self.server.logs.get((namespace, name, container), "").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _evict(self, pod_path: str, namespace: str, name: str, body: Any) -> None:
         srv = self.server

@@ -41,7 +41,8 @@ ALLOWED: dict[str, set[str]] = {
     "local": set(),
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
-    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock"},
+    # The plan warns of control-plane certificates near expiry (doctor.live_certs.plan_warnings).
+    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock", "doctor"},
     # The per-cluster lock: conditional writes to the state bucket through the AWS context.
     "lock": {"aws"},
     # An application service beside `api`, not a lower layer: the admin kubeconfig reads the state bucket (the
@@ -60,6 +61,9 @@ ALLOWED: dict[str, set[str]] = {
     # `kubeaws etcd restore`: the operation through the state bucket (aws), the members' agent rendered by the
     # bootstrap, the snapshots and member records read through etcd_ops.
     "etcd_restore": {"aws", "spec", "bootstrap", "etcd_ops"},
+    # The control-plane probe: a Job through the API (kube_client) on a member's node, its busybox image
+    # mirrored like the addons' (addons).
+    "member_probe": {"aws", "spec", "kube_client", "addons"},
     # Day 2 without a plan (kubeaws.day2): find the account's clusters by tag, scale a group now.
     "day2": {"aws", "resources", "spec"},
     # The public API, re-exported lazily.
@@ -70,7 +74,10 @@ ALLOWED: dict[str, set[str]] = {
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
     # doctor.live_etcd reads the snapshots' ages through etcd_ops.
-    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach", "etcd_ops"},
+    # doctor.live_control_plane reads etcd's health and the certificates through member_probe, and the API
+    # server's certificate at the endpoint (tunnel: its host and port).
+    "doctor": {"spec", "model", "resources", "aws", "kube_client", "eks_auth", "access", "reach", "etcd_ops",
+               "member_probe", "tunnel"},
 }
 LEAVES = {"errors", "cache", "partition"}
 

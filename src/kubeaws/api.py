@@ -65,6 +65,9 @@ def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph
     spec = resolved(spec, ctx)
     state = make_plan(graph if graph is not None else build(spec), ctx, spec=spec)
     state.plan.warnings += [documentation_range_message(path, cidr) for path, cidr in documentation_cidrs(spec)]
+    from kubeaws.doctor.live_certs import plan_warnings as certificate_warnings
+
+    state.plan.warnings += certificate_warnings(spec, ctx)  # kubeadm members' certificates near expiry
     return state
 
 

@@ -8,7 +8,7 @@ nothing else (docs/operations.md, "The Kubernetes client", says why it is not a 
   once (the ssl module loads certificate chains from files only).
 - Objects: `apply` = server-side apply (PATCH `application/apply-patch+yaml`, `fieldManager=kubeaws&force=true`;
   the body is JSON, which is YAML), `get` (404 -> None), `list_objects` (label selector), `patch` (JSON merge
-  or strategic merge), `delete` (404 -> already gone).
+  or strategic merge), `delete` (404 -> already gone), `get_text` (a pod's log).
 - Nodes and pods, for rollouts (kubeaws.rollout): `list_nodes`, `get_node`, `cordon` / `uncordon`
   (`spec.unschedulable`), `delete_node`, `wait_node_ready` (polls on the RetryPolicy's clock and sleep),
   `pods_on_node` (field selector `spec.nodeName`, all namespaces), `list_pdbs`, `evict` (the policy/v1
@@ -191,10 +191,10 @@ class KubeClient:
     # -- requests ------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
                 query: Mapping[str, str] | None = None,
-                retry: frozenset[int] = RETRY_STATUSES) -> tuple[int, Any]:
-        """(status, decoded JSON body or None), retrying connection errors and the `retry` statuses (429
-        and 5xx), and a 401 once with a renewed token when the token comes from a callable. TLS
-        verification failures are not retried: they never heal."""
+                retry: frozenset[int] = RETRY_STATUSES, decode: bool = True) -> tuple[int, Any]:
+        """(status, decoded JSON body or None; the raw bytes with `decode=False`), retrying connection errors
+        and the `retry` statuses (429 and 5xx), and a 401 once with a renewed token when the token comes from a
+        callable. TLS verification failures are not retried: they never heal."""
         url = self.prefix + path + (f"?{urllib.parse.urlencode(dict(query))}" if query else "")
         data = None if body is None else json.dumps(body).encode()
         attempt = 0
@@ -225,7 +225,7 @@ class KubeClient:
             if status in retry and attempt < self.policy.max_attempts:
                 self._sleep(self.policy.backoff(attempt))
                 continue
-            return status, _decode(raw)
+            return status, (_decode(raw) if decode else raw)
 
     def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
         name = self.tls_server_name
@@ -258,6 +258,14 @@ class KubeClient:
             return None
         result: dict[str, Any] = self._check("GET", api_path, status, payload)
         return result
+
+    def get_text(self, api_path: str, query: Mapping[str, str] | None = None) -> str | None:
+        """The body of a GET as text (a pod's log: `.../pods/<name>/log?container=<c>`); None on 404."""
+        status, raw = self.request("GET", api_path, query=query, decode=False)
+        if status == 404:
+            return None
+        self._check("GET", api_path, status, _decode(raw))
+        return bytes(raw or b"").decode(errors="replace")
 
     def list_objects(self, api_version: str, kind: str, label_selector: str) -> list[dict[str, Any]]:
         """Every object of a type (all namespaces) matching `label_selector`, with apiVersion and kind set

@@ -153,7 +153,7 @@ def live_report(out: Out, ctx: AwsContext, spec: ClusterSpec, graph: Graph | Non
     the_graph = graph if graph is not None else Graph(spec.metadata.name, spec.spec.mode)
     waitable = waitable_warnings(spec, tunnel)
     while True:
-        found = check_live(spec, the_graph, ctx, tunnel=tunnel, ssh_key=ssh_key)
+        found = check_live(spec, the_graph, ctx, tunnel=tunnel, ssh_key=ssh_key, probe=True)
         errors = sorted({f.check for f in found if f.severity == "error" or (wait is not None
                                                                               and f.check in waitable)})
         left = deadline - time.monotonic()

@@ -12,7 +12,9 @@ groups, their instances, security groups, private subnets and launch templates) 
 - tags and exposure of the live resources (`discovery.live-missing-tag`, `exposure.live-*`) in
   doctor.live_resources;
 - the Kubernetes side (nodes registered and Ready, kube-system pods running) in doctor.live_k8s;
-- the age of the newest etcd snapshot (kubeadm) in doctor.live_etcd.
+- the age of the newest etcd snapshot (kubeadm) in doctor.live_etcd;
+- with `probe` (the CLI's `doctor --live`), etcd's health and the certificates' expiry of a kubeadm control
+  plane in doctor.live_control_plane (short-lived Jobs on the control-plane nodes: kubeaws.member_probe).
 
 Every AWS call is a Describe/List/Get. Called by the CLI (`kubeaws doctor --live`, kubeaws.cli.doctor) and
 tests (tests/test_doctor_live.py, against the moto server).
@@ -387,11 +389,13 @@ def check_peering(spec: ClusterSpec, ctx: AwsContext, inv: Inventory) -> list[Fi
 
 # -- entry point ------------------------------------------------------------------------------------------
 def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeClient | None = None,
-               now: float | None = None, tunnel: bool = False, ssh_key: Path | None = None) -> list[Finding]:
+               now: float | None = None, tunnel: bool = False, ssh_key: Path | None = None,
+               probe: bool = False) -> list[Finding]:
     """Every live check. `kube`: a Kubernetes client to use instead of the one built from the cluster's
     credentials (tests); `now`: the epoch time instance ages are measured against (default: now); `tunnel`:
-    reach a private API through the bastion (with `ssh_key`, or the SSH agent's keys)."""
-    from kubeaws.doctor import live_etcd, live_k8s, live_resources
+    reach a private API through the bastion (with `ssh_key`, or the SSH agent's keys); `probe`: also run the
+    control-plane probe (it creates Jobs in kube-system for a few seconds)."""
+    from kubeaws.doctor import live_control_plane, live_etcd, live_k8s, live_resources
 
     inv = gather(spec, ctx, graph)
     if not inv.deployed:
@@ -409,6 +413,9 @@ def check_live(spec: ClusterSpec, graph: Graph, ctx: AwsContext, *, kube: KubeCl
     findings += live_k8s.check_kubernetes(spec, ctx, inv, kube=kube, now=now, tunnel=tunnel,
                                           ssh_key=ssh_key)
     findings += live_etcd.check_snapshots(spec, ctx, now=now)
+    if probe and not any(f.check == "live.api-unreachable" for f in findings):
+        findings += live_control_plane.check_control_plane(spec, ctx, kube=kube, now=now, tunnel=tunnel,
+                                                           ssh_key=ssh_key)
     return findings
 
 
