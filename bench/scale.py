@@ -185,7 +185,9 @@ def measure(name: str, workdir: Path, url: str, rtt: float, parallelism: int) ->
         wall, mib, stdout, stderr = run_cli(["-v", "plan", "-f", str(path), "-o", "json", "--force"], env)
         row["replan_s"], row["replan_mib"] = wall, mib
         row["replan_calls"] = sum(1 for line in stderr.splitlines() if line.startswith("aws "))
-        row["replan_pending"] = sum(1 for c in json.loads(stdout)["changes"] if c["action"] != "noop")
+        pending = [c for c in json.loads(stdout)["changes"] if c["action"] != "noop"]
+        row["replan_pending"] = len(pending)
+        row["replan_changes"] = [(c["action"], c["kind"], c["name"], c["diff"], c["reasons"]) for c in pending]
 
         report = api.status(spec, ctx, every_kind=True)
         spans.take()
