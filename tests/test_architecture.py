@@ -64,13 +64,16 @@ ALLOWED: dict[str, set[str]] = {
     # The control-plane probe: a Job through the API (kube_client) on a member's node, its busybox image
     # mirrored like the addons' (addons).
     "member_probe": {"aws", "spec", "kube_client", "addons"},
+    # `kubeaws drill`: terminate a member (aws), follow its group (rollout.inventory) and its node (kube_client),
+    # read etcd through the probe (doctor.live_etcd) and validate as the rollout does (rollout.kube_ops).
+    "drill": {"aws", "spec", "kube_client", "doctor", "rollout"},
     # Day 2 without a plan (kubeaws.day2): find the account's clusters by tag, scale a group now.
     "day2": {"aws", "resources", "spec"},
     # The public API, re-exported lazily.
     "__init__": {"api"},
     "cli": {"spec", "model", "engine", "aws", "resources", "api", "local", "bootstrap", "addons", "access", "pki",
             "eks_auth", "doctor", "tunnel", "rollout", "reach", "lock", "etcd_ops", "etcd_restore", "day2",
-            "__init__"},
+            "drill", "__init__"},
     # doctor reads models and AWS state; --live reaches the Kubernetes API with the admin kubeconfig that
     # `access` builds (the one place that knows how to reach a cluster's API).
     # doctor.live_etcd reads the snapshots' ages through etcd_ops.

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from kubeaws import __version__
-from kubeaws.cli import access, day2, doctor, eks, etcd, locking, meta, output, plan_file, rollout, tunnel
+from kubeaws.cli import access, day2, doctor, drill, eks, etcd, locking, meta, output, plan_file, rollout, tunnel
 from kubeaws.cli.common import (
     DEFAULT_PARALLELISM,
     BadInput,
@@ -49,6 +49,7 @@ tunnel.register(app)
 rollout.register(app)
 locking.register(app)
 etcd.register(app)
+drill.register(app)
 meta.register(app)
 day2.register(app)
 
