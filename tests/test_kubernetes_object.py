@@ -22,7 +22,7 @@ from kubeaws.aws.retry import FAST_POLICY
 from kubeaws.aws.session import AwsContext, AwsSettings
 from kubeaws.bootstrap.eks import render_aws_auth
 from kubeaws.errors import KubeawsError
-from kubeaws.kube_client import KubeApiError, KubeClient
+from kubeaws.kube_client import TYPES, KubeApiError, KubeClient
 from kubeaws.resources.base import Desired, Observed
 from kubeaws.resources.kubernetes_object import KubernetesObject, contains, object_name, owned_manifest
 from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, test_pki, url
@@ -161,7 +161,7 @@ def test_kind_creates_lists_diffs_updates_and_deletes(api: FakeApi, pki: dict[st
     assert set(found) == {f"KubernetesObject/{d.name}" for d in wants}
     assert all(o.tags["kubeaws.io/cluster"] == "dev" for o in found.values())
     lists = [r for r in api.requests if r["method"] == "GET"]
-    assert len(lists) == KIND.list_reads - 1
+    assert len(lists) == len(TYPES)
     assert {r["query"]["labelSelector"] for r in lists} == {"kubeaws.io/cluster=dev"}
     for want in wants:  # clean although the server added defaults, uid, status...
         assert KIND.diff(found[f"KubernetesObject/{want.name}"], want) == {}, want.name

@@ -54,6 +54,23 @@ TYPES: dict[tuple[str, str], tuple[str, bool]] = {
     ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
     ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    # The addons' manifests (kubeaws.addons): every type they hold, so that they are applied as objects.
+    ("v1", "Namespace"): ("namespaces", False),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
+    ("storage.k8s.io/v1", "CSIDriver"): ("csidrivers", False),
+    ("networking.k8s.io/v1", "IngressClass"): ("ingressclasses", False),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
+    ("apiregistration.k8s.io/v1", "APIService"): ("apiservices", False),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"): ("validatingwebhookconfigurations",
+                                                                            False),
+    ("operator.tigera.io/v1", "Installation"): ("installations", False),
+    ("operator.tigera.io/v1", "APIServer"): ("apiservers", False),
+    ("ceph.rook.io/v1", "CephCluster"): ("cephclusters", True),
+    ("ceph.rook.io/v1", "CephBlockPool"): ("cephblockpools", True),
 }
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: An eviction's 429 is a disruption budget saying no, and its 500 may be a pod with two budgets: the

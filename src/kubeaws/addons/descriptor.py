@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from kubeaws.addons import vendored
 from kubeaws.addons.templating import environment
 from kubeaws.addons.versions import mirror_image
 from kubeaws.spec.models import AddonsSpec, ClusterSpec
@@ -79,6 +80,8 @@ class Addon:
     #: The `spec.addons` attribute that enables it (None for a CNI: `cni` then says which `network.cni`).
     option: str | None
     template: str | None = None
+    #: Apply order among the addons (then by name): CNIs 10-19, the rest after.
+    order: int = 50
     modes: frozenset[str] = frozenset({"kubeadm"})
     cni: str | None = None
     #: Applied by the first control-plane member at boot (nodes need it before kubeaws can reach the API);
@@ -127,7 +130,8 @@ class Addon:
         return {k: mirror_image(v, repository) for k, v in out.items()}
 
     def render(self, spec: ClusterSpec) -> str:
-        """The addon's manifest (multi-document YAML) for this spec."""
+        """The addon's manifest (multi-document YAML) for this spec: its vendored files verbatim, then its
+        template rendered."""
         if self.template is None:
             return ""
         body = spec.spec
@@ -135,15 +139,23 @@ class Addon:
             "images": self.images_for(body.kubernetes_version, body.mirrors.image_repository),
             "cluster": spec.name, "region": body.region, "mode": body.mode, "pod_cidr": body.network.pod_cidr,
             "registry": body.mirrors.image_repository, "encapsulation": body.network.calico.encapsulation,
-            "rook_default": body.addons.rook_ceph is not None,
+            "rook_default": body.addons.rook_ceph is not None, "version": self.version,
         }
         if self.context is not None:
             ctx.update(self.context(spec))
-        return _env().get_template(self.template).render(ctx)
+        files = [_vendored(path) for path in self.vendored]
+        return "".join(text if text.endswith("\n") else text + "\n" for text in files) + \
+            ("---\n" if files else "") + _env().get_template(self.template).render(ctx)
 
     def documents(self, spec: ClusterSpec) -> list[dict[str, Any]]:
         """The rendered manifest's documents."""
         return [d for d in yaml.safe_load_all(self.render(spec)) if d]
+
+
+def _vendored(path: str) -> str:
+    """A vendored file by its path under addons/vendor, its digest checked (kubeaws.addons.vendored)."""
+    (entry,) = [f for f in vendored.sources() if f.path == path]
+    return vendored.read(entry.addon, entry.name, entry.version)
 
 
 def _camel(name: str) -> str:

@@ -10,7 +10,8 @@ again if missing), which is how `list_owned` finds it again.
 - Connection: DescribeCluster (endpoint + base64 CA) and an `eks_auth.eks_token` bearer token signed with
   the context's profile (local signing, no AWS call). One DescribeCluster per kind operation.
 - `list_owned`: DescribeCluster (the one AWS read), then one Kubernetes GET per type in `TYPES` with
-  `labelSelector=kubeaws.io/cluster=<cluster>` (so `list_reads` = 1 + len(TYPES)). No cluster, a cluster
+  `labelSelector=kubeaws.io/cluster=<cluster>` (`list_reads` = 1, the AWS read; the Kubernetes lists are
+  len(TYPES) more, on the cluster's API server). No cluster, a cluster
   without a usable endpoint (CREATING, DELETING, FAILED), or a local emulator: nothing.
 - `fields.manifest`: the object without `status`, `metadata` cut to name/namespace/labels/annotations. `diff`
   asks whether the desired manifest is contained in it (every desired key present with an equal value,
@@ -124,8 +125,8 @@ class KubernetesObject(Kind):
     taggable = False
     cloud_only = True
     immutable = frozenset({"cluster_name"})
-    #: DescribeCluster (AWS) + one Kubernetes list per managed type.
-    list_reads = 1 + len(TYPES)
+    #: DescribeCluster (the AWS read); the Kubernetes lists (one per managed type) are the API server's.
+    list_reads = 1
 
     def list_owned(self, ctx: AwsContext) -> list[Observed]:
         client = connect(ctx, ctx.cluster)

@@ -88,7 +88,7 @@ def cloud_provider_statements(cluster: str, partition: str = "aws") -> list[dict
 
 
 ADDON = Addon(
-    name="cloud-provider-aws", option="cloud_provider_aws", template="cloud-provider-aws.yaml.j2", boot=True,
+    name="cloud-provider-aws", option="cloud_provider_aws", order=20, template="cloud-provider-aws.yaml.j2", boot=True,
     versioned={"cloud-controller-manager": Versioned("registry.k8s.io/provider-aws/cloud-controller-manager",
                                                      TAGS)},
     control_plane_statements=cloud_provider_statements,

@@ -44,7 +44,7 @@ def cluster_autoscaler_statements(cluster: str, partition: str = "aws") -> list[
 
 
 ADDON = Addon(
-    name="cluster-autoscaler", option="cluster_autoscaler", template="cluster-autoscaler.yaml.j2",
+    name="cluster-autoscaler", option="cluster_autoscaler", order=50, template="cluster-autoscaler.yaml.j2",
     modes=frozenset({"kubeadm", "eks"}),
     versioned={"cluster-autoscaler": Versioned("registry.k8s.io/autoscaling/cluster-autoscaler", TAGS)},
     control_plane_statements=cluster_autoscaler_statements,

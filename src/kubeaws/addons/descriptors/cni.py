@@ -13,9 +13,9 @@ from kubeaws.addons.descriptor import Addon
 CALICO_VERSION = versions.CALICO_VERSION
 CILIUM_VERSION = versions.CILIUM_VERSION
 
-CALICO = Addon(name="cni-calico", option=None, cni="calico", template="calico.yaml.j2", boot=True,
+CALICO = Addon(name="cni-calico", option=None, cni="calico", order=10, template="calico.yaml.j2", boot=True,
                cr_kinds=frozenset({"Installation", "APIServer"}), version=CALICO_VERSION)
-FLANNEL = Addon(name="cni-flannel", option=None, cni="flannel", template="flannel.yaml.j2", boot=True,
+FLANNEL = Addon(name="cni-flannel", option=None, cni="flannel", order=11, template="flannel.yaml.j2", boot=True,
                 images={"flannel": "docker.io/flannel/flannel:v0.26.1",
                         "flannel-cni-plugin": "docker.io/flannel/flannel-cni-plugin:v1.5.1-flannel2"})
-CILIUM = Addon(name="cni-cilium", option=None, cni="cilium", boot=True, version=CILIUM_VERSION)
+CILIUM = Addon(name="cni-cilium", option=None, cni="cilium", order=12, boot=True, version=CILIUM_VERSION)

@@ -53,7 +53,7 @@ def ebs_csi_statements(cluster: str, partition: str = "aws") -> list[dict[str, A
 
 
 ADDON = Addon(
-    name="ebs-csi", option="ebs_csi", template="ebs-csi.yaml.j2", modes=frozenset({"kubeadm", "eks"}),
+    name="ebs-csi", option="ebs_csi", order=30, template="ebs-csi.yaml.j2", modes=frozenset({"kubeadm", "eks"}),
     images={"ebs-csi-driver": "public.ecr.aws/ebs-csi-driver/aws-ebs-csi-driver:v1.35.0", **SIDECARS},
     control_plane_statements=ebs_csi_statements,
     irsa=Irsa("kube-system", "ebs-csi-controller-sa", managed=(POLICY_NAME,)),

@@ -35,6 +35,7 @@ def placement(spec: ClusterSpec) -> dict[str, Any]:
 
 
 ADDON = Addon(
-    name="rook-ceph", option="rook_ceph", template="rook-ceph.yaml.j2", images={"ceph": "quay.io/ceph/ceph:v18.2.4"},
+    name="rook-ceph", option="rook_ceph", order=60, template="rook-ceph.yaml.j2",
+    images={"ceph": "quay.io/ceph/ceph:v18.2.4"},
     context=placement, cr_kinds=frozenset({"CephCluster", "CephBlockPool"}), version=VERSION,
 )
