@@ -23,8 +23,9 @@ from kubeaws.spec.models import ClusterSpec
 from tests.helpers import merge
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ALL_ADDONS = {"cloudProviderAWS": {}, "ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}, "rookCeph": {}}
-EKS_ADDONS = {"ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}}
+ALL_ADDONS = {"cloudProviderAWS": {}, "ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}, "rookCeph": {},
+              "awsLoadBalancerController": {}}
+EKS_ADDONS = {"ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}, "awsLoadBalancerController": {}}
 
 
 def _example(name: str, addons: dict[str, object] | None = None) -> Callable[[], ClusterSpec]:
@@ -58,6 +59,15 @@ ALLOWED = {
     ("RESOURCE_MISMATCH", "iam/control-plane-policy.json", "NetworkLoadBalancerListeners"):
         "ALB listener ARNs are left out on purpose: cloud-provider-aws makes classic ELBs and NLBs, never ALBs; "
         "its NLB listeners carry no tags, so their ARN is the only scope",
+    ("RESOURCE_STAR", "iam/*-policy.json", "LoadBalancerController03"):
+        "the aws-load-balancer-controller's upstream statement for the certificate, Cognito user pool, WAF ACL "
+        "and Shield protection an Ingress names, wherever the user keeps them: Resource \"*\" as upstream has it",
+    ("UNKNOWN_ACTION", "iam/*-policy.json", "LoadBalancerController13"):
+        "elasticloadbalancing:ModifyIpPools (AWS' Service Authorization Reference has it) is newer than "
+        "parliament's action database",
+    ("UNKNOWN_CONDITION_FOR_ACTION", "iam/*-policy.json", "LoadBalancerController14"):
+        "elasticloadbalancing:CreateAction on AddTags (tagging on create, AWS documents it) is newer than "
+        "parliament's database",
     ("RESOURCE_MISMATCH", "iam/control-plane-policy.json", "CreateClusterSnapshots"):
         "the volume ARN is left out on purpose: with it the request tag alone would allow snapshotting any "
         "volume of the account; the source volume is allowed by ClusterVolumes, only when tagged for the cluster",

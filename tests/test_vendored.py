@@ -62,7 +62,8 @@ def test_every_vendored_file_is_recorded_with_its_digest_and_source() -> None:
             assert entry["upstreamPath"]
     assert {(f.addon, f.name) for f in vendored.sources()} == {
         ("calico", "tigera-operator.yaml"), ("rook", "crds.yaml"), ("rook", "common.yaml"), ("rook", "operator.yaml"),
-        ("cilium", "cilium.yaml"), ("cilium", "values.yaml")}
+        ("cilium", "cilium.yaml"), ("cilium", "values.yaml"),
+        ("aws-load-balancer-controller", "crds.yaml"), ("aws-load-balancer-controller", "iam_policy.json")}
 
 
 def test_vendored_files_are_package_data() -> None:
@@ -117,7 +118,10 @@ def test_cilium_is_rendered_with_the_recorded_values_and_holds_no_key() -> None:
     assert not [k for k in kinds if k[0] == "Secret"]
 
 
-@pytest.mark.parametrize("entry", [f for f in vendored.sources() if f.name != "values.yaml"], ids=lambda f: f.path)
+MANIFESTS = [f for f in vendored.sources() if f.name != "values.yaml" and f.name.endswith(".yaml")]
+
+
+@pytest.mark.parametrize("entry", MANIFESTS, ids=lambda f: f.path)
 def test_vendored_documents_validate_strictly(entry: vendored.VendoredFile) -> None:
     patch = versions.kubernetes_patch(max(versions.KUBERNETES_PATCH, key=lambda v: tuple(map(int, v.split(".")))))
     for doc in docs(vendored.read(entry.addon, entry.name)):

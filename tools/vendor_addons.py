@@ -5,13 +5,16 @@ never by kubeaws or its tests (tests/test_vendored.py checks what it wrote).
 Every file comes from a local git copy of its public repository at a pinned tag, taken verbatim:
 - calico: manifests/tigera-operator.yaml of projectcalico/calico;
 - rook: deploy/examples/{crds,common,operator}.yaml of rook/rook;
+- aws-load-balancer-controller: its chart's crds/crds.yaml and docs/install/iam_policy.json of
+  kubernetes-sigs/aws-load-balancer-controller;
 - cilium: the chart archive cilium-<version>.tgz of cilium/charts (the repository behind the project's Helm
   repository; its sha256 is checked against the repository's index.yaml), rendered here, at build time, with
   the values in `CILIUM_VALUES` (written beside the result as values.yaml). Rendering needs Helm's Go SDK: the
   `helm-python-sdk` wheel from PyPI (Helm v4 through ctypes, no helm binary), installed in a separate venv:
 
       python3 -m venv /tmp/helmvenv && /tmp/helmvenv/bin/pip install helm-python-sdk==0.2.2 pyyaml
-      /tmp/helmvenv/bin/python tools/vendor_addons.py --git calico=DIR --git rook=DIR --git cilium-charts=DIR
+      /tmp/helmvenv/bin/python tools/vendor_addons.py --git calico=DIR --git rook=DIR --git cilium-charts=DIR \
+          --git aws-load-balancer-controller=DIR
 
 `DIR` is a git directory holding the repository's tags (a clone, or a bare mirror).
 """
@@ -33,6 +36,7 @@ VENDOR = Path(__file__).resolve().parent.parent / "src" / "kubeaws" / "addons" /
 CALICO_VERSION = "v3.28.2"
 ROOK_VERSION = "v1.15.4"
 CILIUM_VERSION = "1.16.3"
+LBC_VERSION = "v3.5.0"
 
 #: Helm values kubeaws renders the cilium chart with. Per-cluster values (the pod CIDR, the operator's
 #: replicas, the image registry) are set on the rendered documents by kubeaws.addons.upstream, so the values
@@ -75,6 +79,12 @@ UPSTREAM = [
              CALICO_VERSION, "manifests/tigera-operator.yaml"),
     *(Upstream("rook", ROOK_VERSION, f"{name}.yaml", "github.com/rook/rook", "rook", ROOK_VERSION,
                f"deploy/examples/{name}.yaml") for name in ("crds", "common", "operator")),
+    Upstream("aws-load-balancer-controller", LBC_VERSION, "crds.yaml",
+             "github.com/kubernetes-sigs/aws-load-balancer-controller", "aws-load-balancer-controller", LBC_VERSION,
+             "helm/aws-load-balancer-controller/crds/crds.yaml"),
+    Upstream("aws-load-balancer-controller", LBC_VERSION, "iam_policy.json",
+             "github.com/kubernetes-sigs/aws-load-balancer-controller", "aws-load-balancer-controller", LBC_VERSION,
+             "docs/install/iam_policy.json"),
 ]
 
 

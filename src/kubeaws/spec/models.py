@@ -270,6 +270,7 @@ class AddonsSpec(_Model):
     metrics_server: AddonSpec | None = None
     cluster_autoscaler: AddonSpec | None = None
     rook_ceph: RookCephSpec | None = None
+    aws_load_balancer_controller: AddonSpec | None = None
 
 
 class EtcdBackupSpec(_Model):
