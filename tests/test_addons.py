@@ -90,3 +90,14 @@ def test_rook_selects_the_storage_groups() -> None:
     assert cluster["spec"]["storage"]["useAllDevices"] is True and cluster["spec"]["mon"]["count"] == 3
     sc = docs[2]
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+
+
+def test_calico_installation_registry_is_the_mirror_with_its_slash() -> None:
+    """The tigera-operator requires `Installation.spec.registry` to end with `/` (its CRD says so); the one
+    image rewrite (kubeaws.addons.images) sets it from `mirrors.imageRepository`."""
+    spec = make_spec(network={"cni": "calico"}, mirrors={"imageRepository": "registry.example.cn/k8s"})
+    installation = next(yaml.safe_load_all(render_manifests(spec)["cni-calico.yaml"]))
+    assert installation["kind"] == "Installation"
+    assert installation["spec"]["registry"] == "registry.example.cn/k8s/"
+    plain = next(yaml.safe_load_all(render_manifests(make_spec(network={"cni": "calico"}))["cni-calico.yaml"]))
+    assert "registry" not in plain["spec"]

@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from kubeaws.addons import vendored
+from kubeaws.addons import images, vendored
 from kubeaws.addons.templating import environment
 from kubeaws.addons.versions import mirror_image
 from kubeaws.spec.models import AddonsSpec, ClusterSpec
@@ -131,7 +131,8 @@ class Addon:
 
     def render(self, spec: ClusterSpec) -> str:
         """The addon's manifest (multi-document YAML) for this spec: its vendored files verbatim, then its
-        template rendered."""
+        template rendered; every image rewritten for the mirror in one place (kubeaws.addons.images: the
+        untouched documents stay verbatim)."""
         if self.template is None:
             return ""
         body = spec.spec
@@ -143,9 +144,11 @@ class Addon:
         }
         if self.context is not None:
             ctx.update(self.context(spec))
-        files = [_vendored(path) for path in self.vendored]
+        repository = body.mirrors.image_repository
+        files = [images.rewrite_manifest(_vendored(path), repository) for path in self.vendored]
+        rendered = images.rewrite_manifest(_env().get_template(self.template).render(ctx), repository)
         return "".join(text if text.endswith("\n") else text + "\n" for text in files) + \
-            ("---\n" if files else "") + _env().get_template(self.template).render(ctx)
+            ("---\n" if files else "") + rendered
 
     def documents(self, spec: ClusterSpec) -> list[dict[str, Any]]:
         """The rendered manifest's documents."""

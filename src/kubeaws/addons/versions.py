@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubeaws.addons.images import mirror_image as mirror_image  # the one rewrite, re-exported for its callers
+
 # Kubernetes minor -> pinned patch release (kubeadm/kubelet/kubectl packages and control-plane images).
 KUBERNETES_PATCH: dict[str, str] = {
     "1.30": "1.30.14",
@@ -86,14 +88,3 @@ def kubernetes_patch(minor: str) -> str:
 
 def pause_image(minor: str) -> str:
     return f"{IMAGES['pause']}:{PAUSE_TAG.get(minor, PAUSE_DEFAULT)}"
-
-
-def mirror_image(image: str, repository: str | None) -> str:
-    """Rewrite an image to the mirror: the registry host is replaced by `repository`
-    ("registry.k8s.io/metrics-server/metrics-server:v0.7.2" -> "<repo>/metrics-server/metrics-server:v0.7.2").
-    The same rule kubeadm applies with `imageRepository` to the control-plane images."""
-    if not repository:
-        return image
-    first, _, rest = image.partition("/")
-    path = rest if rest and ("." in first or ":" in first or first == "localhost") else image
-    return f"{repository.rstrip('/')}/{path}"
