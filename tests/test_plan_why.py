@@ -108,13 +108,15 @@ def calls_of(endpoint: str, plan: Callable[[AwsContext], Plan]) -> tuple[Plan, C
 
 
 def test_unchanged_spec_rolls_nothing_and_reads_nothing_more(ctx: AwsContext, endpoint: str) -> None:
-    """The same reads as a plan without explanation (engine.plan without the spec: what status makes)."""
+    """The same reads as a plan without explanation (engine.plan without the spec: what status makes), plus
+    the one DescribeInstances of the certificate-expiry warning (the members' launch times, doctor.live_certs)."""
     spec = make_spec(nodeGroups=[GENERAL])
     apply_ok(spec, ctx)
     plan, calls = calls_of(endpoint, lambda c: api.plan(spec, c))
     _, bare = calls_of(endpoint, lambda c: make_plan(api.build(spec), c).plan)
     assert not plan.pending and plan.rollout == [] and plan.notes == []
-    assert calls == bare and "DescribeLaunchTemplateVersions" not in calls
+    certificates = Counter({"DescribeInstances": 1})
+    assert calls == bare + certificates and "DescribeLaunchTemplateVersions" not in calls
     assert "Rollout after apply" not in plan_text(plan)
 
     changed = make_spec(nodeGroups=[{**GENERAL, "labels": {"team": "a"}}])
