@@ -22,7 +22,8 @@ def _specs() -> list[ClusterSpec]:
     return [load_spec(EXAMPLES / "dev.yaml"), load_spec(EXAMPLES / "ha.yaml"),
             make_spec(network={"cni": "flannel"}, addons=ALL, kubernetesVersion="1.30"),
             make_spec(network={"cni": "calico", "calico": {"encapsulation": "vxlan"}}, addons=ALL,
-                      kubernetesVersion="1.33", mirrors={"imageRepository": "registry.example.cn/k8s"})]
+                      kubernetesVersion="1.33", mirrors={"imageRepository": "registry.example.cn/k8s"}),
+            make_spec(network={"cni": "aws-vpc-cni"}, addons=ALL, kubernetesVersion="1.32")]
 
 
 @pytest.mark.parametrize("spec", _specs(), ids=lambda s: f"{s.name}-{s.spec.kubernetes_version}-{s.spec.cni}")

@@ -2,7 +2,8 @@
 listed in ALLOWED, each with the reason it must stay (the same reason stands in a comment beside the statement
 in src/kubeaws/model/iam.py, and in docs/security.md).
 
-Specs: examples/ha.yaml (kubeadm, every addon), examples/eks.yaml, and both modes with every addon on. The
+Specs: examples/ha.yaml (kubeadm, every addon), examples/eks.yaml, both modes with every addon on, and kubeadm
+with every addon and the Amazon VPC CNI. The
 documents are those `kubeaws render` writes (`kubeaws.model.documents`, the ones apply sends).
 """
 
@@ -28,17 +29,19 @@ ALL_ADDONS = {"cloudProviderAWS": {}, "ebsCSI": {}, "metricsServer": {}, "cluste
 EKS_ADDONS = {"ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}, "awsLoadBalancerController": {}}
 
 
-def _example(name: str, addons: dict[str, object] | None = None) -> Callable[[], ClusterSpec]:
+def _example(name: str, addons: dict[str, object] | None = None, cni: str | None = None) -> Callable[[], ClusterSpec]:
     def load() -> ClusterSpec:
         if addons is None:
             return load_spec(EXAMPLES / f"{name}.yaml")
         doc = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
-        return load_spec_text(yaml.safe_dump(merge(doc, {"spec": {"addons": addons}})), f"{name} + addons")
+        extra: dict[str, object] = {"addons": addons, **({"network": {"cni": cni}} if cni else {})}
+        return load_spec_text(yaml.safe_dump(merge(doc, {"spec": extra})), f"{name} + addons")
     return load
 
 
 SPECS = {"ha": _example("ha"), "eks": _example("eks"), "dev-all-addons": _example("dev", ALL_ADDONS),
-         "eks-all-addons": _example("eks", EKS_ADDONS)}
+         "eks-all-addons": _example("eks", EKS_ADDONS),
+         "dev-vpc-cni-all-addons": _example("dev", ALL_ADDONS, "aws-vpc-cni")}
 
 #: (finding, policy file (a glob), statement Sid, "?" when parliament names none) -> why it stays.
 ALLOWED = {
@@ -68,6 +71,10 @@ ALLOWED = {
     ("UNKNOWN_CONDITION_FOR_ACTION", "iam/*-policy.json", "LoadBalancerController14"):
         "elasticloadbalancing:CreateAction on AddTags (tagging on create, AWS documents it) is newer than "
         "parliament's database",
+    ("RESOURCE_MISMATCH", "iam/node-policy.json", "VpcCniClusterInstances"):
+        "the network-interface ARN is left out on purpose: under the kubernetes.io/cluster condition it would "
+        "let the nodes attach or change kubeaws' own API ENI; the Amazon VPC CNI's ENIs are allowed by "
+        "VpcCniClusterEnis, by the CNI's cluster tag",
     ("RESOURCE_MISMATCH", "iam/control-plane-policy.json", "CreateClusterSnapshots"):
         "the volume ARN is left out on purpose: with it the request tag alone would allow snapshotting any "
         "volume of the account; the source volume is allowed by ClusterVolumes, only when tagged for the cluster",

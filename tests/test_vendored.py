@@ -63,7 +63,8 @@ def test_every_vendored_file_is_recorded_with_its_digest_and_source() -> None:
     assert {(f.addon, f.name) for f in vendored.sources()} == {
         ("calico", "tigera-operator.yaml"), ("rook", "crds.yaml"), ("rook", "common.yaml"), ("rook", "operator.yaml"),
         ("cilium", "cilium.yaml"), ("cilium", "values.yaml"),
-        ("aws-load-balancer-controller", "crds.yaml"), ("aws-load-balancer-controller", "iam_policy.json")}
+        ("aws-load-balancer-controller", "crds.yaml"), ("aws-load-balancer-controller", "iam_policy.json"),
+        ("aws-vpc-cni", "aws-k8s-cni.yaml")}
 
 
 def test_vendored_files_are_package_data() -> None:

@@ -7,6 +7,8 @@ Every file comes from a local git copy of its public repository at a pinned tag,
 - rook: deploy/examples/{crds,common,operator}.yaml of rook/rook;
 - aws-load-balancer-controller: its chart's crds/crds.yaml and docs/install/iam_policy.json of
   kubernetes-sigs/aws-load-balancer-controller;
+- aws-vpc-cni: config/master/aws-k8s-cni.yaml of aws/amazon-vpc-cni-k8s (the release's manifest, its images in
+  us-west-2's registry: kubeaws sets the cluster's region's, kubeaws.addons.descriptors.aws_vpc_cni);
 - cilium: the chart archive cilium-<version>.tgz of cilium/charts (the repository behind the project's Helm
   repository; its sha256 is checked against the repository's index.yaml), rendered here, at build time, with
   the values in `CILIUM_VALUES` (written beside the result as values.yaml). Rendering needs Helm's Go SDK: the
@@ -14,9 +16,12 @@ Every file comes from a local git copy of its public repository at a pinned tag,
 
       python3 -m venv /tmp/helmvenv && /tmp/helmvenv/bin/pip install helm-python-sdk==0.2.2 pyyaml
       /tmp/helmvenv/bin/python tools/vendor_addons.py --git calico=DIR --git rook=DIR --git cilium-charts=DIR \
-          --git aws-load-balancer-controller=DIR
+          --git aws-load-balancer-controller=DIR --git aws-vpc-cni=DIR
 
-`DIR` is a git directory holding the repository's tags (a clone, or a bare mirror).
+`DIR` is a git directory holding the repository's tags (a clone, or a bare mirror). `--only ADDON` (repeatable)
+vendors only those addons and keeps the other entries of SOURCES.json as they are, e.g.
+
+      python3 tools/vendor_addons.py --git aws-vpc-cni=DIR --only aws-vpc-cni
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ CALICO_VERSION = "v3.28.2"
 ROOK_VERSION = "v1.15.4"
 CILIUM_VERSION = "1.16.3"
 LBC_VERSION = "v3.5.0"
+VPC_CNI_VERSION = "v1.23.0"
 
 #: Helm values kubeaws renders the cilium chart with. Per-cluster values (the pod CIDR, the operator's
 #: replicas, the image registry) are set on the rendered documents by kubeaws.addons.upstream, so the values
@@ -85,6 +91,8 @@ UPSTREAM = [
     Upstream("aws-load-balancer-controller", LBC_VERSION, "iam_policy.json",
              "github.com/kubernetes-sigs/aws-load-balancer-controller", "aws-load-balancer-controller", LBC_VERSION,
              "docs/install/iam_policy.json"),
+    Upstream("aws-vpc-cni", VPC_CNI_VERSION, "aws-k8s-cni.yaml", "github.com/aws/amazon-vpc-cni-k8s", "aws-vpc-cni",
+             VPC_CNI_VERSION, "config/master/aws-k8s-cni.yaml"),
 ]
 
 
@@ -153,17 +161,28 @@ def render_cilium(directory: str) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--git", action="append", default=[], metavar="NAME=DIR",
-                        help="git directory of calico, rook, cilium-charts")
-    dirs = dict(item.split("=", 1) for item in parser.parse_args().git)
+                        help="git directory of calico, rook, cilium-charts, aws-load-balancer-controller, aws-vpc-cni")
+    parser.add_argument("--only", action="append", default=[], metavar="ADDON",
+                        help="vendor only this addon, keep the other entries of SOURCES.json")
+    args = parser.parse_args()
+    dirs = dict(item.split("=", 1) for item in args.git)
+    only = set(args.only)
     files: list[dict[str, Any]] = []
+    if only:
+        kept = json.loads((VENDOR / "SOURCES.json").read_text())["files"]
+        files += [entry for entry in kept if entry["addon"] not in only]
     for up in UPSTREAM:
+        if only and up.addon not in only:
+            continue
         commit = git(dirs[up.git], "rev-parse", f"{up.ref}^{{commit}}").decode().strip()
         data = git(dirs[up.git], "show", f"{commit}:{up.path}")
         files.append({"addon": up.addon, "version": up.version, "path": write(up.addon, up.version, up.name, data),
                       "repository": up.repository, "commit": commit, "tag": up.ref, "upstreamPath": up.path})
-    files += render_cilium(dirs["cilium-charts"])
+    if not only or "cilium" in only:
+        files += render_cilium(dirs["cilium-charts"])
     for entry in files:
-        entry["sha256"] = sha256((VENDOR / entry["path"]).read_bytes())
+        if not only or entry["addon"] in only:
+            entry["sha256"] = sha256((VENDOR / entry["path"]).read_bytes())
     doc = {"comment": "Upstream files kubeaws ships, each verbatim from `repository` at `commit` (`upstreamPath`), "
                       "or rendered from it where `rendered` says how; written by tools/vendor_addons.py, checked "
                       "by tests/test_vendored.py and at load (kubeaws.addons.vendored).",

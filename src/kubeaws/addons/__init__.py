@@ -44,7 +44,8 @@ def enabled(spec: ClusterSpec) -> list[Addon]:
 def render_manifests(spec: ClusterSpec) -> dict[str, str]:
     """File name -> multi-document YAML of every Kubernetes manifest kubeaws renders for this cluster, in
     the order they are applied (CNI first)."""
-    return {f"{addon.name}.yaml": addon.render(spec) for addon in enabled(spec) if addon.template is not None}
+    return {f"{addon.name}.yaml": addon.render(spec) for addon in enabled(spec)
+            if addon.template is not None or addon.vendored}
 
 
 def render_helm_values(spec: ClusterSpec) -> dict[str, str]:

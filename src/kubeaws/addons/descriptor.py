@@ -96,6 +96,9 @@ class Addon:
     #: kubeadm: statements for the control-plane / node instance role.
     control_plane_statements: Statements | None = None
     node_statements: Statements | None = None
+    #: kubeadm: AWS managed policies (names, kubeaws.partition.managed_policy) attached to the control-plane
+    #: role, for an addon whose statements have no room under IAM's inline limit there (docs/addons.md).
+    control_plane_managed: tuple[str, ...] = ()
     #: EKS: the service account's IAM role, and the EKS managed add-on installed instead of the manifests.
     irsa: Irsa | None = None
     eks_addon: str | None = None
@@ -103,8 +106,11 @@ class Addon:
     #: The addon's own pinned version, for `kubeaws version` (its images otherwise).
     version: str | None = None
     #: Upstream files vendored into the package (relative to kubeaws/addons/vendor), applied before the
-    #: rendered manifest.
+    #: rendered manifest (an addon may be its vendored files alone: no template).
     vendored: tuple[str, ...] = ()
+    #: Per-cluster values set on the vendored documents: (spec, document) -> whether it changed the document
+    #: in place; the documents it leaves alone stay verbatim (kubeaws.addons.vendored.transform_documents).
+    patch: Callable[[ClusterSpec, dict[str, Any]], bool] | None = None
 
     @property
     def spec_path(self) -> str:
@@ -130,10 +136,10 @@ class Addon:
         return {k: mirror_image(v, repository) for k, v in out.items()}
 
     def render(self, spec: ClusterSpec) -> str:
-        """The addon's manifest (multi-document YAML) for this spec: its vendored files verbatim, then its
-        template rendered; every image rewritten for the mirror in one place (kubeaws.addons.images: the
-        untouched documents stay verbatim)."""
-        if self.template is None:
+        """The addon's manifest (multi-document YAML) for this spec: its vendored files (verbatim but for
+        what `patch` sets), then its template rendered; every image rewritten for the mirror in one place
+        (kubeaws.addons.images: the untouched documents stay verbatim)."""
+        if self.template is None and not self.vendored:
             return ""
         body = spec.spec
         ctx: dict[str, Any] = {
@@ -145,10 +151,18 @@ class Addon:
         if self.context is not None:
             ctx.update(self.context(spec))
         repository = body.mirrors.image_repository
-        files = [images.rewrite_manifest(_vendored(path), repository) for path in self.vendored]
+        files = [images.rewrite_manifest(self._patched(_vendored(path), spec), repository) for path in self.vendored]
+        if self.template is None:
+            return "".join(text if text.endswith("\n") else text + "\n" for text in files)
         rendered = images.rewrite_manifest(_env().get_template(self.template).render(ctx), repository)
         return "".join(text if text.endswith("\n") else text + "\n" for text in files) + \
             ("---\n" if files else "") + rendered
+
+    def _patched(self, text: str, spec: ClusterSpec) -> str:
+        patch = self.patch
+        if patch is None:
+            return text
+        return vendored.transform_documents(text, lambda doc: patch(spec, doc))
 
     def documents(self, spec: ClusterSpec) -> list[dict[str, Any]]:
         """The rendered manifest's documents."""

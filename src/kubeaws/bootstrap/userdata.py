@@ -94,6 +94,8 @@ def _apply_steps(spec: ClusterSpec) -> list[str]:
         steps.append('kubectl_apply "$CONF_DIR/addons/cni-calico.yaml"')
     elif body.cni == "flannel":
         steps.append('kubectl_apply "$CONF_DIR/addons/cni-flannel.yaml"')
+    elif body.cni == "aws-vpc-cni":
+        steps.append('kubectl_apply "$CONF_DIR/addons/cni-aws-vpc-cni.yaml"')
     elif body.cni == "cilium":
         steps.append('tar -xzf "$RUN_DIR/helm-$ARCH.tar.gz" -C "$RUN_DIR" "linux-$ARCH/helm"')
         steps.append('retry "helm install cilium" "$RUN_DIR/linux-$ARCH/helm" upgrade --install cilium '

@@ -1,7 +1,8 @@
 """Kubernetes API endpoint builder (docs/kubeadm.md): a network load balancer (`LoadBalancer/api`,
 `TargetGroup/api`, `Listener/api`) when the control plane has several members or the endpoint is public;
 otherwise one `NetworkInterface/api` in the first private subnet, whose stable private address member 0
-attaches as a secondary interface.
+attaches as a secondary interface (tagged `node.k8s.amazonaws.com/no_manage=true` with the Amazon VPC CNI, which
+otherwise takes every ENI of the instance for pod addresses).
 
 Called by `model.build` before the control plane (whose Auto Scaling groups register in the target group).
 Pure: spec in, desired resources out.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubeaws.addons.descriptors.aws_vpc_cni import NO_MANAGE_TAG
 from kubeaws.model.common import Builder
 from kubeaws.model.flows import CONTROL_PLANE, LB
 from kubeaws.model.network import NetworkRefs
@@ -53,7 +55,8 @@ def build_endpoint(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> Endp
             "subnet_id": net.private_subnets[0],
             "security_group_ids": [groups[CONTROL_PLANE]],
             "description": f"{b.cluster} Kubernetes API (control-plane member 0)",
-        }, extra_tags={"kubeaws.io/role": "api-endpoint"})
+        }, extra_tags={"kubeaws.io/role": "api-endpoint",
+                       **({NO_MANAGE_TAG: "true"} if b.spec.spec.cni == "aws-vpc-cni" else {})})
         return EndpointRefs(host=Ref("NetworkInterface", "api", "private_ip"), network_interface=eni)
 
     public = b.spec.spec.access.api_endpoint == "public"

@@ -180,10 +180,12 @@ def build_iam(b: Builder, bucket: Ref | Computed | str) -> IamRefs:
             args: dict[str, Any] = {"cluster": b.cluster, "bucket": bucket, "partition": partition,
                                     "addons": [addon.name for addon in enabled(b.spec)]}
             policy = Computed(POLICIES[logical], args, f"{logical} policy")
+            managed = [ECR_READ_ONLY_NAME, *(name for addon in enabled(b.spec) if logical == "control-plane"
+                                             for name in addon.control_plane_managed)]
             role = b.owned("IamRole", logical, {
                 "name": name, "path": path, "assume_role_policy": trust_policy(partition),
                 "inline_policies": {f"kubeaws-{logical}": policy},
-                "managed_policy_arns": [managed_policy(partition, ECR_READ_ONLY_NAME)],
+                "managed_policy_arns": [managed_policy(partition, m) for m in managed],
             })
         instance_profile(b, logical, role, brought[logical])
         arns[logical] = Ref(role.kind, role.name, "arn")
