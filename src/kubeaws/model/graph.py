@@ -24,6 +24,15 @@ class Graph:
         #: The cluster's mode (kubeadm / eks): which kinds it can own; None = any.
         self.mode = mode
         self._nodes: dict[str, Desired] = {}
+        #: Each node's references (Desired.refs walks its props), kept until the node is added or replaced.
+        self._refs: dict[str, set[str]] = {}
+
+    def refs(self, key: str) -> set[str]:
+        """The keys `key` refers to (read-only: a copy is not made)."""
+        found = self._refs.get(key)
+        if found is None:
+            found = self._refs[key] = self._nodes[key].refs()
+        return found
 
     def add(self, desired: Desired) -> Desired:
         """Add a resource; adding the same key twice is an error unless both are identical."""
@@ -34,6 +43,7 @@ class Graph:
                 raise GraphError(f"{desired.key} added twice with different content")
             return existing
         self._nodes[desired.key] = desired
+        self._refs.pop(desired.key, None)
         return desired
 
     def replace(self, desired: Desired) -> None:
@@ -41,6 +51,7 @@ class Graph:
         if desired.key not in self._nodes:
             raise GraphError(f"{desired.key} is not in the graph")
         self._nodes[desired.key] = desired
+        self._refs.pop(desired.key, None)
 
     def __contains__(self, key: str) -> bool:
         return key in self._nodes
@@ -61,20 +72,20 @@ class Graph:
         return [d for d in self._nodes.values() if d.kind == kind]
 
     def dependencies(self, key: str) -> set[str]:
-        return self._nodes[key].refs()
+        return set(self.refs(key))
 
     def dependants(self) -> dict[str, set[str]]:
         """key -> keys that depend on it."""
         out: dict[str, set[str]] = {k: set() for k in self._nodes}
-        for key, node in self._nodes.items():
-            for dep in node.refs():
+        for key in self._nodes:
+            for dep in self.refs(key):
                 out[dep].add(key)
         return out
 
     def validate(self) -> None:
         """Every reference points into the graph and there is no cycle."""
         for node in self._nodes.values():
-            missing = sorted(node.refs() - set(self._nodes))
+            missing = sorted(self.refs(node.key) - self._nodes.keys())
             if missing:
                 raise GraphError(f"{node.key} refers to missing {', '.join(missing)}")
         self.topological()
@@ -92,7 +103,7 @@ class Graph:
             if mark == 1:
                 raise GraphError("dependency cycle: " + " -> ".join([*path, key]))
             state[key] = 1
-            for dep in sorted(self._nodes[key].refs()):
+            for dep in sorted(self.refs(key)):
                 if dep in self._nodes:
                     visit(dep, [*path, key])
             state[key] = 2

@@ -58,17 +58,21 @@ def _unknown(path: list[PathPart], name: str, types: InstanceTypes, region: str)
 def instance_type_problems(spec: ClusterSpec, types: InstanceTypes) -> list[FieldProblem]:
     """Every instance type `types` does not know, and, with the facts of those it knows, the problems of the
     rules that read them (max pods, node-group names with `{spec}`)."""
+    return _checked(spec, types)[1]
+
+
+def _checked(spec: ClusterSpec, types: InstanceTypes) -> tuple[ClusterSpec, list[FieldProblem]]:
     region = spec.spec.region
     problems = [_unknown(path, name, types, region) for path, name in instance_type_fields(spec)
                 if name not in types]
     with_facts = spec.with_instance_types(types)
-    return problems + check_max_pods(with_facts) + check_node_groups(with_facts)
+    return with_facts, problems + check_max_pods(with_facts) + check_node_groups(with_facts)
 
 
 def resolve(spec: ClusterSpec, types: InstanceTypes = BUNDLED) -> ClusterSpec:
     """The spec carrying `types` as its instance-type facts; a SpecError (every problem, each with the line of
     its field) when a type is unknown there or a rule reading the facts fails."""
-    problems = instance_type_problems(spec, types)
+    with_facts, problems = _checked(spec, types)
     if problems:
         raise located(spec, problems)
-    return spec.with_instance_types(types)
+    return with_facts
