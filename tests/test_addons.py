@@ -1,5 +1,6 @@
-"""Addon manifests: every document valid for the spec's Kubernetes version (kubernetes-validate --strict),
-CR kinds (no schema there) limited to the expected ones, images rewritten to the mirror, pinned versions."""
+"""Addon manifests: every document valid for the spec's Kubernetes version (kubernetes-validate --strict;
+the vendored upstream documents kubeaws applies as shipped are validated in tests/test_vendored.py), CR kinds
+(no schema there) limited to the expected ones, images rewritten to the mirror, pinned versions."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from kubeaws.addons import CR_KINDS, render_helm_values, render_manifests, versions
+from kubeaws.addons import CR_KINDS, render_manifests, vendored, versions
 from kubeaws.spec.load import load_spec
 from kubeaws.spec.models import ClusterSpec
 from tests.helpers import make_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = {"cloudProviderAWS": {}, "ebsCSI": {}, "metricsServer": {}, "clusterAutoscaler": {}, "rookCeph": {}}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: The documents of the vendored files as shipped (validated once, in tests/test_vendored.py).
+SHIPPED = {piece for f in vendored.sources() if f.name.endswith(".yaml")
+           for piece in vendored.split_documents(vendored.read(f.addon, f.name, f.version))}
 
 
 def _specs() -> list[ClusterSpec]:
@@ -31,7 +36,10 @@ def test_every_manifest_validates_strictly(spec: ClusterSpec) -> None:
     version = versions.kubernetes_patch(spec.spec.kubernetes_version)
     crs = set()
     for name, text in render_manifests(spec).items():
-        for doc in yaml.safe_load_all(text):
+        for piece in vendored.split_documents(text):
+            doc = yaml.load(piece, Loader=_Loader)
+            if not doc or piece in SHIPPED:
+                continue
             if doc["kind"] in CR_KINDS:
                 crs.add(doc["kind"])
                 continue
@@ -47,14 +55,15 @@ def test_every_manifest_validates_strictly(spec: ClusterSpec) -> None:
 
 def test_selected_files() -> None:
     ha = load_spec(EXAMPLES / "ha.yaml")
-    assert list(render_manifests(ha)) == ["cloud-provider-aws.yaml", "ebs-csi.yaml", "metrics-server.yaml",
-                                          "cluster-autoscaler.yaml", "rook-ceph.yaml"]
-    values = yaml.safe_load(render_helm_values(ha)["cilium-values.yaml"])
-    assert values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"] == ["192.168.0.0/16"]
+    assert list(render_manifests(ha)) == ["cni-cilium.yaml", "cloud-provider-aws.yaml", "ebs-csi.yaml",
+                                          "metrics-server.yaml", "cluster-autoscaler.yaml", "rook-crds.yaml",
+                                          "rook-common.yaml", "rook-operator.yaml", "rook-ceph.yaml"]
+    cilium = yaml.safe_load_all(render_manifests(ha)["cni-cilium.yaml"])
+    config = next(d for d in cilium if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "cilium-config")
+    assert config["data"]["cluster-pool-ipv4-cidr"] == "192.168.0.0/16"
     dev = load_spec(EXAMPLES / "dev.yaml")
-    assert list(render_manifests(dev)) == ["cni-calico.yaml", "cloud-provider-aws.yaml", "ebs-csi.yaml",
-                                           "metrics-server.yaml"]
-    assert render_helm_values(dev) == {}
+    assert list(render_manifests(dev)) == ["tigera-operator.yaml", "cni-calico.yaml", "cloud-provider-aws.yaml",
+                                           "ebs-csi.yaml", "metrics-server.yaml"]
 
 
 def test_cluster_autoscaler_discovers_the_clusters_asgs() -> None:
@@ -76,9 +85,12 @@ def test_calico_encapsulation_and_pod_cidr() -> None:
 def test_every_image_goes_through_the_mirror() -> None:
     spec = make_spec(network={"cni": "flannel"}, addons=ALL, mirrors={"imageRepository": "registry.example.cn/k8s"})
     images = []
-    for text in render_manifests(spec).values():
-        images += [line.split("image:", 1)[1].strip().strip("\"") for line in text.splitlines() if "image:" in line]
+    for text in render_manifests(spec).values():  # the CRDs' `image:` lines are schema fields, not images
+        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d and d["kind"] != "CustomResourceDefinition"]
+        images += [line.split("image:", 1)[1].strip().strip("\"") for line in yaml.safe_dump_all(docs).splitlines()
+                   if "image:" in line]
     assert images and all(i.startswith("registry.example.cn/k8s/") for i in images), images
+    assert "registry.example.cn/k8s/rook/ceph:v1.15.4" in images
     assert "registry.example.cn/k8s/metrics-server/metrics-server:v0.7.2" in images
 
 

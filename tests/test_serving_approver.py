@@ -209,7 +209,7 @@ def test_every_member_installs_and_runs_it_from_the_state_bucket() -> None:
     # on every member (not only member 0), right after the control plane is up and before the addons
     assert main.index("step publish") < main.index("step serving-approver install_approver") < \
         main.index('if [[ "$MEMBER" == "0" ]]; then\n    step addons')
-    body = script[script.index("install_approver() {"):script.index("# fetch_remote")]
+    body = script[script.index("install_approver() {"):script.index("kubectl_apply() {")]
     assert f"s3_get {APPROVER_KEY} " in body and f'"$ROOT"{APPROVER_PATH}' in body
     assert f"systemctl enable --now {APPROVER_UNIT}" in body
     unit = files["user-data/control-plane.yaml"]

@@ -91,7 +91,7 @@ def api_for(host: Host, flags: dict[str, str]) -> Api:
 
 def documents(path: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(path.read_text()):
+    for doc in yaml.load_all(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if not doc:
             continue
         out.extend(doc.get("items") or [] if doc.get("kind") == "List" else [doc])

@@ -16,19 +16,17 @@ Stand-ins for what a registry does not have or a sandbox cannot do, each with th
   the kubelet's start runs the static pods), `sysctl --system` (writes the /proc/sys values the kubelet and
   kubeadm's preflight read), `modprobe`, `swapoff`, `ip` (links from the moto ENI attachments; addresses
   recorded so that the API interface's address reaches this host), `dpkg --print-architecture`, `crictl pull`,
-  `curl` downloads (known upstream URLs only; helm comes as a tarball of the instance architecture's binary,
-  which fails with "Exec format error" on another), `helm`.
+  `curl` downloads (the Kubernetes apt key only: any other host "could not be resolved", as in an air gap; the
+  addon manifests come from the state bucket).
 Every call is appended to the world's calls.log as "<instance-id> <command> <args>".
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 from tests.sandbox.host import ETCD_DIR, Host
@@ -38,7 +36,7 @@ REAL = {"aws": Path(sys.executable).parent / "aws", "mkfs.ext4": Path("/usr/sbin
 ETCD_TOOLS = {"etcdctl": ETCD_DIR / "etcdctl", "etcdutl": ETCD_DIR / "etcdutl"}
 COMMANDS = ("aws", "mkfs.ext4", "blkid", "curl", "kubeadm", "kubectl", "ctr", "crictl", "mount", "mountpoint",
             "apt-get", "apt-cache", "apt-mark", "gpg", "containerd", "systemctl", "sysctl", "modprobe", "swapoff",
-            "ip", "dpkg", "helm")
+            "ip", "dpkg")
 
 
 class Fail(Exception):
@@ -302,43 +300,11 @@ def cmd_ctr(host: Host, args: list[str]) -> str:
 
 
 # -- downloads --------------------------------------------------------------------------------------------
-def _crd(group: str, kind: str, plural: str) -> dict[str, object]:
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{group}"},
-            "spec": {"group": group, "names": {"kind": kind, "plural": plural}, "scope": "Namespaced"}}
-
-
 def _download(host: Host, url: str) -> bytes:
-    """What the upstream URL serves, as far as the sandbox needs it (CRDs the rendered resources use)."""
+    """What an upstream URL serves, as far as the sandbox needs it."""
     if url.endswith("/Release.key"):
         return b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n...\n"
-    if url.endswith("tigera-operator.yaml"):
-        docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tigera-operator"}},
-                _crd("operator.tigera.io", "Installation", "installations"),
-                _crd("operator.tigera.io", "APIServer", "apiservers")]
-    elif url.endswith("crds.yaml") and "rook" in url:
-        docs = [_crd("ceph.rook.io", "CephCluster", "cephclusters"),
-                _crd("ceph.rook.io", "CephBlockPool", "cephblockpools")]
-    elif url.endswith(("common.yaml", "operator.yaml")) and "rook" in url:
-        docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "rook-ceph"}}]
-    elif re.search(r"helm-v[\d.]+-linux-(amd64|arm64)\.tar\.gz$", url):
-        arch = re.search(r"linux-(amd64|arm64)", url).group(1)  # type: ignore[union-attr]
-        launcher = (host.world / "bin" / "helm").read_bytes().replace(b"import sys", b"import os, sys\nos.environ"
-                                                                     b"['SANDBOX_HELM_ARCH'] = '" + arch.encode()
-                                                                     + b"'", 1)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            info = tarfile.TarInfo(f"linux-{arch}/helm")
-            info.size, info.mode = len(launcher), 0o755
-            tar.addfile(info, io.BytesIO(launcher))
-        return buffer.getvalue()
-    elif re.search(r"cilium-[\d.]+\.tgz$", url):
-        return b"chart"
-    else:
-        raise Fail(f"Could not resolve host: {url.split('/')[2]}", 6)
-    import yaml
-
-    return yaml.safe_dump_all(docs).encode()
+    raise Fail(f"Could not resolve host: {url.split('/')[2]}", 6)
 
 
 def cmd_curl(host: Host, args: list[str]) -> str:
@@ -350,20 +316,6 @@ def cmd_curl(host: Host, args: list[str]) -> str:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     return ""
-
-
-def cmd_helm(host: Host, args: list[str]) -> str:
-    arch = os.environ.get("SANDBOX_HELM_ARCH")
-    if arch and arch != host.state()["arch"]:
-        raise Fail("cannot execute binary file: Exec format error", 126)
-    if args[:2] != ["upgrade", "--install"]:
-        raise Fail(f"unsupported {args}")
-    from tests.sandbox.kubectl import api_for
-
-    api = api_for(host, {"kubeconfig": args[args.index("--kubeconfig") + 1]})
-    api.put("daemonsets", {"apiVersion": "apps/v1", "kind": "DaemonSet",
-                           "metadata": {"name": args[2], "namespace": args[args.index("--namespace") + 1]}})
-    return f'Release "{args[2]}" has been upgraded.\n'
 
 
 def install(world: Path) -> Path:

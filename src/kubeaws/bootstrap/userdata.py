@@ -5,7 +5,8 @@ that receives the state bucket name) and by `kubeaws render -o DIR` (`artifacts`
 
 The user data is a `#cloud-config` with `write_files` (boot script, kubeadm config templates, systemd units)
 and `runcmd` (runs the boot script). It holds no secret: CAs, the encryption key and the join token are read
-from the state bucket with the instance role. The addon manifests are too big for user data: kubeaws uploads
+from the state bucket with the instance role. The addon manifests (the upstream ones vendored in the package:
+nothing is downloaded from the internet at boot) are too big for user data: kubeaws uploads
 them to the state bucket (`bucket_objects`: keys `cluster/addons/<file>`, to be written as `StateObject`s by the model)
 and the first control-plane member downloads them; so is the kubelet serving-certificate approver that every
 member runs (`cluster/node/kubelet-serving-approver.py`: the file `bootstrap/serving_approver.py` as it is,
@@ -27,7 +28,7 @@ import jinja2
 import yaml
 
 from kubeaws import addons
-from kubeaws.addons import versions
+from kubeaws.addons import images, versions
 from kubeaws.addons.templating import environment
 from kubeaws.bootstrap import kubeadm
 from kubeaws.bootstrap.kubeadm import Role
@@ -79,37 +80,18 @@ def _mirrored_url(spec: ClusterSpec, url: str) -> str:
 
 
 def _apply_steps(spec: ClusterSpec) -> list[str]:
-    """Shell lines of install_addons (after the remote files were fetched into $RUN_DIR). Code, not values:
-    they name only kubeaws' own files and CRDs, never a string from the spec."""
-    body = spec.spec
+    """Shell lines of install_addons: every addon file (downloaded from the state bucket, the vendored upstream
+    manifests included: nothing comes from the internet) applied in order, a custom resource only once its
+    CRD is established. Code, not values: they name only kubeaws' own files and CRDs, never a string from
+    the spec."""
+    #: File -> the CRD its custom resources need (the CRD comes in an earlier file).
+    needs = {"cni-calico.yaml": "installations.operator.tigera.io", "rook-ceph.yaml": "cephclusters.ceph.rook.io"}
     steps: list[str] = []
-
-    def crd(name: str) -> None:
-        steps.append(f'retry "CRD {name}" "${{KUBECTL[@]}}" wait --for condition=established '
-                     f'--timeout=10s crd/{name}')
-
-    if body.cni == "calico":
-        steps.append('kubectl_apply "$RUN_DIR/tigera-operator.yaml"')
-        crd("installations.operator.tigera.io")
-        steps.append('kubectl_apply "$CONF_DIR/addons/cni-calico.yaml"')
-    elif body.cni == "flannel":
-        steps.append('kubectl_apply "$CONF_DIR/addons/cni-flannel.yaml"')
-    elif body.cni == "aws-vpc-cni":
-        steps.append('kubectl_apply "$CONF_DIR/addons/cni-aws-vpc-cni.yaml"')
-    elif body.cni == "cilium":
-        steps.append('tar -xzf "$RUN_DIR/helm-$ARCH.tar.gz" -C "$RUN_DIR" "linux-$ARCH/helm"')
-        steps.append('retry "helm install cilium" "$RUN_DIR/linux-$ARCH/helm" upgrade --install cilium '
-                     '"$RUN_DIR/cilium.tgz" --namespace kube-system --kubeconfig "$K8S_DIR/admin.conf" '
-                     '-f "$CONF_DIR/addons/cilium-values.yaml"')
-    manifests = addons.render_manifests(spec)
-    for name in manifests:
-        if not name.startswith("cni-") and name != "rook-ceph.yaml":
-            steps.append(f'kubectl_apply "$CONF_DIR/addons/{name}"')
-    if body.addons.rook_ceph is not None:
-        for name in ("rook-crds.yaml", "rook-common.yaml", "rook-operator.yaml"):
-            steps.append(f'kubectl_apply "$RUN_DIR/{name}"')
-        crd("cephclusters.ceph.rook.io")
-        steps.append('kubectl_apply "$CONF_DIR/addons/rook-ceph.yaml"')
+    for name in addons.render_manifests(spec):
+        if name in needs:
+            steps.append(f'retry "CRD {needs[name]}" "${{KUBECTL[@]}}" wait --for condition=established '
+                         f'--timeout=10s crd/{needs[name]}')
+        steps.append(f'kubectl_apply "$CONF_DIR/addons/{name}"')
     return steps
 
 
@@ -120,7 +102,7 @@ def _common_context(spec: ClusterSpec, role: Role, bucket: str) -> dict[str, Any
     return {
         "role": role, "cluster": spec.name, "bucket": bucket, "region": body.region,
         "k8s_patch": versions.kubernetes_patch(minor), "pkg_base": package_base(spec),
-        "pause_image": versions.mirror_image(versions.pause_image(minor), mirror),
+        "pause_image": images.mirror_image(versions.pause_image(minor), mirror),
         "image_mirror": mirror or "", "awscli_pip": AWSCLI_PIP,
         "awscli_index": _mirrored_url(spec, PYPI_SIMPLE) if body.mirrors.packages else "",
     }
@@ -135,11 +117,9 @@ def render_scripts(spec: ClusterSpec, role: Role, bucket: str, group: str | None
         return {f"bootstrap-node-{ng.name}.sh": env.get_template("node.sh.j2").render(ctx, group=ng.name)}
     body = spec.spec
     backup = body.etcd_backup
-    remotes = [versions.RemoteManifest(r.name, _mirrored_url(spec, r.url), r.sha256, r.arch)
-               for r in addons.remote_manifests(spec)]
     cp = env.get_template("control-plane.sh.j2").render(
         ctx, members=body.control_plane.count, schedulable=body.control_plane.schedulable,
-        api_eni=api_uses_eni(spec), remotes=remotes, apply_steps=_apply_steps(spec),
+        api_eni=api_uses_eni(spec), apply_steps=_apply_steps(spec),
         approver_key=APPROVER_KEY, approver_path=APPROVER_PATH, approver_unit=APPROVER_UNIT,
         etcd_backup=backup is not None, addon_files=sorted(addons.addon_files(spec)))
     out = {"bootstrap-control-plane.sh": cp,
@@ -251,9 +231,9 @@ def approver_source() -> str:
 
 
 def bucket_objects(spec: ClusterSpec) -> dict[str, str]:
-    """State-bucket key -> content of the files kubeaws uploads for the control plane (the addon manifests
-    and Helm values, read by the first member as `cluster/addons/<file>`; the serving-certificate approver,
-    read by every member). Not secret."""
+    """State-bucket key -> content of the files kubeaws uploads for the control plane (the addon manifests,
+    the vendored upstream ones included, read by the first member as `cluster/addons/<file>`; the
+    serving-certificate approver, read by every member). Not secret."""
     out = {f"cluster/addons/{name}": text for name, text in addons.addon_files(spec).items()}
     out[APPROVER_KEY] = approver_source()
     return out

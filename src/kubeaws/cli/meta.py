@@ -50,8 +50,7 @@ def versions() -> dict[str, Any]:
                           "cloudControllerManager": matched("cloud-provider-aws", "cloud-controller-manager", minor),
                           "clusterAutoscaler": matched("cluster-autoscaler", "cluster-autoscaler", minor)}
                   for minor in SUPPORTED_KUBERNETES_VERSIONS}
-    addons = {"calico": pins.CALICO_VERSION, "cilium": pins.CILIUM_VERSION, "rookCeph": pins.ROOK_VERSION,
-              "helm": pins.HELM_VERSION}
+    addons = {"calico": pins.CALICO_VERSION, "cilium": pins.CILIUM_VERSION, "rookCeph": pins.ROOK_VERSION}
     addons.update({_camel(name): image for addon in DESCRIPTORS for name, image in addon.images.items()})
     return {"version": __version__, "kubernetesVersions": list(SUPPORTED_KUBERNETES_VERSIONS),
             "kubernetes": kubernetes, "addons": addons}

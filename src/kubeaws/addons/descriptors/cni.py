@@ -1,7 +1,7 @@
 """The CNIs of a kubeadm cluster (`network.cni`), applied at boot by the first control-plane member: nodes are
 not Ready without one, and a cluster must come up even where kubeaws cannot reach its API. calico: the
-tigera-operator manifest (downloaded at boot) and the `Installation` rendered here; flannel: rendered here;
-cilium: its Helm chart installed at boot with the values `kubeaws.addons.render_helm_values` renders. Their
+tigera-operator manifest (vendored, kubeaws.addons.upstream) and the `Installation` rendered here; flannel:
+rendered here; cilium: its chart rendered when kubeaws is built (vendored, kubeaws.addons.upstream). Their
 pod traffic between nodes is in kubeaws.model.flows (cni_flows). Read by kubeaws.addons.DESCRIPTORS.
 """
 

@@ -461,7 +461,6 @@ ETCD_DEVICE_NAME="/dev/xvdz"
 PKI_FILES="ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub"
 KUBECTL=(kubectl --kubeconfig "$K8S_DIR/admin.conf")
 MEMBER=""
-ARCH=""
 
 find_member_index() {
   MEMBER="$(aws ec2 describe-instances --region "$REGION" --instance-ids "$INSTANCE_ID" \
@@ -806,28 +805,10 @@ install_approver() {
   systemctl enable --now kubeaws-serving-approver.service
 }
 
-# fetch_remote NAME URL SHA256 [ARCH]: a pinned upstream file, digest checked; binaries for another CPU
-# architecture than this instance's are skipped.
-fetch_remote() {
-  local out="$RUN_DIR/$1"
-  if [[ -n "${4:-}" && "$4" != "$ARCH" ]]; then
-    return 0
-  fi
-  retry "download of $2" curl -fsSL --retry 3 -o "$out" "$2"
-  if [[ -n "$3" ]]; then
-    echo "$3  $out" | sha256sum -c --quiet - || fail "digest mismatch for $2"
-  else
-    log "WARNING: no pinned digest for $2"
-  fi
-  if [[ -n "$IMAGE_MIRROR" && "$1" == *.yaml ]]; then
-    sed -i -E "s#(image: *\"?)(docker\.io|quay\.io|registry\.k8s\.io|ghcr\.io)/#\1${IMAGE_MIRROR}/#" "$out"
-  fi
-}
 kubectl_apply() { retry "kubectl apply -f $1" "${KUBECTL[@]}" apply --server-side --force-conflicts -f "$1"; }
 
 install_addons() {
-  local name names=(cloud-provider-aws.yaml cni-calico.yaml ebs-csi.yaml metrics-server.yaml)
-  ARCH="$(dpkg --print-architecture)"
+  local name names=(cloud-provider-aws.yaml cni-calico.yaml ebs-csi.yaml metrics-server.yaml tigera-operator.yaml)
   retry "the API server" api_ready
   mkdir -p "$CONF_DIR/addons"
   retry "s3://$BUCKET/cluster/addons/" aws s3 cp --only-show-errors --recursive --region "$REGION" \
@@ -835,8 +816,7 @@ install_addons() {
   for name in "${names[@]}"; do
     [[ -s "$CONF_DIR/addons/$name" ]] || fail "s3://$BUCKET/cluster/addons/$name is missing"
   done
-  fetch_remote tigera-operator.yaml https://raw.githubusercontent.com/projectcalico/calico/v3.28.2/manifests/tigera-operator.yaml ''
-  kubectl_apply "$RUN_DIR/tigera-operator.yaml"
+  kubectl_apply "$CONF_DIR/addons/tigera-operator.yaml"
   retry "CRD installations.operator.tigera.io" "${KUBECTL[@]}" wait --for condition=established --timeout=10s crd/installations.operator.tigera.io
   kubectl_apply "$CONF_DIR/addons/cni-calico.yaml"
   kubectl_apply "$CONF_DIR/addons/cloud-provider-aws.yaml"

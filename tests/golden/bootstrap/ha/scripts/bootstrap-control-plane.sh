@@ -461,7 +461,6 @@ ETCD_DEVICE_NAME="/dev/xvdz"
 PKI_FILES="ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub"
 KUBECTL=(kubectl --kubeconfig "$K8S_DIR/admin.conf")
 MEMBER=""
-ARCH=""
 
 find_member_index() {
   MEMBER="$(aws ec2 describe-instances --region "$REGION" --instance-ids "$INSTANCE_ID" \
@@ -751,28 +750,10 @@ install_approver() {
   systemctl enable --now kubeaws-serving-approver.service
 }
 
-# fetch_remote NAME URL SHA256 [ARCH]: a pinned upstream file, digest checked; binaries for another CPU
-# architecture than this instance's are skipped.
-fetch_remote() {
-  local out="$RUN_DIR/$1"
-  if [[ -n "${4:-}" && "$4" != "$ARCH" ]]; then
-    return 0
-  fi
-  retry "download of $2" curl -fsSL --retry 3 -o "$out" "$2"
-  if [[ -n "$3" ]]; then
-    echo "$3  $out" | sha256sum -c --quiet - || fail "digest mismatch for $2"
-  else
-    log "WARNING: no pinned digest for $2"
-  fi
-  if [[ -n "$IMAGE_MIRROR" && "$1" == *.yaml ]]; then
-    sed -i -E "s#(image: *\"?)(docker\.io|quay\.io|registry\.k8s\.io|ghcr\.io)/#\1${IMAGE_MIRROR}/#" "$out"
-  fi
-}
 kubectl_apply() { retry "kubectl apply -f $1" "${KUBECTL[@]}" apply --server-side --force-conflicts -f "$1"; }
 
 install_addons() {
-  local name names=(cilium-values.yaml cloud-provider-aws.yaml cluster-autoscaler.yaml ebs-csi.yaml metrics-server.yaml rook-ceph.yaml)
-  ARCH="$(dpkg --print-architecture)"
+  local name names=(cloud-provider-aws.yaml cluster-autoscaler.yaml cni-cilium.yaml ebs-csi.yaml metrics-server.yaml rook-ceph.yaml rook-common.yaml rook-crds.yaml rook-operator.yaml)
   retry "the API server" api_ready
   mkdir -p "$CONF_DIR/addons"
   retry "s3://$BUCKET/cluster/addons/" aws s3 cp --only-show-errors --recursive --region "$REGION" \
@@ -780,21 +761,14 @@ install_addons() {
   for name in "${names[@]}"; do
     [[ -s "$CONF_DIR/addons/$name" ]] || fail "s3://$BUCKET/cluster/addons/$name is missing"
   done
-  fetch_remote helm-amd64.tar.gz https://get.helm.sh/helm-v3.16.2-linux-amd64.tar.gz '' amd64
-  fetch_remote helm-arm64.tar.gz https://get.helm.sh/helm-v3.16.2-linux-arm64.tar.gz '' arm64
-  fetch_remote cilium.tgz https://helm.cilium.io/cilium-1.16.3.tgz ''
-  fetch_remote rook-crds.yaml https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/crds.yaml ''
-  fetch_remote rook-common.yaml https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/common.yaml ''
-  fetch_remote rook-operator.yaml https://raw.githubusercontent.com/rook/rook/v1.15.4/deploy/examples/operator.yaml ''
-  tar -xzf "$RUN_DIR/helm-$ARCH.tar.gz" -C "$RUN_DIR" "linux-$ARCH/helm"
-  retry "helm install cilium" "$RUN_DIR/linux-$ARCH/helm" upgrade --install cilium "$RUN_DIR/cilium.tgz" --namespace kube-system --kubeconfig "$K8S_DIR/admin.conf" -f "$CONF_DIR/addons/cilium-values.yaml"
+  kubectl_apply "$CONF_DIR/addons/cni-cilium.yaml"
   kubectl_apply "$CONF_DIR/addons/cloud-provider-aws.yaml"
   kubectl_apply "$CONF_DIR/addons/ebs-csi.yaml"
   kubectl_apply "$CONF_DIR/addons/metrics-server.yaml"
   kubectl_apply "$CONF_DIR/addons/cluster-autoscaler.yaml"
-  kubectl_apply "$RUN_DIR/rook-crds.yaml"
-  kubectl_apply "$RUN_DIR/rook-common.yaml"
-  kubectl_apply "$RUN_DIR/rook-operator.yaml"
+  kubectl_apply "$CONF_DIR/addons/rook-crds.yaml"
+  kubectl_apply "$CONF_DIR/addons/rook-common.yaml"
+  kubectl_apply "$CONF_DIR/addons/rook-operator.yaml"
   retry "CRD cephclusters.ceph.rook.io" "${KUBECTL[@]}" wait --for condition=established --timeout=10s crd/cephclusters.ceph.rook.io
   kubectl_apply "$CONF_DIR/addons/rook-ceph.yaml"
 }
