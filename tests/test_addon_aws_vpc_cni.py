@@ -6,7 +6,11 @@ must leave alone; pod traffic between the node roles; and EKS unchanged (the vpc
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -15,12 +19,14 @@ import yaml
 from kubeaws.access import render_artifacts
 from kubeaws.addons import DESCRIPTORS, enabled, render_manifests, vendored, versions
 from kubeaws.addons.descriptors import aws_vpc_cni as cni
+from kubeaws.bootstrap import USER_DATA_LIMIT
 from kubeaws.bootstrap.userdata import _apply_steps
 from kubeaws.model import build
 from kubeaws.model.flows import required_flows
 from kubeaws.model.iam import control_plane_policy, node_policy
 from kubeaws.resources._s3 import state_bucket_name
 from kubeaws.resources.base import Computed
+from kubeaws.resources.launch_template import encode_user_data
 from tests.helpers import make_spec
 
 ON = {"cni": "aws-vpc-cni"}
@@ -105,6 +111,37 @@ def test_applied_at_first_boot_and_rendered() -> None:
     assert steps[0] == f'kubectl_apply "$CONF_DIR/addons/{FILE}"'
     artifacts = render_artifacts(spec)
     assert any(path.endswith(f"addons/{FILE}") for path in artifacts), sorted(artifacts)
+
+
+def test_every_instance_pulls_the_images_with_its_ecr_token(tmp_path: Path) -> None:
+    """kubelet has no ECR credential provider: the boot scripts of both roles pull the CNI's images from the
+    region's EKS registry with the instance role's token (the ECR read-only managed policy), before kubeadm."""
+    spec = make_spec(network=ON)
+    artifacts = render_artifacts(spec)
+    scripts = {k: v for k, v in artifacts.items() if k.startswith("scripts/bootstrap-")}
+    assert set(scripts) == {"scripts/bootstrap-control-plane.sh", "scripts/bootstrap-node-general.sh"}
+    for name, text in scripts.items():
+        pulls = [line.split()[-1] for line in text.splitlines() if line.strip().startswith("retry 'image ")]
+        assert pulls == pod_images(spec), name
+        assert 'aws ecr get-login-password --region "$REGION"' in text
+        body = text[text.index("configure_containerd() {"):]
+        assert "ecr_pull 602401143452" in body[:body.index("\n}\n")]  # the step before kubeadm runs
+        assert text.index("step configure-containerd") < text.index("step kubeadm-join" if "node" in name
+                                                                   else "step control-plane")
+        path = tmp_path / name.split("/")[1]
+        path.write_text(text)
+        result = subprocess.run([str(Path(sys.executable).parent / "shellcheck"), "--shell=bash", "--severity=style",
+                                 str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
+    for name, text in artifacts.items():
+        if name.startswith("user-data/"):
+            assert len(base64.b64decode(encode_user_data(text))) <= USER_DATA_LIMIT, name  # as RunInstances gets it
+    for other in (make_spec(network={**ON}, mirrors={"imageRepository": "registry.example.cn/k8s"}), make_spec()):
+        assert not any("ecr_pull" in v for k, v in render_artifacts(other).items() if k.startswith("scripts/"))
+    graph = build(spec)
+    for role in ("node", "control-plane"):
+        assert "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly" in graph[f"IamRole/{role}"].props[
+            "managed_policy_arns"]
 
 
 def _actions(policy: dict[str, Any]) -> set[str]:

@@ -29,6 +29,7 @@ import yaml
 
 from kubeaws import addons
 from kubeaws.addons import images, versions
+from kubeaws.addons.descriptors import aws_vpc_cni
 from kubeaws.addons.templating import environment
 from kubeaws.bootstrap import kubeadm
 from kubeaws.bootstrap.kubeadm import Role
@@ -105,6 +106,7 @@ def _common_context(spec: ClusterSpec, role: Role, bucket: str) -> dict[str, Any
         "pause_image": images.mirror_image(versions.pause_image(minor), mirror),
         "image_mirror": mirror or "", "awscli_pip": AWSCLI_PIP,
         "awscli_index": _mirrored_url(spec, PYPI_SIMPLE) if body.mirrors.packages else "",
+        "ecr_images": aws_vpc_cni.ecr_images(spec),
     }
 
 

@@ -12,7 +12,9 @@ AmazonEKS_CNI_Policy's actions scoped to the cluster); the control-plane role ha
 10,240-character limit of a role's inline policies (cloud-provider-aws, the EBS CSI driver and
 cluster-autoscaler take up to about 9,600 with the longest names), so it gets the AWS managed policy
 AmazonEKS_CNI_Policy itself (the same actions, unscoped, as on EKS).
-Applied at boot by the first control-plane member, like every CNI. Its pod traffic between the nodes' security
+Applied at boot by the first control-plane member, like every CNI; every instance pulls its images at boot
+with the instance role's ECR token (`ecr_images`: kubelet has no ECR credential provider), unless a mirror
+serves them. Its pod traffic between the nodes' security
 groups is in kubeaws.model.flows (cni_flows). Read by kubeaws.addons.DESCRIPTORS.
 """
 
@@ -76,6 +78,17 @@ def patch(spec: ClusterSpec, doc: dict[str, Any]) -> bool:
             env = [var for var in container.get("env", []) if var.get("name") != "CLUSTER_NAME"]
             container["env"] = [*env, {"name": "CLUSTER_NAME", "value": spec.name}]
     return True
+
+
+def ecr_images(spec: ClusterSpec) -> list[str]:
+    """The CNI's images that every instance pulls at boot with its instance role's ECR token
+    (kubeaws.bootstrap): the region's EKS registry is private ECR, and kubelet has no ECR credential provider.
+    None with `mirrors.imageRepository` (the mirror serves them) or another CNI."""
+    if not ADDON.enabled(spec) or spec.spec.mirrors.image_repository:
+        return []
+    (ds,) = [d for d in ADDON.documents(spec) if d["kind"] == "DaemonSet"]
+    pod = ds["spec"]["template"]["spec"]
+    return [str(c["image"]) for c in [*pod.get("initContainers", []), *pod["containers"]]]
 
 
 def statements(cluster: str, partition: str = "aws") -> list[dict[str, Any]]:
