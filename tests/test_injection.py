@@ -41,7 +41,7 @@ from kubeaws.spec.models import ClusterSpec
 from kubeaws.spec.validate import DNS_LABEL, MAX_CLUSTER_NAME, MAX_NODE_GROUP_NAME, format_path
 from tests.helpers import BASE, merge
 
-BUCKET = "kubeaws-zqvcluster-0123456789"
+BUCKET = "kubeaws-zqvbucket-0123456789"  # no other token in it: the test maps each token to its value
 BASH = shutil.which("bash") or "/bin/bash"
 TEMPLATES = Path(userdata.__file__).parent / "templates"
 SCRIPTS = sorted(p.name for p in TEMPLATES.glob("*.sh.j2"))

@@ -26,6 +26,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from kubeaws.local.wsgi import collect
+
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 _EC2_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[a-z0-9-]+/ec2/aws4_request")
@@ -122,23 +124,9 @@ class Ec2Front:
 
     def forward(self, environ: Environ, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         """Send the request with `body` to moto and collect its whole answer."""
-        captured: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-            captured["status"], captured["headers"] = status, headers
-            return chunks.append
-
         inner = dict(environ)
         inner["wsgi.input"], inner["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-        result = self.app(inner, start)
-        try:
-            chunks.extend(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        return int(str(captured.get("status", "500")).split()[0]), list(captured.get("headers", [])), b"".join(chunks)
+        return collect(self.app, inner)
 
 
 def _page_size(value: str | None) -> int | None:

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from kubeaws.local.eks_state import API_MODES, ClusterInfo, EksApiError, EksState, invalid, not_found
+from kubeaws.local.wsgi import collect
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -144,22 +145,8 @@ class EksFront:
 
     def forward(self, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         """Send the request to moto and collect its whole answer."""
-        captured: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-            captured["status"], captured["headers"] = status, headers
-            return chunks.append
-
         req.body()  # moto reads the body from the replaced input
-        result = self.app(req.environ, start)
-        try:
-            chunks.extend(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        return int(str(captured.get("status", "500")).split()[0]), list(captured.get("headers", [])), b"".join(chunks)
+        return collect(self.app, req.environ)
 
     # -- routing -------------------------------------------------------------------------------------
     def route(self, req: Request) -> Answer | None:
