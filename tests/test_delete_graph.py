@@ -27,6 +27,7 @@ from kubeaws.resources.base import Kind, Observed, walk
 from kubeaws.resources.controller_made import ControllerKind
 from kubeaws.spec.models import ClusterSpec
 from tests.conftest import EXAMPLES
+from tests.test_graph import deleted_before
 
 #: (kind deleted later, kind deleted first, how): "named" when the first names the later one (an ID or ARN in
 #: its attributes), "all" when every resource of the first kind must be gone (AWS refuses otherwise).
@@ -178,20 +179,9 @@ def test_the_model_graph_edges_hold_on_what_aws_shows(ha: tuple[ClusterSpec, Aws
     for o in obs.all_owned():
         of_key.setdefault(o.logical_key or "", []).append(f"{o.kind}/{o.id}")
 
-    def waits(later: str, first: str) -> bool:
-        seen, stack = set(), [later]
-        while stack:
-            for d in deps[stack.pop()]:
-                if d == first:
-                    return True
-                if d not in seen:
-                    seen.add(d)
-                    stack.append(d)
-        return False
-
     edges = [(a, b) for d in graph for dep in d.refs() for a in of_key.get(d.key, []) for b in of_key.get(dep, [])]
     assert len(edges) > 100
-    broken = [(a, b) for a, b in edges if not waits(b, a)]
+    broken = [(a, b) for a, b in edges if not deleted_before(deps, a, b)]
     assert broken == []
     eip = of_key["ElasticIp/bastion"][0]
     assert of_key["Instance/bastion"][0] in {k for k, before in deps.items() if eip in before}
