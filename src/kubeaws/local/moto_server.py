@@ -16,6 +16,11 @@ kubeaws sends.
   out of it. Such statements are left out of the evaluation (AWS would not apply them to kubeaws' own calls:
   TLS, the account's identity); the policy is stored and read back exactly as put.
 
+moto's backends are not thread-safe (its in-process mock warns of the same): two requests at once can meet a
+dictionary changing size under an iteration and answer HTTP 500 (seen on a parallel CreateAutoScalingGroup).
+kubeaws calls AWS from many threads, and AWS serves them all, so the server answers one request at a time (the
+GIL kept moto on one core anyway).
+
 moto's server app runs behind kubeaws.local.eks_front, which serves the EKS operations moto lacks (access entries,
 add-ons, updates) in the same process and forwards everything else to moto, and kubeaws.local.ec2_front, which
 pages the launch-template describes (moto answers 15 at most, with no NextToken).
@@ -29,7 +34,10 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from typing import Any
+
+from kubeaws.local.wsgi import App, collect
 
 
 def patch() -> None:
@@ -84,7 +92,29 @@ def app() -> Any:
 
     inner = DomainDispatcherApplication(create_backend_app)
     inner.debug = True  # type: ignore[attr-defined]  # as moto's own server: errors answered, not raised
-    return EksFront(Ec2Front(inner))
+    return one_at_a_time(EksFront(Ec2Front(inner)))
+
+
+def one_at_a_time(app: App) -> App:
+    """`app` answering one request at a time, its whole answer collected under the lock (module docstring)."""
+    lock = threading.Lock()
+
+    def serve(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with lock:
+            code, headers, body = collect(app, environ)
+        start_response(f"{code} {_reason(code)}", headers)
+        return [body]
+
+    return serve
+
+
+def _reason(code: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def main(argv: list[str]) -> None:
@@ -99,8 +129,15 @@ def main(argv: list[str]) -> None:
     from werkzeug.serving import run_simple
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: sys.exit(0))
+        signal.signal(sig, lambda *_: _exit())
     run_simple(args.host, args.port, app(), threaded=True, request_handler=MotoRequestHandler)
+
+
+def _exit() -> None:
+    """End at once: the state is in memory only, and a request thread must not hold the exit up."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
