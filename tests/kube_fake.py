@@ -20,7 +20,9 @@ emulator's EKS is metadata only): a small HTTPS server in a thread that stores o
 Hooks for tests: `add` (any object, e.g. built with tests/kube_objects.py), `register_node` (call it when an
 instance appears), `set_ready`, `start_pending` (the Pending pods scheduled and Running on a node), `scheduler` (True:
 replacement pods scheduled at once on a Ready node that is not cordoned, `schedule_pending`),
-`calls()` (the (method, path) of every request, in order), `fail_next` (statuses to answer next).
+`calls()` (the (method, path) of every request, in order), `fail_next` (statuses to answer next), `handshakes`
+(TLS connections accepted: HTTP/1.1 keeps them alive, as a real API server does), `drop_after` (that many
+answers each end their connection unannounced, as a server closing an idle one).
 
 Authentication: a bearer token starting with `k8s-aws-v1.` (EKS), or a client certificate signed by the
 `client_ca` given to `serve` (kubeadm admin certificates); anything else is 401, and so is a token in
@@ -103,6 +105,16 @@ class FakeApi(ThreadingHTTPServer):
         self.suffixes = itertools.count(1)
         #: True: a replacement pod is scheduled at once on a Ready, schedulable node, as the scheduler would.
         self.scheduler = False
+        #: TLS connections accepted (each one a handshake); requests on a kept-alive connection add none.
+        self.handshakes = 0
+        #: Answers after which the connection is closed without a word (as a server ends an idle keep-alive).
+        self.drop_after = 0
+
+    def get_request(self) -> tuple[Any, Any]:
+        accepted = super().get_request()  # the listening socket is TLS: accepting is the handshake
+        with self.lock:
+            self.handshakes += 1
+        return accepted
 
     # -- hooks for tests ------------------------------------------------------------------------------------
     def add(self, obj: dict[str, Any]) -> str:
@@ -181,6 +193,7 @@ def _kind_of(path: str) -> tuple[str, str]:
 
 class Handler(BaseHTTPRequestHandler):
     server: FakeApi
+    protocol_version = "HTTP/1.1"  # connections kept alive, as a real API server's (every answer has a length)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -192,6 +205,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        with self.server.lock:
+            if self.server.drop_after > 0:
+                self.server.drop_after -= 1
+                self.close_connection = True
 
     def _status(self, code: int, message: str, **extra: Any) -> None:
         self._reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,

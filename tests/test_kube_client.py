@@ -6,6 +6,7 @@ tests/test_kubernetes_object.py."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -342,3 +343,49 @@ def test_node_operations_with_a_client_certificate() -> None:
             ("PATCH", f"/api/v1/nodes/{NODE}"), ("POST", "/api/v1/namespaces/default/pods/web-5d4f8-0/eviction"),
             ("DELETE", f"/api/v1/nodes/{NODE}")]
         assert {r["client_cn"] for r in fake.requests} == {"kubeaws-admin"}
+
+
+# -- connections --------------------------------------------------------------------------------------------
+def test_requests_reuse_one_kept_alive_connection(api: FakeApi, kube: KubeClient) -> None:
+    """One TLS handshake for many requests (a rollout's polls): the connection is kept and reused."""
+    api.add(ko.node(NODE))
+    for _ in range(20):
+        assert kube.get_node(NODE) is not None
+    assert kube.cordon(NODE) is not None and kube.delete_node(NODE) and kube.get_node(NODE) is None
+    assert len(api.requests) == 23 and api.handshakes == 1
+    kube.close()  # the idle connection closed: the next request opens a new one
+    assert kube.list_nodes() == [] and api.handshakes == 2
+
+
+def test_threads_each_take_their_own_connection(api: FakeApi, kube: KubeClient) -> None:
+    """Threads calling at once never share a connection (each answer is its own request's), and the kept
+    connections are reused by the next calls: no more handshakes than threads."""
+    for i in range(4):
+        api.add(ko.node(f"node-{i}"))
+    barrier = threading.Barrier(4)
+    seen: dict[int, list[str]] = {}
+
+    def work(i: int) -> None:
+        barrier.wait()
+        seen[i] = [str((kube.get_node(f"node-{i}") or {})["metadata"]["name"]) for _ in range(15)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {i: [f"node-{i}"] * 15 for i in range(4)}
+    assert len(api.requests) == 60 and 1 <= api.handshakes <= 4
+
+
+def test_a_connection_the_server_closed_is_replaced_without_an_attempt(api: FakeApi, pki: dict[str, str]) -> None:
+    """The server ends a kept connection (idle timeout): the next request goes out on a new one, even with
+    a policy that allows a single attempt, and nothing is sent twice."""
+    one_attempt = RetryPolicy(max_attempts=1, base_delay=0.0, max_delay=0.0, poll_interval=0.0)
+    kube = KubeClient(url(api), pki["ca"], "k8s-aws-v1.abc", one_attempt)
+    api.add(ko.node(NODE))
+    api.drop_after = 1
+    assert kube.get_node(NODE) is not None  # answered, then its connection closed by the server
+    assert kube.cordon(NODE) is not None  # the kept connection is dead: sent again on a new one
+    assert api.calls() == [("GET", f"/api/v1/nodes/{NODE}"), ("PATCH", f"/api/v1/nodes/{NODE}")]
+    assert api.handshakes == 2

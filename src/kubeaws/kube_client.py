@@ -18,6 +18,10 @@ nothing else (docs/operations.md, "The Kubernetes client", says why it is not a 
 - Connection errors, 429 and 5xx answers are retried with the RetryPolicy's backoff (the API server of a
   new cluster may still be coming up), except for evictions, whose 429 is a budget's answer; any other error
   raises KubeApiError with the status and message.
+- Connections are kept alive (HTTP/1.1) and reused: a client keeps up to `POOL_SIZE` idle connections, and
+  each thread takes one of its own for a request, so one TLS handshake serves many requests (a rollout's
+  polls and drains make hundreds). A kept connection the server closed meanwhile is replaced at once, without
+  counting as a failed attempt. `close()` closes the idle ones.
 
 Paths of whole objects are built from apiVersion/kind for the types in `TYPES` only: kubeaws does no API
 discovery. Called by resources/kubernetes_object.py (EKS objects), doctor/live_k8s.py (`kubeaws doctor
@@ -80,6 +84,8 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 PATCH_CONTENT_TYPES = {"merge": "application/merge-patch+json",
                        "strategic": "application/strategic-merge-patch+json"}
 TIMEOUT = 30.0
+#: Idle connections a client keeps for reuse (one per thread that called at the same time, up to this).
+POOL_SIZE = 8
 #: EKS accepts a token for 15 minutes; a token from a callable is renewed after this many seconds.
 TOKEN_REFRESH_SECONDS = 600.0
 NODES = "/api/v1/nodes"
@@ -168,7 +174,8 @@ class KubeClient:
     """One Kubernetes API server (`server`: https://host[:port]), trusted through `ca_pem`, called with a
     bearer `token` (None: no Authorization header; a callable: asked for a fresh one every
     TOKEN_REFRESH_SECONDS on the policy's clock, and after a 401) and/or a `client_cert` ((cert PEM, key
-    PEM)). One connection per request, so safe across threads. Retry pauses and waits go through `policy`
+    PEM)). Safe across threads: each request runs on a connection no other thread uses meanwhile, taken
+    from the client's pool of kept-alive ones (or a new one). Retry pauses and waits go through `policy`
     (its clock and sleep; `sleep` overrides the retry pauses only).
 
     `tls_server_name`: connect to `server`'s address but verify the certificate for this name (TLS SNI and
@@ -194,6 +201,8 @@ class KubeClient:
         self._sleep = sleep or self.policy.sleep
         self._tls = ssl_context(ca_pem, client_cert)
         self.tls_server_name = tls_server_name
+        self._idle: list[_Connection] = []
+        self._pool_lock = threading.Lock()
 
     def _bearer(self, renew: bool = False) -> str | None:
         """The token to send: a callable's is asked for when missing, old, or after a 401 (`renew`)."""
@@ -245,20 +254,47 @@ class KubeClient:
             return status, (_decode(raw) if decode else raw)
 
     def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-        name = self.tls_server_name
-        conn = http.client.HTTPSConnection(name or self.host, self.port, timeout=self.timeout, context=self._tls)
-        try:
-            if name:  # connect to host:port, verify the certificate for `name`
-                raw = socket.create_connection((self.host, self.port), timeout=self.timeout)
-                try:
-                    conn.sock = self._tls.wrap_socket(raw, server_hostname=name)
-                except BaseException:
-                    raw.close()
-                    raise
-            conn.request(method, url, body=data, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
+        """One request on a kept connection (a new one when none is idle). A kept connection that fails
+        before any answer came (the server closed it while idle) is dropped and the request sent once more on
+        a new one; a new connection's failure is the caller's to retry."""
+        while True:
+            conn, reused = self._take()
+            try:
+                conn.request(method, url, body=data, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+            except OSError as exc:
+                conn.close()
+                if reused and not isinstance(exc, ssl.SSLCertVerificationError | TimeoutError):
+                    continue  # closed by the server while idle (reset, broken pipe, EOF): not an attempt
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            if response.will_close:
+                conn.close()
+            else:
+                self._give_back(conn)
+            return response.status, raw
+
+    def _take(self) -> tuple[_Connection, bool]:
+        with self._pool_lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return _Connection(self.host, self.port, self.timeout, self._tls, self.tls_server_name), False
+
+    def _give_back(self, conn: _Connection) -> None:
+        with self._pool_lock:
+            if len(self._idle) < POOL_SIZE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections (a later request opens a new one)."""
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
 
     def _check(self, method: str, path: str, status: int, payload: Any) -> Any:
@@ -399,6 +435,30 @@ class KubeClient:
             return wait_until(ready, timeout, f"node {name} to be Ready", self.policy)
         except WaitTimeout as exc:
             raise WaitTimeout(f"{exc}: {last[0]}") from exc
+
+
+class _Connection(http.client.HTTPSConnection):
+    """An HTTPS connection to `host`:`port` that, given `server_name`, verifies the certificate for that name
+    instead (SNI, hostname check and the Host header): the API reached through a local tunnel. It opens
+    itself again the same way when reused after the server closed it."""
+
+    def __init__(self, host: str, port: int, timeout: float, context: ssl.SSLContext,
+                 server_name: str | None) -> None:
+        super().__init__(server_name or host, port, timeout=timeout, context=context)
+        self._address = (host, port)
+        self._named = server_name is not None
+        self._tls = context
+
+    def connect(self) -> None:
+        if not self._named:
+            super().connect()
+            return
+        raw = socket.create_connection(self._address, timeout=self.timeout)
+        try:
+            self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
 
 
 @dataclass(frozen=True)
