@@ -194,6 +194,7 @@ def _kind_of(path: str) -> tuple[str, str]:
 class Handler(BaseHTTPRequestHandler):
     server: FakeApi
     protocol_version = "HTTP/1.1"  # connections kept alive, as a real API server's (every answer has a length)
+    disable_nagle_algorithm = True  # as Go's servers: the body, written after the headers, goes out at once
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -455,6 +455,7 @@ class _Connection(http.client.HTTPSConnection):
             return
         raw = socket.create_connection(self._address, timeout=self.timeout)
         try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client does: no Nagle delay
             self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
         except BaseException:
             raw.close()
