@@ -12,6 +12,7 @@ deterministically.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from kubeaws.rollout.inventory import BASE_TAG, GroupState, Instance
@@ -53,6 +54,7 @@ class FakeCloud:
         self.crash_at: tuple[str, int] | None = None  # (call, n): raise on the n-th such call
         self.calls: dict[str, int] = {}
         self.min_live: dict[str, int] = {}  # lowest count of Ready-or-booting instances seen, per group
+        self.max_all: dict[str, int] = {}  # highest count of instances, terminating ones included, per group
         self.origin: dict[str, str] = {}  # instance id -> its group
         clock.on_sleep.append(self.tick)
 
@@ -86,6 +88,7 @@ class FakeCloud:
                 self.boxes[name].append(_Box(self._new(name, int(group.pinned))))
             ready = len([b for b in self.boxes[name] if b.dying < 0])
             self.min_live[name] = min(self.min_live.get(name, ready), ready)
+            self.max_all[name] = max(self.max_all.get(name, 0), len(self.boxes[name]))
 
     def read(self, name: str) -> GroupState:
         group = self.groups[name]
@@ -138,16 +141,14 @@ class FakeCluster:
             raise DrainBlocked(f"cannot evict pod web-1 on {node}: PodDisruptionBudget {self.blocked[node]}")
         self.log.append(f"drain {node}")
 
-    def ready(self, node: str) -> bool:
-        for boxes in self.cloud.boxes.values():
-            for box in boxes:
-                if box.inst.node == node:
-                    return box.dying < 0 and box.age >= BOOT_POLLS + READY_POLLS
-        return False
+    def ready_nodes(self, nodes: Collection[str]) -> set[str]:
+        return {box.inst.node for boxes in self.cloud.boxes.values() for box in boxes
+                if box.inst.node in nodes and box.dying < 0 and box.age >= BOOT_POLLS + READY_POLLS}
 
     def forget(self, node: str) -> None:
         self.forgotten.append(node)
         self.log.append(f"forget {node}")
 
     def problems(self) -> list[str]:
+        self.log.append("validate")
         return list(self.broken)

@@ -4,6 +4,7 @@ tested on the moto server in tests/test_rollout_aws.py."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -67,6 +68,7 @@ def test_members_one_at_a_time_then_node_groups_with_surge() -> None:
 
 
 @pytest.mark.parametrize("crash", [("pin", 2), ("terminate", 1), ("terminate", 3), ("resize", 1), ("resize", 2),
+                                   ("resize", 3), ("resize", 5),
                                    ("terminate", 5), ("terminate", 7)])
 def test_a_rollout_killed_at_any_step_resumes_and_replaces_each_instance_once(crash: tuple[str, int]) -> None:
     cloud, cluster, clock, log = world()
@@ -142,3 +144,35 @@ def test_batches(surge: int | str, unavailable: int | str, desired: int, count: 
 
 def test_percentages() -> None:
     assert amount("30%", 10, True) == 3 and amount("35%", 10, True) == 4 and amount("35%", 10, False) == 3
+
+
+def test_the_next_batch_surges_while_this_one_is_validated_within_max_surge() -> None:
+    """maxSurge 2 on 7 nodes: canary, then batches of 2. Each next batch's surge is launched once this
+    batch's terminated instances have left the group (before this batch's nodes are forgotten and the
+    cluster validated), never beyond 2 instances over the group's size (terminating ones counted), and its
+    drain still waits for that validation."""
+    cloud, cluster, clock, log = world(cp=0, groups={"general": 7})
+    rollout = plan(cloud, settings={"general": {"maxSurge": 2, "maxUnavailable": 0}})
+    assert [len(b.instances) for b in rollout.node_groups[0].batches] == [1, 2, 2, 2]
+    runner(cloud, cluster, clock).run(rollout)
+    assert [e for e in log if e.startswith("resize")] == [
+        "resize general 8/8", "resize general 9/9", "resize general 9/9", "resize general 9/9", "resize general 7/7"]
+    batches = [[i.id for i in b.instances] for b in rollout.node_groups[0].batches]
+    for this, following in itertools.pairwise(batches):
+        last_terminate = max(log.index(e) for e in log if e.split()[:2] in (["terminate", i] for i in this))
+        surge = next(n for n, e in enumerate(log) if n > last_terminate and e.startswith("resize"))
+        forgotten = max(log.index(f"forget node-{i}") for i in this)
+        validated = log.index("validate", forgotten)
+        first_drain = min(log.index(f"drain node-{i}") for i in following)
+        assert last_terminate < surge < forgotten < validated < first_drain
+    assert cloud.max_all["general"] == 9, "never more than maxSurge instances beyond the size"
+    assert cloud.min_live["general"] >= 7 and plan(cloud).empty
+
+
+def test_serial_batches_launch_nothing_ahead() -> None:
+    """No surge (maxUnavailable 1): nothing is launched ahead; each replacement follows its termination."""
+    cloud, cluster, clock, log = world(cp=0, groups={"general": 3})
+    runner(cloud, cluster, clock).run(plan(cloud, settings={"general": {"maxSurge": 0, "maxUnavailable": 1}}))
+    assert not [e for e in log if e.startswith("resize")]
+    assert cloud.max_all["general"] == 4, "a terminating instance and its replacement, no more"
+    assert plan(cloud).empty

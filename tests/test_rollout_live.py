@@ -281,6 +281,24 @@ def test_validation_reports_nodes_and_kube_system_pods(fake_api: FakeApi, pki: d
     assert problems[1:] == ["pod kube-system/coredns-2 is Running on ip-10-0-1-2.ec2.internal (CrashLoopBackOff)"]
 
 
+def test_readiness_of_many_nodes_is_one_list(fake_api: FakeApi, pki: dict[str, str]) -> None:
+    """`ready_nodes`: a group's poll is one request (a list of the nodes), not one GET per instance; a single
+    node is one GET; NotReady and unregistered nodes are not Ready."""
+    clock = FakeClock()
+    kube = KubeClient(url(fake_api), pki["ca"], "k8s-aws-v1.abc", policy(clock))
+    cluster = KubeCluster(kube, make_spec(), policy(clock))
+    for n in range(4):
+        fake_api.add(ko.node(f"ip-10-0-1-{n}.ec2.internal", ready=n != 2))
+    wanted = [f"ip-10-0-1-{n}.ec2.internal" for n in (0, 1, 2, 9)]
+    assert cluster.ready_nodes(wanted) == {"ip-10-0-1-0.ec2.internal", "ip-10-0-1-1.ec2.internal"}
+    assert fake_api.calls() == [("GET", "/api/v1/nodes")]
+    assert cluster.ready_nodes(["ip-10-0-1-3.ec2.internal"]) == {"ip-10-0-1-3.ec2.internal"}
+    assert cluster.ready_nodes(["ip-10-0-1-2.ec2.internal"]) == set() and cluster.ready_nodes([]) == set()
+    assert fake_api.calls()[1:] == [("GET", "/api/v1/nodes/ip-10-0-1-3.ec2.internal"),
+                                    ("GET", "/api/v1/nodes/ip-10-0-1-2.ec2.internal")]
+    assert fake_api.handshakes == 1, "one kept-alive connection for all of it"
+
+
 def test_drain_skips_daemonset_mirror_and_finished_pods(fake_api: FakeApi, pki: dict[str, str]) -> None:
     """Cordon first, then an eviction for each workload pod (a bare pod too), none for DaemonSet, mirror
     or finished pods; the drain ends when the node holds only those."""

@@ -7,7 +7,9 @@
   `timeout` stops the rollout with the pod and the budget named (kubectl drain only says "Cannot evict pod
   as it would violate the pod's disruption budget"). Like kops' rolling update, pods without a controller and
   pods with emptyDir data are evicted too: the instance is about to be terminated, their data goes with it.
-- `ready(node)`: the Node is registered and its Ready condition True.
+- `ready_nodes(nodes)`: which of the nodes are registered with their Ready condition True: one GET for a
+  single node, one list of the nodes for several (a group's readiness poll is one request, not one per
+  instance).
 - `forget(node)`: the Node object of a terminated instance removed (the cloud provider would, minutes
   later; removing it now keeps validation from waiting on a node that is gone).
 - `problems()`: what `kops validate cluster` checks, with doctor --live's wording: every node Ready, every
@@ -20,7 +22,7 @@ Called by kubeaws.rollout.operation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from kubeaws.aws.retry import RetryPolicy
@@ -83,9 +85,15 @@ class KubeCluster:
                     "relax the PodDisruptionBudget), then run the rollout again; or raise --drain-timeout")
             self.policy.sleep(self.policy.poll_interval)
 
-    def ready(self, node: str) -> bool:
-        found = self.kube.get_node(node)
-        return found is not None and node_is_ready(found)
+    def ready_nodes(self, nodes: Collection[str]) -> set[str]:
+        wanted = set(nodes)
+        if len(wanted) == 1:
+            [name] = wanted
+            found = self.kube.get_node(name)
+            return {name} if found is not None and node_is_ready(found) else set()
+        if not wanted:
+            return set()
+        return {str((n.get("metadata") or {}).get("name")) for n in self.kube.list_nodes() if node_is_ready(n)} & wanted
 
     def forget(self, node: str) -> None:
         self.kube.delete_node(node)

@@ -12,7 +12,13 @@ A node-group batch: the group grown by the batch's surge (its size before, "desi
 tag until it shrinks back, and the maximum raised if needed), the new nodes waited for until Ready, the
 batch drained (its nodes at the same time), its instances terminated (the surged ones lowering the capacity
 back, the others replaced by the group), the group waited for until every instance is back and Ready, the
-old Nodes removed, the cluster validated. Independent node groups may roll `parallel_groups` at a time.
+old Nodes removed, the cluster validated. The next batch's surge is launched as soon as the terminated
+instances have left the group (so never more than `maxSurge` instances beyond the group's size exist, the
+terminating ones included): its boot overlaps this batch's wait and validation, and its drain still comes
+after that validation. Independent node groups may roll `parallel_groups` at a time.
+
+Readiness is read for a whole group at once (`Cluster.ready_nodes`: one node list, not one request per
+instance).
 
 The AWS and Kubernetes sides are behind small interfaces (`Cloud`, `Cluster`; `rollout.aws_ops` and
 `rollout.kube_ops` implement them) and the waits read time through the retry policy's clock, so tests run
@@ -29,7 +35,7 @@ Called by the `kubeaws rollout` command (and by `apply` after it updated launch 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -59,7 +65,9 @@ class Cloud(Protocol):
 class Cluster(Protocol):
     def drain(self, node: str, timeout: float) -> None: ...
 
-    def ready(self, node: str) -> bool: ...
+    def ready_nodes(self, nodes: Collection[str]) -> set[str]:
+        """Which of `nodes` are registered and Ready."""
+        ...
 
     def forget(self, node: str) -> None: ...
 
@@ -130,8 +138,13 @@ class Runner:
         except RolloutError as exc:
             raise RolloutError(f"{exc}: {'; '.join(last[0])}") from exc
 
-    def _ready(self, node: str) -> bool:
-        return self.cluster is None or (bool(node) and self.cluster.ready(node))
+    def _ready(self, instances: list[Instance]) -> list[Instance]:
+        """Those of `instances` whose node is Ready (all of them with no cluster: --cloud-only)."""
+        if self.cluster is None:
+            return list(instances)
+        named = [i for i in instances if i.node]
+        ready = self.cluster.ready_nodes([i.node for i in named]) if named else set()
+        return [i for i in named if i.node in ready]
 
     # -- running --------------------------------------------------------------------------------------------
     def run(self, plan: RolloutPlan) -> RolloutResult:
@@ -178,33 +191,27 @@ class Runner:
         group = self.cloud.read(name)
         if any(i.id in gone for i in group.live):
             return None
-        fresh = [i for i in group.live if i.version == group.target and self._ready(i.node)]
+        fresh = self._ready([i for i in group.live if i.version == group.target])
         return fresh[0] if fresh else None
 
     def roll_group(self, plan: GroupPlan) -> None:
         group = self._pin(self.cloud.read(plan.group.name))
-        for batch in plan.batches:
-            self.roll_batch(group.name, batch)
+        for index, batch in enumerate(plan.batches):
+            self.roll_batch(group.name, batch, plan.batches[index + 1] if index + 1 < len(plan.batches) else None)
         group = self.cloud.read(group.name)
         if group.base is not None:  # a surge left over by an interrupted run: back to the size before
             desired, maximum = group.base
             self.cloud.resize(group, desired, maximum, None)
         self.say(f"{group.name}: done")
 
-    def roll_batch(self, name: str, batch: Batch) -> None:
+    def roll_batch(self, name: str, batch: Batch, following: Batch | None = None) -> None:
+        """One batch; `following` (the next batch of the group) has its surge launched once this batch's
+        terminated instances have left the group."""
         group = self.cloud.read(name)
-        outdated = {i.id for i in group.outdated(self.force)}
-        todo = [i for i in batch.instances if i.id in outdated]
+        todo = self._todo(group, batch)
         if not todo:
             return
-        base = group.base or (group.desired, group.max_size)
-        surged = group.desired - base[0]
-        need = max(0, min(batch.surge, len(todo)) - surged)
-        if need:
-            desired = group.desired + need
-            self.say(f"{name}: surge {need} (capacity {group.desired} -> {desired})")
-            self.cloud.resize(group, desired, max(group.max_size, desired), base)
-            surged += need
+        surged = self._surge(group, batch, todo)
         if surged:
             self.wait(lambda: self._all_ready(name), self.timeouts.ready,
                       f"{surged} new instance(s) of {name} to be Ready")
@@ -213,7 +220,15 @@ class Runner:
             self.cloud.terminate(old.id, decrement=index < surged)
             self.result.replaced.append(old.id)
         gone = {i.id for i in todo}
-        self.wait(lambda: self._all_ready(name, gone), self.timeouts.ready,
+        serving = None  # None: every instance the group has; a count: that many (the next surge is booting)
+        ahead = self._todo(self.cloud.read(name), following, gone) if following is not None else []
+        if ahead and following is not None and following.surge:
+            self.wait(lambda: self._left(name, gone), self.timeouts.ready,
+                      f"the terminated instances of {name} to leave the group")
+            group = self.cloud.read(name)
+            serving = group.desired
+            self._surge(group, following, ahead)
+        self.wait(lambda: self._all_ready(name, gone, serving), self.timeouts.ready,
                   f"{name} to be back to full capacity with Ready nodes")
         for old in todo:
             self._forget(old, None)
@@ -222,13 +237,39 @@ class Runner:
             self.cloud.resize(group, group.desired, group.base[1], None)
         self.validate(f"replacing {', '.join(i.id for i in todo)}")
 
-    def _all_ready(self, name: str, gone: set[str] | None = None) -> bool | None:
-        """The group has `desired` live instances, every one Ready, and none of `gone` is live."""
+    def _todo(self, group: GroupState, batch: Batch, skip: Collection[str] = ()) -> list[Instance]:
+        """The batch's instances still outdated in the group (not those of `skip`)."""
+        outdated = {i.id for i in group.outdated(self.force)}
+        return [i for i in batch.instances if i.id in outdated and i.id not in skip]
+
+    def _surge(self, group: GroupState, batch: Batch, todo: list[Instance]) -> int:
+        """Grow the group to the batch's surge (what a previous step or run surged already counts); how
+        many instances the group now has beyond its size before."""
+        base = group.base or (group.desired, group.max_size)
+        surged = group.desired - base[0]
+        need = max(0, min(batch.surge, len(todo)) - surged)
+        if need:
+            desired = group.desired + need
+            self.say(f"{group.name}: surge {need} (capacity {group.desired} -> {desired})")
+            self.cloud.resize(group, desired, max(group.max_size, desired), base)
+            surged += need
+        return surged
+
+    def _left(self, name: str, gone: set[str]) -> bool | None:
+        """None of `gone` is in the group any more (terminating ones are)."""
+        return None if any(i.id in gone for i in self.cloud.read(name).instances) else True
+
+    def _all_ready(self, name: str, gone: set[str] | None = None, serving: int | None = None) -> bool | None:
+        """None of `gone` is live, and the group has `desired` live instances, every one Ready; or, given
+        `serving`, at least that many Ready ones (the others: a surge still booting)."""
         group = self.cloud.read(name)
         live = group.live
         if gone and any(i.id in gone for i in live):
             return None
-        if len(live) < group.desired or not all(self._ready(i.node) for i in live):
+        ready = self._ready(live)
+        if serving is not None:
+            return True if len(ready) >= serving else None
+        if len(live) < group.desired or len(ready) < len(live):
             return None
         return True
 
