@@ -172,6 +172,9 @@ class AwsContext:
         self.policy = policy or RetryPolicy()
         self.calls = call_log or CallLog()
         self.run_id = uuid.uuid4().hex[:12]
+        #: `kubeaws apply --force-eks-update`: managed node groups' version updates are forced (EKS replaces
+        #: the nodes even when a PodDisruptionBudget refuses an eviction).
+        self.force_eks_update = False
         self._hooks: list[Hook] = list(hooks or [])
         # botocore directly: importing boto3 would add ~60 ms to every command for nothing we use; and only
         # here, not when this module is imported: `kubeaws render` builds the model without an AWS SDK import.

@@ -175,6 +175,10 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                                                        "the bastion tunnel the rollout uses (private API).")] = None,
           no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="The rollout reaches a private API "
                                                   "directly (VPN, or inside the VPC).")] = False,
+          force_eks_update: Annotated[bool, typer.Option("--force-eks-update", help="EKS managed node groups: "
+                                                         "replace the nodes even when a PodDisruptionBudget "
+                                                         "refuses an eviction (UpdateNodegroupVersion's force; "
+                                                         "the pods it protects stop with their node).")] = False,
           lock_timeout: locking.LockTimeoutOpt = "0",
           write_kubeconfig: Annotated[bool, typer.Option("--write-kubeconfig", help="Then write the cluster's "
                                                          "admin context into ~/.kube/config ($KUBECONFIG, or "
@@ -198,6 +202,7 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         reviewed = plan_file.read(saved_plan) if saved_plan is not None else None
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
+        ctx.force_eks_update = force_eks_update
         if reviewed is not None:
             plan_file.check_target(reviewed, spec, ctx)
         state = api.plan_state(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))

@@ -7,7 +7,10 @@ instance tags, IMDSv2 and EBS encryption). id = `<cluster>/<node group>`.
   `NODEGROUP_WAIT`); CREATE_FAILED / DEGRADED raise with the group's health issues.
 - `scaling.desired` is used on create and never diffed: the cluster-autoscaler owns it.
 - update: labels, taints and min/max through one UpdateNodegroupConfig; a new launch template version
-  through UpdateNodegroupVersion (EKS rolls the nodes); each update is waited for. A new name (a changed
+  through UpdateNodegroupVersion (EKS rolls the nodes; `force` when the context says so: `kubeaws apply
+  --force-eks-update`); each update is waited for. An update EKS stopped because a PodDisruptionBudget
+  refused an eviction (PodEvictionFailure) is reported naming the node group, the budget's way out and the
+  flag. A new name (a changed
   `nodeGroupNamePattern`) replaces the group: the new one is created (with its new launch template) before
   the old one is deleted (EKS drains its nodes). The role, subnets, capacity type, instance types and, under
   the same name, the launch template ID cannot change (refused).
@@ -57,11 +60,17 @@ def update_config(value: int | str | None) -> dict[str, int] | None:
     return {"maxUnavailable": max(1, int(value))}
 
 
-def blocked_hint(message: str) -> str:
-    """What to do when EKS could not drain a node (PodEvictionFailure: a PodDisruptionBudget refused)."""
-    return (f"{message}. A PodDisruptionBudget refused the eviction of a pod (the error names it): let the budget "
-            "allow a disruption (scale the workload up, or relax the budget) and apply again; `aws eks "
-            "update-nodegroup-version --force` drains regardless of budgets")
+FORCE_FLAG = "--force-eks-update"
+
+
+def blocked_hint(group: str, message: str) -> str:
+    """What to do when EKS could not drain a node of `group` (PodEvictionFailure: a PodDisruptionBudget
+    refused an eviction)."""
+    return (f"{message}. EKS node group {group} was not updated: a PodDisruptionBudget refused the eviction of "
+            "a pod on one of its nodes (the nodes not replaced yet keep running the old version). Either let the "
+            "budget allow a disruption (scale the workload up, or relax the budget) and apply again, or apply "
+            f"again with `kubeaws apply {FORCE_FLAG}`: EKS then replaces the nodes even when a budget refuses, "
+            "and the pods it protects are stopped with their node")
 
 
 def taint_key(t: Mapping[str, Any]) -> tuple[str, str]:
@@ -224,16 +233,18 @@ class EksNodegroup(ClusterChildKind):
             wait_update(ctx, answer.get("update"), cluster, f"{what} config update", nodegroupName=name)
         if "launch_template" in diff:
             template = template_of(p["launch_template"]) or {}
+            force = ctx.force_eks_update
+            token = ctx.client_token(f"{desired.key}/lt-{template.get('version')}{'/force' if force else ''}")
             answer = mutate(ctx, "update_nodegroup_version", f"{what} to accept a version update",
                             clusterName=cluster, nodegroupName=name, launchTemplate=template,
-                            clientRequestToken=ctx.client_token(f"{desired.key}/lt-{template.get('version')}"))
+                            clientRequestToken=token, **({"force": True} if force else {}))
             try:
                 wait_update(ctx, answer.get("update"), cluster, f"{what} rolling onto launch template version "
                             f"{template.get('version')}", UPDATE_WAIT, nodegroupName=name)
             except KubeawsError as exc:
                 if "PodEvictionFailure" not in str(exc):
                     raise
-                raise KubeawsError(blocked_hint(str(exc))) from exc
+                raise KubeawsError(blocked_hint(f"{cluster}/{name}", str(exc))) from exc
         if "tags" in diff:
             self.set_tags(ctx, str(current.attrs["arn"]), diff["tags"][1])
         fields = {**current.fields, **{k: p[k] for k in diff if k in p}}
