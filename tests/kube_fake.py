@@ -6,6 +6,10 @@ emulator's EKS is metadata only): a small HTTPS server in a thread that stores o
   a 400, as on a real server), across namespaces when the path names none;
 - PATCH: server-side apply (merging, recording the field manager and content type, adding defaults the way a
   real server does), JSON merge patch and strategic merge patch (maps and scalars; 404 for a missing object);
+- PATCH server-side apply refuses (404, as a real server) a custom resource whose CustomResourceDefinition is
+  not there and Established (a CRD applied here is Established at once), and an object in a namespace that
+  does not exist (the four every cluster has excepted);
+- GET /readyz, /livez, /healthz: 200, or 500 while `ready` is False;
 - DELETE (404 when gone);
 - GET .../pods/<name>/log (`container`: needed when the pod has several, a 400 otherwise, as on a real
   server): text/plain from `logs`, which the test fills;
@@ -58,6 +62,15 @@ from tests import kube_objects as ko
 #: base, namespace, plural, name, subresource
 PATH = re.compile(r"^(/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?(?:/([^/]+))?$")
 PDBS = "poddisruptionbudgets"
+#: The API groups a bare API server serves (anything else needs its CustomResourceDefinition).
+BUILT_IN_GROUPS = frozenset({"apps", "batch", "policy", "rbac.authorization.k8s.io", "storage.k8s.io",
+                             "networking.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
+                             "admissionregistration.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+                             "autoscaling", "certificates.k8s.io", "scheduling.k8s.io", "node.k8s.io",
+                             "flowcontrol.apiserver.k8s.io", "events.k8s.io", "authorization.k8s.io",
+                             "authentication.k8s.io", "resource.k8s.io"})
+#: The namespaces every cluster has.
+BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 MERGE_TYPES = frozenset({"application/merge-patch+json", "application/strategic-merge-patch+json"})
 SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -109,12 +122,29 @@ class FakeApi(ThreadingHTTPServer):
         self.handshakes = 0
         #: Answers after which the connection is closed without a word (as a server ends an idle keep-alive).
         self.drop_after = 0
+        #: What /readyz, /livez and /healthz answer: 200 when True, 500 while the API server is starting.
+        self.ready = True
 
     def get_request(self) -> tuple[Any, Any]:
         accepted = super().get_request()  # the listening socket is TLS: accepting is the handshake
         with self.lock:
             self.handshakes += 1
         return accepted
+
+    def refusal(self, base: str, namespace: str | None, plural: str) -> str | None:
+        """Why a real API server refuses to store an object there (404), or None: a custom resource whose
+        CustomResourceDefinition is not there and Established ("the server could not find the requested
+        resource"), an object in a namespace that does not exist (the NamespaceLifecycle admission plugin)."""
+        group = base.removeprefix("/apis/").rpartition("/")[0] if base.startswith("/apis/") else ""
+        if group and group not in BUILT_IN_GROUPS:
+            crd = self.objects.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}")
+            conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                return "the server could not find the requested resource"
+        if namespace and namespace not in BUILT_IN_NAMESPACES and \
+                f"/api/v1/namespaces/{namespace}" not in self.objects:
+            return f'namespaces "{namespace}" not found'
+        return None
 
     # -- hooks for tests ------------------------------------------------------------------------------------
     def add(self, obj: dict[str, Any]) -> str:
@@ -235,10 +265,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self._status(401, "Unauthorized")
             if srv.fail_next:
                 return self._status(srv.fail_next.pop(0), "injected failure")
+            if parts.path in ("/readyz", "/livez", "/healthz") and method == "GET":
+                return self._reply(200 if srv.ready else 500, "ok" if srv.ready else "not ready")
             match = PATH.match(parts.path)
             if match is None:
                 return self._status(404, "the server could not find the requested resource")
             base, namespace, plural, name, sub = match.groups()
+            name = urllib.parse.unquote(name) if name is not None else None  # as the API server decodes it
             if sub is not None:
                 if (method, plural, sub) == ("POST", "pods", "eviction"):
                     return self._evict(parts.path.rsplit("/", 1)[0], namespace, name, body)
@@ -268,6 +301,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self._status(415, "unsupported media type")
             if body["metadata"]["name"] != name or not query.get("fieldManager"):
                 return self._status(400, "name mismatch or no fieldManager")
+            refused = srv.refusal(base, namespace, plural)
+            if refused:
+                return self._status(404, refused, reason="NotFound")
             srv.version += 1
             merged = merge(copy.deepcopy(obj or {}), copy.deepcopy(body))
             merged["metadata"].update({"uid": f"uid-{name}", "resourceVersion": str(srv.version),
@@ -278,6 +314,8 @@ class Handler(BaseHTTPRequestHandler):
                 merged["spec"] = {"revisionHistoryLimit": 10, "strategy": {"type": "RollingUpdate"},
                                   **merged["spec"]}
                 merged["status"] = {"replicas": 0}
+            if body["kind"] == "CustomResourceDefinition":  # the API server's controller establishes it
+                merged["status"] = {"conditions": [{"type": "Established", "status": "True"}]}
             srv.objects[parts.path] = merged
             return self._reply(201 if obj is None else 200, merged)
 

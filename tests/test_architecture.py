@@ -42,7 +42,8 @@ ALLOWED: dict[str, set[str]] = {
     "addons": {"spec"},
     "bootstrap": {"spec", "addons"},
     # The plan warns of control-plane certificates near expiry (doctor.live_certs.plan_warnings).
-    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock", "doctor"},
+    # plan / apply / status give the KubernetesObject kind the cluster's API for the call (reach.KubeReach).
+    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock", "doctor", "reach"},
     # The per-cluster lock: conditional writes to the state bucket through the AWS context.
     "lock": {"aws"},
     # An application service beside `api`, not a lower layer: the admin kubeconfig reads the state bucket (the

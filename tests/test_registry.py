@@ -147,6 +147,9 @@ def test_every_kind_finds_diffs_and_deletes_itself(ctx: AwsContext) -> None:
         with ctx.counting() as log:
             found = kind.list_owned(ctx)
         reads = sum(n for (_, op), n in log.snapshot().items() if is_read_operation(op))
+        if not kind.served(ctx):  # the addons' Kubernetes objects: no Kubernetes API on the emulator
+            assert found == [] and reads == 0 and log.mutating() == 0, name
+            continue
         assert 1 <= reads <= kind.list_reads, (name, log.snapshot())
         assert log.mutating() == 0
         assert {o.logical_key for o in found} == {d.key for d in graph.of_kind(name)}, name

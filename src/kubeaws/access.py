@@ -152,7 +152,8 @@ def _eks_addons(spec: ClusterSpec, account_id: str) -> dict[str, Any]:
     """The EKS add-ons kubeaws installs (with their IRSA roles), the IRSA roles' permissions, and the
     objects of the addons without an EKS add-on, applied through the Kubernetes API (from the descriptors)."""
     from kubeaws.addons import enabled
-    from kubeaws.model.eks import CORE_ADDONS, addon_objects
+    from kubeaws.model.addon_objects import addon_objects
+    from kubeaws.model.eks import CORE_ADDONS
 
     cluster = spec.metadata.name
     partition = partition_of(spec.spec.region)

@@ -10,6 +10,11 @@ A reviewed plan: `saved = save_plan(spec, ctx, p)` (write it with `saved.write(p
 `apply(spec, ctx, plan=SavedPlan.read(path))` applies exactly those changes or raises StalePlanError listing
 what changed (engine.saved_plan).
 
+`plan`, `apply` and `status` read and apply the cluster's Kubernetes objects (the addons) through its API:
+they give the context a `kubeaws.reach.KubeReach` for the call (`ctx.kube`; set one yourself to pass an SSH
+key for the bastion tunnel, or `direct`), closed at the end of the call when they made it. `delete` does not:
+the objects go with the cluster.
+
 Each call with an AWS context first resolves the spec's instance types (`resolved`): the bundled table, plus
 one ec2:DescribeInstanceTypes call (read-only) for the types newer than it; an unknown type is a SpecError
 (field path, line, did-you-mean) before anything is read or changed.
@@ -18,7 +23,8 @@ one ec2:DescribeInstanceTypes call (read-only) for the types newer than it; an u
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,12 +64,41 @@ def connect(spec: ClusterSpec, *, profile: str | None = None, region: str | None
     return AwsContext(settings, cluster=spec.metadata.name, policy=policy)
 
 
+@contextmanager
+def kube_reach(spec: ClusterSpec, ctx: AwsContext) -> Iterator[None]:
+    """`ctx.kube` for the block: the caller's, or a KubeReach made here and closed after."""
+    if ctx.kube is not None:
+        yield
+        return
+    from kubeaws.reach import KubeReach
+
+    reach = KubeReach(spec, ctx)
+    ctx.kube = reach
+    try:
+        yield
+    finally:
+        ctx.kube = None
+        reach.close()
+
+
+def unread_objects_warning(ctx: AwsContext, graph: Graph) -> list[str]:
+    """A warning when the graph has Kubernetes objects that could not be read (the API did not answer)."""
+    kube = ctx.kube
+    if kube is None or not kube.possible or not kube.problem or not graph.of_kind("KubernetesObject"):
+        return []
+    return [f"the cluster's Kubernetes objects were not read ({kube.problem}): they show as creates; apply "
+            "applies them once the API answers (server-side apply: an object already there is only updated)"]
+
+
 def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> PlanState:
     """The plan with what it was computed from (feed it to `apply` to avoid observing twice). `graph`: the
     spec's resource graph when the caller already built it (`build(spec)`)."""
     ctx = ctx or connect(spec)
     spec = resolved(spec, ctx)
-    state = make_plan(graph if graph is not None else build(spec), ctx, spec=spec)
+    graph = graph if graph is not None else build(spec)
+    with kube_reach(spec, ctx):
+        state = make_plan(graph, ctx, spec=spec)
+        state.plan.warnings += unread_objects_warning(ctx, graph)
     state.plan.warnings += [documentation_range_message(path, cidr) for path, cidr in documentation_cidrs(spec)]
     from kubeaws.doctor.live_certs import plan_warnings as certificate_warnings
 
@@ -105,14 +140,15 @@ def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | Plan
     now gives exactly it (`check_plan`), else StalePlanError and nothing changes. Callers that must exclude
     other runs between the check and the changes hold the cluster lock (`cluster_lock`) around this call."""
     ctx = ctx or connect(spec)
-    if isinstance(plan, PlanState):
-        state = plan
-    elif plan is None:
-        state = make_plan(build(resolved(spec, ctx)), ctx)
-    else:
-        state = plan_state(spec, ctx)
-        check_plan(plan, spec, ctx, state)
-    return _apply.execute(state, ctx, on_event, max_workers)
+    with kube_reach(spec, ctx):
+        if isinstance(plan, PlanState):
+            state = plan
+        elif plan is None:
+            state = make_plan(build(resolved(spec, ctx)), ctx)
+        else:
+            state = plan_state(spec, ctx)
+            check_plan(plan, spec, ctx, state)
+        return _apply.execute(state, ctx, on_event, max_workers)
 
 
 def delete(spec: ClusterSpec, ctx: AwsContext | None = None, *, on_event: _apply.EventSink | None = None,
@@ -132,7 +168,11 @@ def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made:
     owned resources of every kind whatever the spec's mode (as delete sees them: `report.observation` can then
     be passed to `delete`)."""
     ctx = ctx or connect(spec)
-    return cluster_status(build(resolved(spec, ctx)), ctx, controller_made, every_kind)
+    if every_kind:  # as delete sees the cluster: its Kubernetes objects go with it, they are not read
+        return cluster_status(build(resolved(spec, ctx)), ctx, controller_made, every_kind)
+    graph = build(resolved(spec, ctx))
+    with kube_reach(spec, ctx):
+        return cluster_status(graph, ctx, controller_made, every_kind)
 
 
 # -- the cluster lock (kubeaws.lock) ----------------------------------------------------------------------

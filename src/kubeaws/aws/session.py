@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from kubeaws.aws.errors import already_done, collapse_web_page, pascal, repeatable
 from kubeaws.aws.ratelimit import RateLimiter
@@ -27,6 +27,18 @@ from kubeaws.aws.retry import RetryPolicy, call_with_retry
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select")
 
 Hook = tuple[str, Callable[..., Any]]
+
+
+class KubeAccess(Protocol):
+    """The cluster's Kubernetes API for one command (kubeaws.reach.KubeReach; tests give a fake API server's):
+    what the `KubernetesObject` kind reads and applies through. `possible`: an API can be behind this
+    endpoint at all; `client(wait=...)`: a kubeaws.kube_client.KubeClient, or None with the reason in
+    `problem`."""
+
+    possible: bool
+    problem: str | None
+
+    def client(self, *, wait: bool) -> Any: ...
 
 
 def is_read_operation(operation: str) -> bool:
@@ -201,6 +213,9 @@ class AwsContext:
             self._session.register("before-call", self.limiter.before_call)
             register_trace(self._session)  # `kubeaws -v`: the session's events reach every client made from it
         self._local = threading.local()
+        #: The cluster's Kubernetes API (set by kubeaws.api for plan and apply); None: the KubernetesObject kind
+        #: reaches an EKS cluster's API by DescribeCluster, and a kubeadm cluster's not at all.
+        self.kube: KubeAccess | None = None
         self._shared: dict[str, Any] = {}
         self._shared_lock = threading.Lock()
         # botocore's own retries are off: `call` retries with jitter and counts every attempt.

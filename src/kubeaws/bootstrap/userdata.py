@@ -88,7 +88,7 @@ def _apply_steps(spec: ClusterSpec) -> list[str]:
     #: File -> the CRD its custom resources need (the CRD comes in an earlier file).
     needs = {"cni-calico.yaml": "installations.operator.tigera.io", "rook-ceph.yaml": "cephclusters.ceph.rook.io"}
     steps: list[str] = []
-    for name in addons.render_manifests(spec):
+    for name in addons.boot_files(spec):
         if name in needs:
             steps.append(f'retry "CRD {needs[name]}" "${{KUBECTL[@]}}" wait --for condition=established '
                          f'--timeout=10s crd/{needs[name]}')
@@ -123,7 +123,7 @@ def render_scripts(spec: ClusterSpec, role: Role, bucket: str, group: str | None
         ctx, members=body.control_plane.count, schedulable=body.control_plane.schedulable,
         api_eni=api_uses_eni(spec), apply_steps=_apply_steps(spec),
         approver_key=APPROVER_KEY, approver_path=APPROVER_PATH, approver_unit=APPROVER_UNIT,
-        etcd_backup=backup is not None, addon_files=sorted(addons.addon_files(spec)))
+        etcd_backup=backup is not None, addon_files=sorted(addons.boot_files(spec)))
     out = {"bootstrap-control-plane.sh": cp,
            "token-refresh.sh": env.get_template("token-refresh.sh.j2").render(ctx)}
     if backup is not None:
@@ -233,10 +233,11 @@ def approver_source() -> str:
 
 
 def bucket_objects(spec: ClusterSpec) -> dict[str, str]:
-    """State-bucket key -> content of the files kubeaws uploads for the control plane (the addon manifests,
-    the vendored upstream ones included, read by the first member as `cluster/addons/<file>`; the
-    serving-certificate approver, read by every member). Not secret."""
-    out = {f"cluster/addons/{name}": text for name, text in addons.addon_files(spec).items()}
+    """State-bucket key -> content of the files kubeaws uploads for the control plane (the boot addons'
+    manifests, the vendored upstream ones included, read by the first member as `cluster/addons/<file>`; the
+    serving-certificate approver, read by every member). Not secret. The other addons are objects kubeaws
+    applies through the API (kubeaws.model.addon_objects)."""
+    out = {f"cluster/addons/{name}": text for name, text in addons.boot_files(spec).items()}
     out[APPROVER_KEY] = approver_source()
     return out
 

@@ -6,7 +6,7 @@ change is made.
 Given the spec, a plan also says why launch templates and Auto Scaling groups change (engine.why: one
 read per changed launch template) and the roll it implies (engine.rollout_preview); it always notes what
 the spec asks that apply leaves alone, and on a local emulator leaves out the kinds only AWS serves
-(`Kind.cloud_only`: the Kubernetes objects inside an EKS cluster), saying so in a note.
+(`Kind.cloud_only`: the Kubernetes objects inside a cluster), saying so in a note.
 
 Called by the public API (kubeaws.api.plan / apply / status); its PlanState feeds engine.apply.
 """
@@ -75,12 +75,12 @@ def make_plan(graph: Graph, ctx: AwsContext, observation: Observation | None = N
 
     duplicates: list[Observed] = []
     brought_notes: list[str] = []
-    cloud_only: list[str] = []  # left out on a local emulator (see `Kind.cloud_only`)
+    cloud_only: list[Desired] = []  # left out on a local emulator (see `Kind.cloud_only`)
     for key in graph.topological():
         desired = graph[key]
         kind = kinds[desired.kind]
-        if kind.cloud_only and not ctx.capabilities.kubernetes_api_behind_eks:
-            cloud_only.append(key)
+        if not kind.served(ctx):
+            cloud_only.append(desired)
             continue
         if desired.brought_id and desired.fallback is not None and desired.brought_id not in obs.brought:
             desired = desired.fallback  # nothing to bring: the owned resource of the same key
@@ -170,14 +170,28 @@ def _shown(kind: Any, key: str) -> str:
     return f"{kind.parent}/{key.split('/', 1)[1]}" if kind.parent else key
 
 
-def _cloud_only_notes(keys: list[str]) -> list[str]:
-    """The plan's note for what a local emulator cannot hold (one line per kind)."""
-    by_kind: dict[str, list[str]] = {}
-    for key in keys:
-        kind, _, name = key.partition("/")
-        by_kind.setdefault(kind, []).append(name)
-    return [f"local emulator: {len(names)} {kind}(s) skipped, cloud-only (no Kubernetes API behind the emulator's "
-            f"EKS endpoint; AWS gets them): {', '.join(names)}" for kind, names in sorted(by_kind.items())]
+#: Up to this many left-out resources of a kind are named in the note; more are counted per spec field.
+NAMED_IN_NOTE = 8
+
+
+def _cloud_only_notes(left_out: list[Desired]) -> list[str]:
+    """The plan's note for what a local emulator cannot hold (one line per kind): the resources by name, or
+    when there are many (an addon's objects), their count per spec field."""
+    by_kind: dict[str, list[Desired]] = {}
+    for desired in left_out:
+        by_kind.setdefault(desired.kind, []).append(desired)
+    notes = []
+    for kind, found in sorted(by_kind.items()):
+        if len(found) <= NAMED_IN_NOTE:
+            what = ", ".join(d.name for d in found)
+        else:
+            per_path: dict[str, int] = {}
+            for d in found:
+                per_path[d.spec_path or "the cluster"] = per_path.get(d.spec_path or "the cluster", 0) + 1
+            what = ", ".join(f"{count} for {path}" for path, count in sorted(per_path.items()))
+        notes.append(f"local emulator: {len(found)} {kind}(s) skipped, cloud-only (no Kubernetes API behind the "
+                     f"emulator; AWS gets them): {what}")
+    return notes
 
 
 def _best_match(kind: Any, candidates: list[Observed], desired: Desired) -> Observed | None:

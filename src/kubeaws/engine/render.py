@@ -20,6 +20,8 @@ from kubeaws.resources.base import Observed
 
 #: Text longer than this (or on several lines) is shown as its size and digest.
 LONG_TEXT = 160
+#: A Kubernetes object's update shows at most this many changed fields.
+MANIFEST_PATHS = 8
 
 HEADINGS = (
     ("create", "+", "Will create resources"),
@@ -33,6 +35,10 @@ def _fmt(value: Any, names: dict[str, str] | None = None) -> str:
     """A compact, stable rendering of a prop value; IDs of resources the plan knows are shown by name."""
     names = names or {}
     value = jsonable(value)
+    if _is_manifest(value):  # a Kubernetes object (an addon's CRD can be 100 KB): what it is, its size, digest
+        text = json.dumps(value, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return f"{value['apiVersion']} {value['kind']} <{len(text.encode())} bytes, sha256 {digest}>"
     if isinstance(value, str):
         if "\n" in value or len(value) > LONG_TEXT:  # user data, manifests: a digest, not the text
             digest = hashlib.sha256(value.encode()).hexdigest()[:12]
@@ -70,11 +76,46 @@ def _field_lines(name: str, old: Any, new: Any, creating: bool, names: dict[str,
         if not added and not removed:
             lines = [f"      {name}: {fmt(old)} -> {fmt(new)}"]
         return lines
+    if not creating and _is_manifest(new):
+        return [f"      {name}: {line}" for line in manifest_changes(old, jsonable(new))]
     if isinstance(new, dict) and name == "tags":
         return [f"      tags.{k}: {fmt((old or {}).get(k))} -> {fmt(v)}" for k, v in sorted(new.items())]
     if creating:
         return [f"      {name}: {fmt(new)}"]
     return [f"      {name}: {fmt(old)} -> {fmt(new)}"]
+
+
+def _is_manifest(value: Any) -> bool:
+    return isinstance(value, dict) and {"apiVersion", "kind", "metadata"} <= set(value)
+
+
+def manifest_changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """`path: old -> new` for each field of the desired object `new` that the found one `old` does not have
+    as asked (the KubernetesObject kind's containment diff), at most MANIFEST_PATHS lines."""
+    found: list[str] = []
+
+    def visit(have: Any, want: Any, at: str) -> None:
+        if len(found) > MANIFEST_PATHS:
+            return
+        if isinstance(want, dict) and isinstance(have, dict):
+            for key, value in want.items():
+                if value is not None:
+                    visit(have.get(key), value, f"{at}.{key}" if at else str(key))
+        elif isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+            for i, (h, w) in enumerate(zip(have, want, strict=True)):
+                visit(h, w, f"{at}[{i}]")
+        elif have != want:
+            found.append(f"{at}: {_short(have)} -> {_short(want)}")
+
+    visit(old, new, path)
+    if len(found) > MANIFEST_PATHS:
+        return [*found[:MANIFEST_PATHS], "..."]
+    return found or [f"{_fmt(old)} -> {_fmt(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 80 else f"<{len(text)} bytes>"
 
 
 def _change_lines(change: Change, symbol: str, names: dict[str, str]) -> list[str]:

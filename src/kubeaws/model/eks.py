@@ -14,9 +14,10 @@ from typing import Any
 
 import yaml
 
-from kubeaws.addons import DESCRIPTORS, Addon, enabled
+from kubeaws.addons import DESCRIPTORS, enabled
 from kubeaws.aws.tags import k8s_cluster_tag
 from kubeaws.bootstrap.eks import render_aws_auth, render_nodeadm_user_data
+from kubeaws.model.addon_objects import declare_addon
 from kubeaws.model.common import Builder, node_group_path
 from kubeaws.model.control_plane import add_launch_template, metadata_options, volume_device
 from kubeaws.model.flows import CONTROL_PLANE, NODES
@@ -29,7 +30,7 @@ from kubeaws.model.nodegroups import autoscaler_tags, build_node_groups, extra_d
 from kubeaws.partition import STS_AUDIENCE, managed_policy, partition_of, service_principal
 from kubeaws.resources.base import Computed, Lookup, Ref
 from kubeaws.resources.eks_nodegroup import update_config
-from kubeaws.resources.kubernetes_object import object_name, owned_manifest
+from kubeaws.resources.kubernetes_object import owned_manifest
 from kubeaws.spec.models import NodeGroupSpec
 from kubeaws.spec.nodegroups import group_name, launch_tags, launch_template_name, node_labels
 
@@ -119,7 +120,7 @@ def build_eks(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
         if addon.eks_addon is not None:
             addons[addon.eks_addon] = irsa.get(addon.name)
         else:
-            _addon_objects(b, cluster, addon, irsa.get(addon.name))
+            declare_addon(b, Ref(cluster.kind, cluster.name, "name"), addon, role_arn=irsa.get(addon.name))
     for name, role_arn in addons.items():
         # No version: EKS installs the add-on's default version for the cluster's Kubernetes version.
         b.owned("EksAddon", name, {"cluster_name": Ref(cluster.kind, cluster.name, "name"), "addon_name": name,
@@ -161,32 +162,6 @@ def _aws_auth(b: Builder, cluster: Ref, node_role_arn: Ref) -> str:
         "manifest": Computed(aws_auth_manifest, {"cluster": b.cluster, "node_role_arn": node_role_arn},
                              "aws-auth ConfigMap"),
     }).key
-
-
-def addon_objects(spec: Any, addon: Addon, role_arn: str | None) -> list[dict[str, Any]]:
-    """An addon's objects for EKS, from its pinned manifest (rendered for mode eks: no control-plane
-    placement), its service account bound to its IRSA role, labelled as ours."""
-    docs = addon.documents(spec)
-    for doc in docs:
-        if role_arn is not None and addon.irsa is not None and doc["kind"] == "ServiceAccount" and \
-                doc["metadata"]["name"] == addon.irsa.service_account:
-            meta = doc["metadata"]
-            meta["annotations"] = {**(meta.get("annotations") or {}), "eks.amazonaws.com/role-arn": role_arn}
-    return [owned_manifest(spec.metadata.name, d) for d in docs]
-
-
-def _addon_object(spec: Any, addon: str, role_arn: str | None, index: int) -> dict[str, Any]:
-    return addon_objects(spec, ADDONS[addon], role_arn)[index]
-
-
-def _addon_objects(b: Builder, cluster: Ref, addon: Addon, role_arn: Ref | None) -> None:
-    """Declare an addon without an EKS add-on (applied through the Kubernetes API), one object at a time."""
-    for index, manifest in enumerate(addon_objects(b.spec, addon, "<role>" if role_arn is not None else None)):
-        b.owned("KubernetesObject", object_name(manifest), {
-            "cluster_name": Ref(cluster.kind, cluster.name, "name"),
-            "manifest": Computed(_addon_object, {"spec": b.spec, "addon": addon.name, "role_arn": role_arn,
-                                                 "index": index}, f"{addon.name} {manifest['kind']}"),
-        })
 
 
 def _with_deps(desired: Any, keys: list[str]) -> Any:

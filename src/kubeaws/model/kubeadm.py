@@ -1,6 +1,7 @@
 """Self-managed (kubeadm) cluster builder: IAM roles and instance profiles, the state bucket with the PKI
 and the cluster description nodes read at boot, the API endpoint, the control plane (one Auto Scaling group
-and one etcd volume per member) and the self-managed node groups, wired to the rendered user data.
+and one etcd volume per member) and the self-managed node groups, wired to the rendered user data; every
+addon's objects (model.addon_objects), applied through the API once the control plane's groups exist.
 
 Called by `model.build` for `mode: kubeadm`. Pure.
 """
@@ -11,7 +12,8 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from kubeaws import bootstrap
+from kubeaws import addons, bootstrap
+from kubeaws.model.addon_objects import declare_addon
 from kubeaws.model.common import Builder
 from kubeaws.model.control_plane import build_control_plane
 from kubeaws.model.endpoint import API_PORT, build_endpoint
@@ -65,3 +67,6 @@ def build_kubeadm(b: Builder, net: NetworkRefs, groups: dict[str, Ref]) -> None:
     for ref in [*cp.auto_scaling_groups, *(n.auto_scaling_group for n in nodes.values())]:
         desired = b.graph[ref.key]
         b.graph.replace(replace(desired, depends_on=tuple(sorted({*desired.depends_on, *ready}))))
+    control_plane = tuple(ref.key for ref in cp.auto_scaling_groups)
+    for addon in addons.enabled(spec):
+        declare_addon(b, spec.metadata.name, addon, after=control_plane)

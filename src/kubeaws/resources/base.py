@@ -273,8 +273,8 @@ class Kind(ABC):
     modes: ClassVar[frozenset[str]] = frozenset({"kubeadm", "eks"})
     #: Whether the user may bring an existing resource of this kind (by ID).
     supports_brought: ClassVar[bool] = False
-    #: Served only by AWS itself, never by a local emulator (the Kubernetes objects inside an EKS cluster: no
-    #: API server behind the emulator's EKS endpoint): on an emulator, plan leaves them out and says so.
+    #: Served only by AWS itself, never by a local emulator (the Kubernetes objects inside a cluster: no
+    #: Kubernetes API behind the emulator): where `served` is False, plan leaves them out and says so.
     cloud_only: ClassVar[bool] = False
     #: The prop holding the resource's AWS name when that name is unique in the account and region (a rename
     #: is a replace); the planner refuses a create/replace taking a name another owned resource still holds.
@@ -284,6 +284,11 @@ class Kind(ABC):
     #: The kind this one is part of: a resource of this kind has the name and AWS ID of its parent of the
     #: same name (a security group's rule set is its group's), and is shown by its parent's key.
     parent: ClassVar[str | None] = None
+
+    def served(self, ctx: AwsContext) -> bool:
+        """Whether `ctx`'s endpoint can hold resources of this kind (a `cloud_only` kind: not on the local
+        emulator)."""
+        return not self.cloud_only or ctx.capabilities.kubernetes_api_behind_eks
 
     # -- find --------------------------------------------------------------------------------------
     @abstractmethod

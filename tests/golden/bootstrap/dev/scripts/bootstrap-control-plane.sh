@@ -805,10 +805,13 @@ install_approver() {
   systemctl enable --now kubeaws-serving-approver.service
 }
 
-kubectl_apply() { retry "kubectl apply -f $1" "${KUBECTL[@]}" apply --server-side --force-conflicts -f "$1"; }
+# The field manager kubeaws applies the same objects with, later, through the API: one owner of their fields.
+kubectl_apply() {
+  retry "kubectl apply -f $1" "${KUBECTL[@]}" apply --server-side --force-conflicts --field-manager=kubeaws -f "$1"
+}
 
 install_addons() {
-  local name names=(cloud-provider-aws.yaml cni-calico.yaml ebs-csi.yaml metrics-server.yaml tigera-operator.yaml)
+  local name names=(cloud-provider-aws.yaml cni-calico.yaml tigera-operator.yaml)
   retry "the API server" api_ready
   mkdir -p "$CONF_DIR/addons"
   retry "s3://$BUCKET/cluster/addons/" aws s3 cp --only-show-errors --recursive --region "$REGION" \
@@ -820,8 +823,6 @@ install_addons() {
   retry "CRD installations.operator.tigera.io" "${KUBECTL[@]}" wait --for condition=established --timeout=10s crd/installations.operator.tigera.io
   kubectl_apply "$CONF_DIR/addons/cni-calico.yaml"
   kubectl_apply "$CONF_DIR/addons/cloud-provider-aws.yaml"
-  kubectl_apply "$CONF_DIR/addons/ebs-csi.yaml"
-  kubectl_apply "$CONF_DIR/addons/metrics-server.yaml"
 }
 
 adjust_taints() {

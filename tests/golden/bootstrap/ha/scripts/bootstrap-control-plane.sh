@@ -750,10 +750,13 @@ install_approver() {
   systemctl enable --now kubeaws-serving-approver.service
 }
 
-kubectl_apply() { retry "kubectl apply -f $1" "${KUBECTL[@]}" apply --server-side --force-conflicts -f "$1"; }
+# The field manager kubeaws applies the same objects with, later, through the API: one owner of their fields.
+kubectl_apply() {
+  retry "kubectl apply -f $1" "${KUBECTL[@]}" apply --server-side --force-conflicts --field-manager=kubeaws -f "$1"
+}
 
 install_addons() {
-  local name names=(cloud-provider-aws.yaml cluster-autoscaler.yaml cni-cilium.yaml ebs-csi.yaml metrics-server.yaml rook-ceph.yaml rook-common.yaml rook-crds.yaml rook-operator.yaml)
+  local name names=(cloud-provider-aws.yaml cni-cilium.yaml)
   retry "the API server" api_ready
   mkdir -p "$CONF_DIR/addons"
   retry "s3://$BUCKET/cluster/addons/" aws s3 cp --only-show-errors --recursive --region "$REGION" \
@@ -763,14 +766,6 @@ install_addons() {
   done
   kubectl_apply "$CONF_DIR/addons/cni-cilium.yaml"
   kubectl_apply "$CONF_DIR/addons/cloud-provider-aws.yaml"
-  kubectl_apply "$CONF_DIR/addons/ebs-csi.yaml"
-  kubectl_apply "$CONF_DIR/addons/metrics-server.yaml"
-  kubectl_apply "$CONF_DIR/addons/cluster-autoscaler.yaml"
-  kubectl_apply "$CONF_DIR/addons/rook-crds.yaml"
-  kubectl_apply "$CONF_DIR/addons/rook-common.yaml"
-  kubectl_apply "$CONF_DIR/addons/rook-operator.yaml"
-  retry "CRD cephclusters.ceph.rook.io" "${KUBECTL[@]}" wait --for condition=established --timeout=10s crd/cephclusters.ceph.rook.io
-  kubectl_apply "$CONF_DIR/addons/rook-ceph.yaml"
 }
 
 adjust_taints() {

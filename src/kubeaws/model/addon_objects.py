@@ -1,0 +1,103 @@
+"""The addons as Kubernetes objects (kind `KubernetesObject`), for both modes: every document of every addon
+the spec turns on (its vendored upstream files, then its own manifest: kubeaws.addons.addon_documents),
+labelled as kubeaws' own, one resource per object, applied by kubeaws through the API by server-side apply.
+Adding, upgrading or removing an addon is then a change of objects: no launch template or instance changes
+(the first control-plane member applies only the boot addons, from the state bucket, before kubeaws can
+reach the API; kubeaws then keeps those objects too).
+
+Order inside an addon, as `kubectl apply` of its files would need it, on the graph's edges: Namespaces and
+CustomResourceDefinitions first (an object in a namespace that does not exist, or a custom resource whose
+CRD is not Established, is refused by the API server); then everything else; then what acts on the rest
+once it exists: custom resources, Jobs (e.g. a webhook's certificate job patches the webhook configuration),
+webhook configurations and APIServices (which send requests to the addon's Service). Objects of different
+addons do not wait for each other, except on `after` (kubeadm: the control plane's groups; the API cannot
+answer before they exist).
+
+Called by model.kubeadm (every enabled addon) and model.eks (the addons without an EKS managed add-on). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubeaws.addons import addon_documents
+from kubeaws.addons.descriptor import Addon
+from kubeaws.model.common import Builder
+from kubeaws.resources.base import Computed, Ref
+from kubeaws.resources.kubernetes_object import crd_of, object_name, owned_manifest
+
+__all__ = ["addon_objects", "declare_addon", "wave"]
+
+FIRST = frozenset({"Namespace", "CustomResourceDefinition"})
+LAST = frozenset({"Job", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"})
+BUILT_IN_GROUPS = ("", "apps", "batch", "policy", "rbac.authorization.k8s.io", "storage.k8s.io",
+                   "networking.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
+                   "admissionregistration.k8s.io")
+
+
+def wave(manifest: Mapping[str, Any]) -> int:
+    """0: Namespaces and CRDs; 2: custom resources, Jobs, webhook configurations, APIServices; 1: the rest."""
+    kind = str(manifest.get("kind"))
+    group = str(manifest.get("apiVersion", "")).rpartition("/")[0]
+    if kind in FIRST:
+        return 0
+    return 2 if kind in LAST or group not in BUILT_IN_GROUPS else 1
+
+
+def addon_objects(spec: Any, addon: Addon, role_arn: str | None = None) -> list[dict[str, Any]]:
+    """An addon's objects for this cluster, labelled as ours, without the `status` some upstream files carry
+    (an API server keeps its own; applying one is ignored); on EKS its service account bound to its IRSA role
+    (`role_arn`)."""
+    docs = [{k: v for k, v in d.items() if k != "status"} for d in addon_documents(spec, addon)]
+    for doc in docs:
+        if role_arn is not None and addon.irsa is not None and doc["kind"] == "ServiceAccount" and \
+                doc["metadata"]["name"] == addon.irsa.service_account:
+            meta = doc["metadata"]
+            meta["annotations"] = {**(meta.get("annotations") or {}), "eks.amazonaws.com/role-arn": role_arn}
+    return [owned_manifest(spec.metadata.name, d) for d in docs]
+
+
+def _irsa_object(spec: Any, addon: str, role_arn: str | None, index: int) -> dict[str, Any]:
+    from kubeaws.addons import DESCRIPTORS
+
+    (found,) = [a for a in DESCRIPTORS if a.name == addon]
+    return addon_objects(spec, found, role_arn)[index]
+
+
+def declare_addon(b: Builder, cluster_name: str | Ref, addon: Addon, *, role_arn: Ref | None = None,
+                  after: tuple[str, ...] = ()) -> list[str]:
+    """Declare an addon's objects (in the addon's spec section); their keys. `role_arn` (EKS): the IRSA role
+    the service account names, known after apply; `after`: keys every object waits for."""
+    objects = addon_objects(b.spec, addon, "<role>" if role_arn is not None else None)
+    keys: dict[str, tuple[int, str]] = {}
+    namespaces: dict[str, str] = {}
+    crds: dict[str, str] = {}
+    for manifest in objects:
+        key = f"KubernetesObject/{object_name(manifest)}"
+        keys[key] = (wave(manifest), str(manifest["kind"]))
+        if manifest["kind"] == "Namespace":
+            namespaces[manifest["metadata"]["name"]] = key
+        elif manifest["kind"] == "CustomResourceDefinition":
+            crds[manifest["metadata"]["name"]] = key
+    declared = []
+    with b.section(addon.spec_path.removeprefix("spec.")):
+        for index, manifest in enumerate(objects):
+            level = wave(manifest)
+            needs = set(after)
+            namespace = (manifest.get("metadata") or {}).get("namespace")
+            if namespace in namespaces:
+                needs.add(namespaces[namespace])
+            if level == 2:
+                needs |= {k for k, (w, _) in keys.items() if w < 2}
+                crd = crd_of(manifest, BUILT_IN_GROUPS)
+                if crd in crds:
+                    needs.add(crds[crd])
+            name = object_name(manifest)
+            value: Any = manifest
+            if role_arn is not None:
+                value = Computed(_irsa_object, {"spec": b.spec, "addon": addon.name, "role_arn": role_arn,
+                                                "index": index}, f"{addon.name} {manifest['kind']}")
+            declared.append(b.owned("KubernetesObject", name, {"cluster_name": cluster_name, "manifest": value},
+                                    depends_on=tuple(sorted(needs - {f"KubernetesObject/{name}"}))).key)
+    return declared
