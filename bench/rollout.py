@@ -19,9 +19,9 @@ terminate. The runner polls every 0.05 s (5 s scaled).
   template version, replace a terminated instance unless told to lower their capacity, and a background
   thread (`World.tick`) that plays EC2, the kubelets (a Node registered Ready, with a kube-proxy pod, when
   its instance has booted) and the scheduler (Pending pods spread over Ready, schedulable nodes).
-- The Kubernetes side is the real `kube_ops.KubeCluster` over `kube_client.KubeClient` (TLS, one
-  connection per request) against the fake API server of tests/kube_fake.py, which enforces
-  PodDisruptionBudgets on evictions. It runs in this process: its requests take CPU from the same
+- The Kubernetes side is the real `kube_ops.KubeCluster` over `kube_client.KubeClient` (TLS, its
+  connections kept alive and reused, as against a real API server) against the fake API server of
+  tests/kube_fake.py, which enforces PodDisruptionBudgets on evictions. It runs in this process: its requests take CPU from the same
   interpreter as the runner (the "API requests" columns say how many, and their mean latency).
 
 After each run the bench checks, from the recorded events and requests, that the order and skew rules

@@ -54,7 +54,7 @@ class FakeCloud:
         self.crash_at: tuple[str, int] | None = None  # (call, n): raise on the n-th such call
         self.calls: dict[str, int] = {}
         self.min_live: dict[str, int] = {}  # lowest count of Ready-or-booting instances seen, per group
-        self.max_all: dict[str, int] = {}  # highest count of instances, terminating ones included, per group
+        self.max_live: dict[str, int] = {}  # highest count of live (not terminating) instances, per group
         self.origin: dict[str, str] = {}  # instance id -> its group
         clock.on_sleep.append(self.tick)
 
@@ -88,7 +88,7 @@ class FakeCloud:
                 self.boxes[name].append(_Box(self._new(name, int(group.pinned))))
             ready = len([b for b in self.boxes[name] if b.dying < 0])
             self.min_live[name] = min(self.min_live.get(name, ready), ready)
-            self.max_all[name] = max(self.max_all.get(name, 0), len(self.boxes[name]))
+            self.max_live[name] = max(self.max_live.get(name, 0), ready)
 
     def read(self, name: str) -> GroupState:
         group = self.groups[name]

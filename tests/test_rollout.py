@@ -147,10 +147,9 @@ def test_percentages() -> None:
 
 
 def test_the_next_batch_surges_while_this_one_is_validated_within_max_surge() -> None:
-    """maxSurge 2 on 7 nodes: canary, then batches of 2. Each next batch's surge is launched once this
-    batch's terminated instances have left the group (before this batch's nodes are forgotten and the
-    cluster validated), never beyond 2 instances over the group's size (terminating ones counted), and its
-    drain still waits for that validation."""
+    """maxSurge 2 on 7 nodes: canary, then batches of 2. Each next batch's surge is launched right after
+    this batch's terminations (before this batch's nodes are forgotten and the cluster validated), never
+    beyond 2 live instances over the group's size, and its drain still waits for that validation."""
     cloud, cluster, clock, log = world(cp=0, groups={"general": 7})
     rollout = plan(cloud, settings={"general": {"maxSurge": 2, "maxUnavailable": 0}})
     assert [len(b.instances) for b in rollout.node_groups[0].batches] == [1, 2, 2, 2]
@@ -165,7 +164,7 @@ def test_the_next_batch_surges_while_this_one_is_validated_within_max_surge() ->
         validated = log.index("validate", forgotten)
         first_drain = min(log.index(f"drain node-{i}") for i in following)
         assert last_terminate < surge < forgotten < validated < first_drain
-    assert cloud.max_all["general"] == 9, "never more than maxSurge instances beyond the size"
+    assert cloud.max_live["general"] == 9, "never more than maxSurge live instances beyond the size"
     assert cloud.min_live["general"] >= 7 and plan(cloud).empty
 
 
@@ -174,5 +173,5 @@ def test_serial_batches_launch_nothing_ahead() -> None:
     cloud, cluster, clock, log = world(cp=0, groups={"general": 3})
     runner(cloud, cluster, clock).run(plan(cloud, settings={"general": {"maxSurge": 0, "maxUnavailable": 1}}))
     assert not [e for e in log if e.startswith("resize")]
-    assert cloud.max_all["general"] == 4, "a terminating instance and its replacement, no more"
+    assert cloud.max_live["general"] == 3, "the replacement follows its termination"
     assert plan(cloud).empty

@@ -12,9 +12,9 @@ A node-group batch: the group grown by the batch's surge (its size before, "desi
 tag until it shrinks back, and the maximum raised if needed), the new nodes waited for until Ready, the
 batch drained (its nodes at the same time), its instances terminated (the surged ones lowering the capacity
 back, the others replaced by the group), the group waited for until every instance is back and Ready, the
-old Nodes removed, the cluster validated. The next batch's surge is launched as soon as the terminated
-instances have left the group (so never more than `maxSurge` instances beyond the group's size exist, the
-terminating ones included): its boot overlaps this batch's wait and validation, and its drain still comes
+old Nodes removed, the cluster validated. The next batch's surge is launched right after this batch's
+terminations (the group's desired capacity, which terminating instances no longer count, is never more than
+`maxSurge` beyond its size): its boot overlaps this batch's wait and validation, and its drain still comes
 after that validation. Independent node groups may roll `parallel_groups` at a time.
 
 Readiness is read for a whole group at once (`Cluster.ready_nodes`: one node list, not one request per
@@ -205,8 +205,8 @@ class Runner:
         self.say(f"{group.name}: done")
 
     def roll_batch(self, name: str, batch: Batch, following: Batch | None = None) -> None:
-        """One batch; `following` (the next batch of the group) has its surge launched once this batch's
-        terminated instances have left the group."""
+        """One batch; `following` (the next batch of the group) has its surge launched right after this
+        batch's terminations."""
         group = self.cloud.read(name)
         todo = self._todo(group, batch)
         if not todo:
@@ -223,8 +223,6 @@ class Runner:
         serving = None  # None: every instance the group has; a count: that many (the next surge is booting)
         ahead = self._todo(self.cloud.read(name), following, gone) if following is not None else []
         if ahead and following is not None and following.surge:
-            self.wait(lambda: self._left(name, gone), self.timeouts.ready,
-                      f"the terminated instances of {name} to leave the group")
             group = self.cloud.read(name)
             serving = group.desired
             self._surge(group, following, ahead)
@@ -254,10 +252,6 @@ class Runner:
             self.cloud.resize(group, desired, max(group.max_size, desired), base)
             surged += need
         return surged
-
-    def _left(self, name: str, gone: set[str]) -> bool | None:
-        """None of `gone` is in the group any more (terminating ones are)."""
-        return None if any(i.id in gone for i in self.cloud.read(name).instances) else True
 
     def _all_ready(self, name: str, gone: set[str] | None = None, serving: int | None = None) -> bool | None:
         """None of `gone` is live, and the group has `desired` live instances, every one Ready; or, given
