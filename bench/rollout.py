@@ -21,8 +21,9 @@ terminate. The runner polls every 0.05 s (5 s scaled).
   its instance has booted) and the scheduler (Pending pods spread over Ready, schedulable nodes).
 - The Kubernetes side is the real `kube_ops.KubeCluster` over `kube_client.KubeClient` (TLS, its
   connections kept alive and reused, as against a real API server) against the fake API server of
-  tests/kube_fake.py, which enforces PodDisruptionBudgets on evictions. It runs in this process: its requests take CPU from the same
-  interpreter as the runner (the "API requests" columns say how many, and their mean latency).
+  tests/kube_fake.py, which enforces PodDisruptionBudgets on evictions. It runs in this process: its
+  requests take CPU from the same interpreter as the runner (the "API requests" columns say how many, and
+  their mean latency).
 
 After each run the bench checks, from the recorded events and requests, that the order and skew rules
 held: every instance replaced once and the groups back to their size; the control-plane members one at a
