@@ -448,7 +448,7 @@ def test_s3_keys_come_from_the_call_sites_of_the_helpers() -> None:
     cp = {(v.access.action, v.access.resource.arn) for v in check_role(c, "control-plane").verdicts}
     obj = f"arn:aws:s3:::{c.bucket}/"
     for key in ("cluster/cluster.json", "pki/ca.key", "pki/etcd/ca.key", "pki/encryption-key", "join/token",
-                "etcd/members/member-2", "cluster/addons/cni-cilium.yaml", "cluster/addons/rook-crds.yaml"):
+                "etcd/members/member-2", "cluster/addons/cni-cilium.yaml", "cluster/addons/cloud-provider-aws.yaml"):
         assert ("s3:GetObject", obj + key) in cp, key
     for key in ("join/token", "join/initialized", "etcd/members/member-0", "etcd-backups/member-1/20250101T000000Z.db"):
         assert ("s3:PutObject", obj + key) in cp, key

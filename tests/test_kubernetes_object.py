@@ -153,6 +153,7 @@ def test_kind_creates_lists_diffs_updates_and_deletes(api: FakeApi, pki: dict[st
     ctx = eks_ctx(api, pki["ca"])
     wants = [desired(CM), desired(DEPLOY), desired(ROLE)]
     assert [d.name for d in wants] == ["configmap/kube-system/settings", "deployment/apps/web", "clusterrole/reader"]
+    api.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})  # the server refuses it else
     for want in wants:
         made = KIND.create(ctx, want)
         assert made.id == want.name and KIND.diff(made, want) == {}
@@ -177,7 +178,8 @@ def test_kind_creates_lists_diffs_updates_and_deletes(api: FakeApi, pki: dict[st
     for o in again.values():
         KIND.delete(ctx, o)
         KIND.delete(ctx, o)  # already gone: fine
-    assert KIND.list_owned(ctx) == [] and set(api.objects) == {"/api/v1/namespaces/default/configmaps/theirs"}
+    assert KIND.list_owned(ctx) == [] and set(api.objects) == {"/api/v1/namespaces/default/configmaps/theirs",
+                                                                "/api/v1/namespaces/apps"}
 
 
 def test_aws_auth_config_map_is_applied(api: FakeApi, pki: dict[str, str]) -> None:

@@ -23,9 +23,10 @@ nothing else (docs/operations.md, "The Kubernetes client", says why it is not a 
   polls and drains make hundreds). A kept connection the server closed meanwhile is replaced at once, without
   counting as a failed attempt. `close()` closes the idle ones.
 
-Paths of whole objects are built from apiVersion/kind for the types in `TYPES` only: kubeaws does no API
-discovery. Called by resources/kubernetes_object.py (EKS objects), doctor/live_k8s.py (`kubeaws doctor
---live`) and the rollout (cordon, drain, wait, forget). Imported only by code that talks to a cluster.
+Paths of whole objects are built from apiVersion/kind for the types in `TYPES` only (kubeaws.kube_types,
+re-exported here): kubeaws does no API discovery. Called by resources/kubernetes_object.py (the addons'
+and EKS objects), doctor/live_k8s.py (`kubeaws doctor --live`) and the rollout (cordon, drain, wait,
+forget). Imported only by code that talks to a cluster.
 """
 
 from __future__ import annotations
@@ -45,37 +46,11 @@ from typing import Any
 
 from kubeaws.aws.retry import RetryPolicy, wait_until
 from kubeaws.errors import KubeawsError, WaitTimeout
+from kubeaws.kube_types import TYPES as TYPES  # re-exported: the client's callers read them here
+from kubeaws.kube_types import collection_path as collection_path
+from kubeaws.kube_types import object_path as object_path
+from kubeaws.kube_types import type_of as type_of
 
-#: (apiVersion, kind) -> (plural resource name, namespaced)
-TYPES: dict[tuple[str, str], tuple[str, bool]] = {
-    ("v1", "ConfigMap"): ("configmaps", True),
-    ("v1", "ServiceAccount"): ("serviceaccounts", True),
-    ("v1", "Service"): ("services", True),
-    ("apps/v1", "Deployment"): ("deployments", True),
-    ("apps/v1", "DaemonSet"): ("daemonsets", True),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
-    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
-    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
-    # The addons' manifests (kubeaws.addons): every type they hold, so that they are applied as objects.
-    ("v1", "Namespace"): ("namespaces", False),
-    ("apps/v1", "StatefulSet"): ("statefulsets", True),
-    ("batch/v1", "Job"): ("jobs", True),
-    ("batch/v1", "CronJob"): ("cronjobs", True),
-    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
-    ("storage.k8s.io/v1", "CSIDriver"): ("csidrivers", False),
-    ("networking.k8s.io/v1", "IngressClass"): ("ingressclasses", False),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
-    ("apiregistration.k8s.io/v1", "APIService"): ("apiservices", False),
-    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
-    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"): ("validatingwebhookconfigurations",
-                                                                            False),
-    ("operator.tigera.io/v1", "Installation"): ("installations", False),
-    ("operator.tigera.io/v1", "APIServer"): ("apiservers", False),
-    ("ceph.rook.io/v1", "CephCluster"): ("cephclusters", True),
-    ("ceph.rook.io/v1", "CephBlockPool"): ("cephblockpools", True),
-}
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: An eviction's 429 is a disruption budget saying no, and its 500 may be a pod with two budgets: the
 #: caller decides when to try again.
@@ -101,38 +76,6 @@ class KubeApiError(KubeawsError):
         super().__init__(f"Kubernetes API {method} {path}: HTTP {status}: {message}")
         self.status = status
         self.api_message = message
-
-
-def type_of(api_version: str, kind: str) -> tuple[str, bool]:
-    """(plural, namespaced) of a supported type; KubeawsError naming the supported ones otherwise."""
-    try:
-        return TYPES[(api_version, kind)]
-    except KeyError:
-        known = ", ".join(f"{v} {k}" for v, k in TYPES)
-        raise KubeawsError(f"kubeaws cannot manage {api_version} {kind} objects (supported: {known})") from None
-
-
-def collection_path(api_version: str, kind: str, namespace: str | None = None) -> str:
-    """The collection of a type: in one namespace, or across all namespaces (and for cluster-scoped types)
-    when `namespace` is None."""
-    plural, namespaced = type_of(api_version, kind)
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    if namespaced and namespace:
-        return f"{base}/namespaces/{urllib.parse.quote(namespace, safe='')}/{plural}"
-    return f"{base}/{plural}"
-
-
-def object_path(obj: Mapping[str, Any]) -> str:
-    """The API path of one object, from its apiVersion, kind, metadata.namespace (default "default" for a
-    namespaced type) and metadata.name."""
-    api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
-    meta = obj.get("metadata") or {}
-    name = meta.get("name")
-    if not name:
-        raise KubeawsError(f"{api_version} {kind} object has no metadata.name")
-    _, namespaced = type_of(api_version, kind)
-    namespace = (meta.get("namespace") or "default") if namespaced else None
-    return f"{collection_path(api_version, kind, namespace)}/{urllib.parse.quote(str(name), safe='')}"
 
 
 def ssl_context(ca_pem: str, client_cert: tuple[str | bytes, str | bytes] | None = None) -> ssl.SSLContext:

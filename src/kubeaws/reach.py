@@ -64,11 +64,19 @@ def api_client(spec: ClusterSpec, ctx: AwsContext, policy: RetryPolicy, *, ssh_k
             return str(eks_token(spec.metadata.name, ctx.region, profile=ctx.settings.profile)["status"]["token"])
 
     if not tunnel_needed(config.private, config.server, direct):
-        yield client_from_kubeconfig(config.text, policy, token=token, timeout=timeout)
+        client = client_from_kubeconfig(config.text, policy, token=token, timeout=timeout)
+        try:
+            yield client
+        finally:
+            client.close()  # its kept-alive connections
         return
     with open_tunnel(spec, ctx, config.server, key_file=ssh_key, notify=notify) as tunnel:
-        yield client_from_kubeconfig(config.text, policy, server=tunnel.server, tls_server_name=tunnel.server_name,
-                                     token=token, timeout=timeout)
+        client = client_from_kubeconfig(config.text, policy, server=tunnel.server,
+                                        tls_server_name=tunnel.server_name, token=token, timeout=timeout)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 #: How long `apply` waits for a new cluster's API to be ready before it applies objects: the first member's

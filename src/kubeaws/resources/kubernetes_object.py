@@ -49,7 +49,8 @@ from kubeaws.aws.session import AwsContext
 from kubeaws.aws.tags import CLUSTER_TAG, RESOURCE_TAG
 from kubeaws.eks_auth import eks_token
 from kubeaws.errors import KubeawsError
-from kubeaws.kube_client import TYPES, KubeClient, object_path, type_of
+from kubeaws.kube_client import KubeClient
+from kubeaws.kube_types import TYPES, object_path, type_of
 from kubeaws.resources._eks import describe
 from kubeaws.resources.base import Desired, Diff, Kind, Observed, contains_unknown
 from kubeaws.resources.registry import register
