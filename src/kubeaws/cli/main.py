@@ -31,6 +31,7 @@ from kubeaws.cli.common import (
     SpecFile,
     confirm,
     connect,
+    kube_reach,
     load,
     run,
 )
@@ -172,9 +173,10 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
                                                    "templates, groups, state); replace outdated instances later "
                                                    "with `kubeaws rollout`.")] = False,
           ssh_key: Annotated[Path | None, typer.Option("--ssh-key", show_default=False, help="Private key for "
-                                                       "the bastion tunnel the rollout uses (private API).")] = None,
-          no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="The rollout reaches a private API "
-                                                  "directly (VPN, or inside the VPC).")] = False,
+                                                       "the bastion tunnel to a private API (the addons' objects, "
+                                                       "the rollout).")] = None,
+          no_tunnel: Annotated[bool, typer.Option("--no-tunnel", help="Reach a private API directly (VPN, "
+                                                  "or inside the VPC): the addons' objects and the rollout.")] = False,
           force_eks_update: Annotated[bool, typer.Option("--force-eks-update", help="EKS managed node groups: "
                                                          "replace the nodes even when a PodDisruptionBudget "
                                                          "refuses an eviction (UpdateNodegroupVersion's force; "
@@ -202,54 +204,55 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         reviewed = plan_file.read(saved_plan) if saved_plan is not None else None
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
-        ctx.force_eks_update = force_eks_update
-        if reviewed is not None:
-            plan_file.check_target(reviewed, spec, ctx)
-        state = api.plan_state(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
-        text = plan_text(state.plan)
-        if out.json and not yes:
-            out.info(text)
-        out.text(text)
-        if reviewed is not None:
-            api.check_plan(reviewed, spec, ctx, state)  # before the lock: a stale plan makes nothing
-        kubeconfig = access.write_kubeconfig if write_kubeconfig or kubeconfig_file else None
-        if not state.plan.pending:
-            out.print("[green]Nothing to apply.[/green]")
-            doc = ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict()
-            if kubeconfig is not None:
-                doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
+        with kube_reach(out, spec, ctx, ssh_key, no_tunnel):  # the addons' objects go through the API
+            ctx.force_eks_update = force_eks_update
+            if reviewed is not None:
+                plan_file.check_target(reviewed, spec, ctx)
+            state = api.plan_state(spec, ctx, graph=doctor.preflight(out, spec, force, ctx))
+            text = plan_text(state.plan)
+            if out.json and not yes:
+                out.info(text)
+            out.text(text)
+            if reviewed is not None:
+                api.check_plan(reviewed, spec, ctx, state)  # before the lock: a stale plan makes nothing
+            kubeconfig = access.write_kubeconfig if write_kubeconfig or kubeconfig_file else None
+            if not state.plan.pending:
+                out.print("[green]Nothing to apply.[/green]")
+                doc = ApplyResult(cluster=state.plan.cluster, operation="apply").to_dict()
+                if kubeconfig is not None:
+                    doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
+                if out.json:
+                    out.emit(doc)
+                return 0
+            if reviewed is None:  # a saved plan was reviewed when it was made
+                confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?',
+                        "apply")
+            with locking.held(out, spec, ctx, "apply", locking.seconds(lock_timeout), create_home=True):
+                # Planned again under the lock: another run may have changed the cluster since the plan above.
+                fresh = api.plan_state(spec, ctx, graph=state.graph)
+                if reviewed is not None:
+                    api.check_plan(reviewed, spec, ctx, fresh)
+                elif locking.plan_moved(state.plan, fresh.plan):
+                    out.info("[yellow]the cluster changed since that plan; now:[/yellow]")
+                    out.info(plan_text(fresh.plan))
+                    confirm(out, yes, f'Apply these {fresh.plan.pending} changes instead?', "apply")
+                with Progress(out, f"Applying {spec.metadata.name}") as progress:
+                    result = api.apply(spec, ctx, plan=fresh, on_event=progress, max_workers=parallelism)
+                if not out.json:
+                    output.report_result(out, result, opts.command("apply"))
+                doc = result.to_dict()
+                if result.ok and kubeconfig is not None:
+                    doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
+                if result.ok and not no_rollout:
+                    ctx.limiter.set_concurrency(parallelism)
+                    try:
+                        doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
+                    except Exception:
+                        out.info(f"the configuration is applied; finish the roll with `{opts.command('rollout')}`")
+                        raise
             if out.json:
                 out.emit(doc)
-            return 0
-        if reviewed is None:  # a saved plan was reviewed when it was made
-            confirm(out, yes, f'Apply these {state.plan.pending} changes to cluster "{spec.metadata.name}"?',
-                    "apply")
-        with locking.held(out, spec, ctx, "apply", locking.seconds(lock_timeout), create_home=True):
-            # Planned again under the lock: another run may have changed the cluster since the plan above.
-            fresh = api.plan_state(spec, ctx, graph=state.graph)
-            if reviewed is not None:
-                api.check_plan(reviewed, spec, ctx, fresh)
-            elif locking.plan_moved(state.plan, fresh.plan):
-                out.info("[yellow]the cluster changed since that plan; now:[/yellow]")
-                out.info(plan_text(fresh.plan))
-                confirm(out, yes, f'Apply these {fresh.plan.pending} changes instead?', "apply")
-            with Progress(out, f"Applying {spec.metadata.name}") as progress:
-                result = api.apply(spec, ctx, plan=fresh, on_event=progress, max_workers=parallelism)
-            if not out.json:
-                output.report_result(out, result, opts.command("apply"))
-            doc = result.to_dict()
-            if result.ok and kubeconfig is not None:
-                doc["kubeconfig"] = kubeconfig(out, spec, ctx, kubeconfig_file)
-            if result.ok and not no_rollout:
-                ctx.limiter.set_concurrency(parallelism)
-                try:
-                    doc["rollout"] = rollout.roll_after_apply(out, spec, ctx, ssh_key, no_tunnel)
-                except Exception:
-                    out.info(f"the configuration is applied; finish the roll with `{opts.command('rollout')}`")
-                    raise
-        if out.json:
-            out.emit(doc)
-        return 0 if result.ok else 1
+            return 0 if result.ok else 1
 
     run(out, body)
 
