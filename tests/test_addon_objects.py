@@ -222,3 +222,52 @@ def test_on_the_emulator_the_objects_are_left_out_with_a_note(ctx: AwsContext) -
     assert not [c for c in plan.changes if c.kind == "KubernetesObject"]
     [note] = [n for n in plan.notes if "KubernetesObject" in n]
     assert "for addons.metricsServer" in note and "for network.cni" in note
+
+
+def api_servers(server: FakeApi, version: str, members: int = 1) -> None:
+    """kubeadm's kube-apiserver static pods (their mirror pods), at `version`."""
+    for i in range(members):
+        server.add({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": f"kube-apiserver-ip-10-0-0-{i}", "namespace": "kube-system",
+            "labels": {"component": "kube-apiserver", "tier": "control-plane"}},
+            "spec": {"containers": [{"name": "kube-apiserver", "image": f"registry.k8s.io/kube-apiserver:{version}"}]}})
+
+
+def test_an_upgrade_moves_the_minor_pinned_addons_after_the_api_servers(ctx: AwsContext, fake_api: FakeApi,
+                                                                        pki: dict[str, str]) -> None:
+    """1.31 -> 1.32: while an API server runs 1.31, plan and apply keep cluster-autoscaler and
+    cloud-provider-aws at 1.31's images (a controller newer than its API server breaks the skew policy) and say
+    so; the rollout's after-control-plane hook moves them once every API server runs 1.32; then nothing is
+    pending."""
+    from kubeaws.rollout.upgrade import KubeadmUpgrade
+
+    ctx.kube = FakeReach(fake_api, pki["ca"])
+    addons = {"clusterAutoscaler": {}, "cloudProviderAWS": {}}
+    old, new = make_spec(addons=addons), make_spec(kubernetesVersion="1.32", addons=addons)
+    assert kubeaws_api.apply(old, ctx).ok
+    api_servers(fake_api, "v1.31.13")
+    deployment = "/apis/apps/v1/namespaces/kube-system/deployments/cluster-autoscaler"
+
+    def image() -> str:
+        return str(fake_api.objects[deployment]["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    at_old = image()
+    plan = kubeaws_api.plan(new, ctx)
+    assert not [c for c in plan.changes if c.kind == "KubernetesObject" and c.action != "noop"]
+    assert any(n.startswith("cloud-provider-aws, cluster-autoscaler: kept at Kubernetes 1.31's images")
+               for n in plan.notes)
+    assert any(c.kind == "LaunchTemplate" and c.action == "update" for c in plan.changes)
+    assert kubeaws_api.apply(new, ctx, plan=kubeaws_api.plan_state(new, ctx)).ok
+    assert image() == at_old
+
+    upgrade = KubeadmUpgrade(new)
+    [line] = upgrade.after_control_plane(ctx.kube.kube)  # an API server still at 1.31: nothing moves
+    assert "not every API server runs" in line and image() == at_old
+    api_servers(fake_api, "v1.32.9")
+    done = upgrade.after_control_plane(ctx.kube.kube)
+    assert any(d.startswith("cluster-autoscaler: ") for d in done) and any(
+        d.startswith("cloud-provider-aws: ") for d in done)
+    assert image() != at_old and image().rsplit(":", 1)[1].startswith("v1.32.")
+    assert upgrade.after_control_plane(ctx.kube.kube) == []  # written once
+    plan = kubeaws_api.plan(new, ctx)
+    assert plan.pending == 0 and not any("kept at Kubernetes" in n for n in plan.notes)

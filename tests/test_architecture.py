@@ -44,7 +44,9 @@ ALLOWED: dict[str, set[str]] = {
     "bootstrap": {"spec", "addons"},
     # The plan warns of control-plane certificates near expiry (doctor.live_certs.plan_warnings).
     # plan / apply / status give the KubernetesObject kind the cluster's API for the call (reach.KubeReach).
-    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock", "doctor", "reach"},
+    # During an upgrade the addons that follow the minor wait for the API servers (rollout.upgrade reads them).
+    "api": {"spec", "model", "engine", "aws", "resources", "bootstrap", "addons", "lock", "doctor", "reach",
+            "rollout"},
     # The per-cluster lock: conditional writes to the state bucket through the AWS context.
     "lock": {"aws"},
     # An application service beside `api`, not a lower layer: the admin kubeconfig reads the state bucket (the

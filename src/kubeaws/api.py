@@ -90,14 +90,47 @@ def unread_objects_warning(ctx: AwsContext, graph: Graph) -> list[str]:
             "applies them once the API answers (server-side apply: an object already there is only updated)"]
 
 
+def held_minor(spec: ClusterSpec, ctx: AwsContext) -> str | None:
+    """During a kubeadm upgrade, the minor the API servers still run when it is below the spec's (the addons
+    that follow the minor stay there until the rollout moves them: model.addon_objects); else None. Read
+    through `ctx.kube` (one list of the kube-apiserver pods); None when the API does not answer."""
+    from kubeaws.resources.state_object import minor_of
+    from kubeaws.rollout.upgrade import api_server_minor
+
+    kube = ctx.kube
+    if spec.spec.mode != "kubeadm" or kube is None or not kube.possible:
+        return None
+    client = kube.client(wait=False)
+    running = api_server_minor(client) if client is not None else None
+    if running is None or minor_of(running) >= minor_of(spec.spec.kubernetes_version):
+        return None
+    return running
+
+
+def _graph(spec: ClusterSpec, ctx: AwsContext, graph: Graph | None) -> tuple[Graph, list[str]]:
+    """The graph to plan (the caller's, unless an upgrade holds the addons that follow the minor) and the
+    plan's note about what is held."""
+    held = held_minor(spec, ctx)
+    if held is None:
+        return (graph if graph is not None else build(spec)), []
+    from kubeaws.model.addon_objects import versioned_addons
+
+    names = ", ".join(addon.name for addon in versioned_addons(spec))
+    note = (f"{names}: kept at Kubernetes {held}'s images while an API server still runs {held} (a newer "
+            f"controller than its API server breaks the version-skew policy); `kubeaws rollout` moves them "
+            f"to {spec.spec.kubernetes_version} after the last control-plane member") if names else ""
+    return build(spec, addons_minor=held), [note] if note else []
+
+
 def plan_state(spec: ClusterSpec, ctx: AwsContext | None = None, *, graph: Graph | None = None) -> PlanState:
     """The plan with what it was computed from (feed it to `apply` to avoid observing twice). `graph`: the
     spec's resource graph when the caller already built it (`build(spec)`)."""
     ctx = ctx or connect(spec)
     spec = resolved(spec, ctx)
-    graph = graph if graph is not None else build(spec)
     with kube_reach(spec, ctx):
+        graph, notes = _graph(spec, ctx, graph)
         state = make_plan(graph, ctx, spec=spec)
+        state.plan.notes += notes
         state.plan.warnings += unread_objects_warning(ctx, graph)
     state.plan.warnings += [documentation_range_message(path, cidr) for path, cidr in documentation_cidrs(spec)]
     from kubeaws.doctor.live_certs import plan_warnings as certificate_warnings
@@ -144,7 +177,8 @@ def apply(spec: ClusterSpec, ctx: AwsContext | None = None, *, plan: Plan | Plan
         if isinstance(plan, PlanState):
             state = plan
         elif plan is None:
-            state = make_plan(build(resolved(spec, ctx)), ctx)
+            spec = resolved(spec, ctx)
+            state = make_plan(_graph(spec, ctx, None)[0], ctx)
         else:
             state = plan_state(spec, ctx)
             check_plan(plan, spec, ctx, state)

@@ -13,6 +13,12 @@ webhook configurations and APIServices (which send requests to the addon's Servi
 addons do not wait for each other, except on `after` (kubeadm: the control plane's groups; the API cannot
 answer before they exist).
 
+Upgrades: the addons whose images follow the Kubernetes minor (`Addon.versioned`: cloud-provider-aws,
+cluster-autoscaler) must not run a newer minor than the API servers (the version-skew policy). While they
+still run the old minor, kubeaws.api builds the graph with `addons_minor` set to it (`Builder.addons_minor`),
+so apply leaves those objects at the old images, and the rollout moves them once every API server runs the
+new minor (kubeaws.rollout.upgrade, after the control plane).
+
 Called by model.kubeadm (every enabled addon) and model.eks (the addons without an EKS managed add-on). Pure.
 """
 
@@ -27,7 +33,7 @@ from kubeaws.model.common import Builder
 from kubeaws.resources.base import Computed, Ref
 from kubeaws.resources.kubernetes_object import crd_of, object_name, owned_manifest
 
-__all__ = ["addon_objects", "declare_addon", "wave"]
+__all__ = ["addon_objects", "at_minor", "declare_addon", "versioned_addons", "wave"]
 
 FIRST = frozenset({"Namespace", "CustomResourceDefinition"})
 LAST = frozenset({"Job", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"})
@@ -58,6 +64,19 @@ def addon_objects(spec: Any, addon: Addon, role_arn: str | None = None) -> list[
     return [owned_manifest(spec.metadata.name, d) for d in docs]
 
 
+def at_minor(spec: Any, minor: str) -> Any:
+    """The spec with another Kubernetes minor (for rendering an addon's images at it)."""
+    return spec.model_copy(update={"spec": spec.spec.model_copy(update={"kubernetes_version": minor})})
+
+
+def versioned_addons(spec: Any) -> list[Addon]:
+    """The enabled addons whose images follow the Kubernetes minor (moved after the control plane in an
+    upgrade: kubeaws.rollout.upgrade)."""
+    from kubeaws.addons import enabled
+
+    return [addon for addon in enabled(spec) if addon.versioned]
+
+
 def _irsa_object(spec: Any, addon: str, role_arn: str | None, index: int) -> dict[str, Any]:
     from kubeaws.addons import DESCRIPTORS
 
@@ -69,7 +88,10 @@ def declare_addon(b: Builder, cluster_name: str | Ref, addon: Addon, *, role_arn
                   after: tuple[str, ...] = ()) -> list[str]:
     """Declare an addon's objects (in the addon's spec section); their keys. `role_arn` (EKS): the IRSA role
     the service account names, known after apply; `after`: keys every object waits for."""
-    objects = addon_objects(b.spec, addon, "<role>" if role_arn is not None else None)
+    spec = b.spec
+    if b.addons_minor and addon.versioned and b.addons_minor != spec.spec.kubernetes_version:
+        spec = at_minor(spec, b.addons_minor)
+    objects = addon_objects(spec, addon, "<role>" if role_arn is not None else None)
     keys: dict[str, tuple[int, str]] = {}
     namespaces: dict[str, str] = {}
     crds: dict[str, str] = {}

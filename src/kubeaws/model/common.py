@@ -36,6 +36,9 @@ class Builder:
     graph: Graph
     #: The spec path of what is being built (`Desired.spec_path` of every resource added meanwhile).
     at: str = ""
+    #: The Kubernetes minor the addons that follow it are rendered for, when not the spec's: the API servers'
+    #: during an upgrade's roll (model.addon_objects).
+    addons_minor: str | None = None
 
     @contextmanager
     def section(self, path: str) -> Iterator[None]:

@@ -15,7 +15,11 @@ controller.go in kubernetes-sigs/cluster-api):
 - AFTER every member runs the new version (KCP calls `UpdateKubeProxyImageInfo` and `UpdateCoreDNS` only
   once no machine needs a rollout; `kubeadm upgrade apply` runs its `addon/kube-proxy` and `addon/coredns`
   phases after the control plane): the kube-proxy DaemonSet's image (kube-proxy must never be newer than
-  any API server) and the CoreDNS Deployment's image (the tag kubeadm of the new minor deploys).
+  any API server) and the CoreDNS Deployment's image (the tag kubeadm of the new minor deploys); then the
+  objects of kubeaws' addons whose images follow the minor (cloud-provider-aws, cluster-autoscaler: a
+  cloud-controller-manager must not be newer than the API servers either), server-side applied at the new
+  minor. Until then kubeaws.api renders them at the API servers' minor (`api_server_minor`), so apply
+  leaves them as they are (model.addon_objects).
 
 What kubeadm itself checks, from its source (cmd/kubeadm/app/preflight/checks.go): `KubeletVersionCheck`
 with the control plane's version runs only in `kubeadm init`'s preflight (a kubelet newer than the
@@ -52,7 +56,9 @@ import yaml
 
 from kubeaws.addons import versions
 from kubeaws.bootstrap.kubeadm import kubelet_configuration
-from kubeaws.kube_client import KubeClient
+from kubeaws.kube_client import KubeClient, object_path
+from kubeaws.model.addon_objects import addon_objects, versioned_addons
+from kubeaws.resources.kubernetes_object import contains, normalized
 from kubeaws.resources.state_object import check_version_move, minor_of
 from kubeaws.spec.models import ClusterSpec
 
@@ -163,6 +169,25 @@ def downtime_note(spec: ClusterSpec) -> str | None:
 
 
 # -- applying them ----------------------------------------------------------------------------------------
+def _holds(kube: KubeClient, obj: Mapping[str, Any]) -> bool:
+    """The object is on the server as `obj` asks (kubeaws' containment check)."""
+    found = kube.get(object_path(obj))
+    return found is not None and contains(normalized(found), obj)
+
+
+def api_server_minor(kube: KubeClient) -> str | None:
+    """The lowest Kubernetes minor the cluster's kube-apiserver pods run (`1.31`), None when none is found."""
+    listing = kube.get(PODS, {"labelSelector": API_SERVER_SELECTOR}) or {}
+    minors = []
+    for pod in listing.get("items") or []:
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            tag = image_tag(str(container.get("image", ""))).lstrip("v")
+            parts = tag.split(".")
+            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                minors.append(f"{parts[0]}.{parts[1]}")
+    return min(minors, key=minor_of) if minors else None
+
+
 def cluster_version(kube: KubeClient) -> str | None:
     """The `kubernetesVersion` of the cluster's kubeadm-config (what its members were set up with)."""
     cm = kube.get(KUBEADM_CONFIG)
@@ -217,8 +242,8 @@ class KubeadmUpgrade:
     def after_control_plane(self, kube: KubeClient) -> list[str]:
         lagging = self.lagging_api_servers(kube)
         if lagging:
-            line = (f"kube-proxy and CoreDNS left as they are: not every API server runs "
-                    f"{target_version(self.spec)} yet ({'; '.join(lagging)})")
+            line = (f"kube-proxy, CoreDNS and the addons that follow the minor left as they are: not every API "
+                    f"server runs {target_version(self.spec)} yet ({'; '.join(lagging)})")
             self.say(line)
             return [line]
         done = []
@@ -229,6 +254,12 @@ class KubeadmUpgrade:
             if patch is not None:
                 kube.patch(path, patch)
                 done.append(f"{container}: {image}")
+        for addon in versioned_addons(self.spec):
+            changed = [o for o in addon_objects(self.spec, addon) if not _holds(kube, o)]
+            for obj in changed:
+                kube.apply(obj)
+            if changed:
+                done.append(f"{addon.name}: {len(changed)} object(s) at {self.spec.spec.kubernetes_version}")
         for line in done:
             self.say(line)
         return done
