@@ -207,14 +207,18 @@ def test_reach_waits_for_a_booting_api_then_gives_up_with_the_reason(
     late.close()
 
 
-def test_reach_before_the_cluster_exists(ctx: AwsContext) -> None:
-    """No state bucket yet: no client, and the plan says the objects were not read (a warning, not an error)."""
+def test_reach_before_the_cluster_exists(ctx: AwsContext, fake_api: FakeApi) -> None:
+    """No state bucket yet: no client and nothing missed (no warning: every object is a create); an API that
+    does not answer is a warning naming why (the objects show as creates, apply applies them)."""
     reach = KubeReach(make_spec(), ctx)
     reach.possible = True
-    assert reach.client(wait=False) is None and "cluster.json cannot be read (NoSuchBucket)" in str(reach.problem)
+    assert reach.client(wait=False) is None and reach.problem is None
     ctx.kube = reach
-    warnings = kubeaws_api.unread_objects_warning(ctx, build(make_spec()))
-    assert len(warnings) == 1 and "objects were not read (s3://" in warnings[0] and "show as creates" in warnings[0]
+    assert kubeaws_api.unread_objects_warning(ctx, build(make_spec())) == []
+    reach.problem = "the Kubernetes API at 10.0.0.1:6443 is not ready"
+    [warning] = kubeaws_api.unread_objects_warning(ctx, build(make_spec()))
+    assert "objects were not read (the Kubernetes API at 10.0.0.1:6443 is not ready)" in warning
+    assert "show as creates" in warning
 
 
 def test_on_the_emulator_the_objects_are_left_out_with_a_note(ctx: AwsContext) -> None:

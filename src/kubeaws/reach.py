@@ -84,6 +84,9 @@ def api_client(spec: ClusterSpec, ctx: AwsContext, policy: RetryPolicy, *, ssh_k
 API_WAIT_SECONDS = 1200.0
 #: How long `plan` and `status` give the API to answer before they say it did not.
 PROBE_SECONDS = 10.0
+#: What reading the cluster's record answers when the cluster does not exist (yet): no state bucket or
+#: cluster.json (kubeadm), no EKS cluster.
+ABSENT = frozenset({"NoSuchBucket", "NoSuchKey", "404", "NotFound", "ResourceNotFoundException"})
 
 
 class KubeReach:
@@ -105,9 +108,10 @@ class KubeReach:
         self._ready = False
 
     def client(self, *, wait: bool) -> KubeClient | None:
-        """A client once the API is ready; None (and `problem` says why) when it is not there (`wait` False)
-        or not possible here. With `wait`, a cluster that exists but is still booting is waited for; one that
-        never answers raises KubeawsError naming the endpoint and what to check."""
+        """A client once the API is ready; None when the cluster does not exist yet (`problem` None: nothing
+        to read), or (`problem` says why) when its API is not there (`wait` False) or not possible here. With
+        `wait`, a cluster that exists but is still booting is waited for; one that never answers raises
+        KubeawsError naming the endpoint and what to check."""
         if not self.possible:
             self.problem = "no Kubernetes API behind this endpoint (local emulator)"
             return None
@@ -143,14 +147,14 @@ class KubeReach:
             self._client = stack.enter_context(api_client(
                 self.spec, self.ctx, self.ctx.policy, ssh_key=self.ssh_key, direct=self.direct,
                 notify=self.notify, timeout=PROBE_SECONDS))
-        except ClientError as exc:
+        except (ClientError, KubeawsError) as exc:
             stack.close()
-            if error_code(exc) in ("NoSuchBucket", "NoSuchKey", "404", "NotFound", "ResourceNotFoundException"):
-                self.problem = "the cluster does not exist yet"
+            cause = exc if isinstance(exc, ClientError) else exc.__cause__
+            if isinstance(cause, ClientError) and error_code(cause) in ABSENT:
+                self.problem = None  # nothing to read: every object is to be created, nothing was missed
                 return False
-            raise
-        except KubeawsError as exc:
-            stack.close()
+            if isinstance(exc, ClientError):
+                raise
             self.problem = str(exc)
             return False
         self._stack = stack
