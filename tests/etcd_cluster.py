@@ -25,6 +25,7 @@ from kubeaws.bootstrap.userdata import render_scripts
 from tests.helpers import make_spec
 from tests.sandbox import standins
 from tests.sandbox.certs import LEAVES, make_ca, write_leaf
+from tests.sandbox.cmdserver import CommandServer
 from tests.sandbox.host import ETCD_BIN, ETCD_DIR
 from tests.sandbox.world import _reserve_net
 
@@ -183,6 +184,8 @@ def cluster(tmp_path: Path, endpoint: str) -> Iterator[dict[str, Any]]:
            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
            "SANDBOX_WORLD": str(base), "KUBEAWS_WAIT_SLEEP": "0.2", "KUBEAWS_WAIT_TRIES": "50"}
+    commands = CommandServer(base / "cmdserver.log", env)  # runs the calls of bin/ (tests/sandbox/cmdserver.py)
+    env["SANDBOX_STANDINS"] = commands.address
     import boto3
 
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint, aws_access_key_id="testing",
@@ -198,6 +201,7 @@ def cluster(tmp_path: Path, endpoint: str) -> Iterator[dict[str, Any]]:
     finally:
         for m in members:
             m.stop()
+        commands.close()
         reservation.close()
 
 

@@ -19,6 +19,9 @@ Stand-ins for what a registry does not have or a sandbox cannot do, each with th
   `curl` downloads (the Kubernetes apt key only: any other host "could not be resolved", as in an air gap; the
   addon manifests come from the state bucket).
 Every call is appended to the world's calls.log as "<instance-id> <command> <args>".
+
+The launchers hand every call to the world's command server (tests/sandbox/cmdserver.py), which runs `main`
+in a fork of itself with these modules and the AWS CLI imported: a fork per call, not an interpreter start.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.sandbox.host import ETCD_DIR, Host
@@ -50,13 +54,18 @@ def log_call(world: Path, iid: str, name: str, args: list[str]) -> None:
         fh.write(" ".join([iid, name, *args]).replace("\n", "\\n") + "\n")
 
 
-def main() -> int:
-    name = os.path.basename(sys.argv[0])
-    args = sys.argv[1:]
+def main(argv: list[str] | None = None, run_real: Callable[[str, list[str]], int] | None = None) -> int:
+    """One call, `argv` (sys.argv by default: the command's name, then its arguments); `run_real` runs a real
+    tool (the command server runs the AWS CLI in its own process) instead of executing it."""
+    argv = sys.argv if argv is None else argv
+    name = os.path.basename(argv[0])
+    args = argv[1:]
     world, iid = Path(os.environ["SANDBOX_WORLD"]), os.environ["SANDBOX_HOST"]
     log_call(world, iid, name, args)
     host = Host(world, iid)
     if name in REAL and not (name == "curl" and _remote(args)):
+        if run_real is not None:
+            return run_real(name, args)
         os.execv(REAL[name], [str(REAL[name]), *args])
     try:
         if name == "kubeadm":
@@ -319,15 +328,12 @@ def cmd_curl(host: Host, args: list[str]) -> str:
 
 
 def install(world: Path) -> Path:
-    """The world's bin/: one launcher per command (python of this venv, this repository on sys.path)."""
+    """The world's bin/: one launcher per command, each a client of the world's command server
+    (tests/sandbox/cmdserver.py: `CommandServer`, whose address the calls find in $SANDBOX_STANDINS)."""
+    from tests.sandbox.cmdserver import install_launchers
+
     bin_dir = world / "bin"
     bin_dir.mkdir(exist_ok=True)
-    repo = Path(__file__).resolve().parents[2]
-    launcher = (f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(repo)!r})\n"
-                "from tests.sandbox.standins import main\nsys.exit(main())\n")
-    for name in COMMANDS:
-        path = bin_dir / name
-        path.write_text(launcher)
-        path.chmod(0o755)
+    install_launchers(bin_dir, COMMANDS)
     return bin_dir
 

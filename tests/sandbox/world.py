@@ -1,6 +1,7 @@
 """A sandbox world: a kubeaws cluster applied on the moto server, whose instances boot with their real user
 data under bash, each in its own directory as "/" (tests/sandbox/host.py), with the real AWS CLI, a real
-etcd, real mkfs.ext4/blkid and the stand-ins of tests/sandbox/standins.py.
+etcd, real mkfs.ext4/blkid and the stand-ins of tests/sandbox/standins.py (each host's calls run by a command server
+of its own: tests/sandbox/cmdserver.py).
 
 What the world provides besides moto:
 - an IMDSv2 stand-in (tests/sandbox/imds.py) answering from each instance's moto data, with the instance
@@ -41,6 +42,7 @@ from kubeaws.model.state import state_bucket_name
 from kubeaws.spec.models import ClusterSpec
 from tests.helpers import make_spec
 from tests.sandbox import standins
+from tests.sandbox.cmdserver import CommandServer
 from tests.sandbox.host import Host, all_hosts
 from tests.sandbox.imds import Imds
 
@@ -75,6 +77,7 @@ class World:
         self.ctx = AwsContext(AwsSettings(region=REGION, endpoint_url=moto_url), cluster=name, policy=FAST_POLICY)
         self.bin = standins.install(self.dir)
         self.imds = Imds(self._imds_lookup)
+        self.commands: dict[str, CommandServer] = {}  # per host: the calls' HOME must be the server's
         self._creds: dict[str, dict[str, Any]] = {}
         self._roles: dict[str, dict[str, Any] | None] = {}
         self._stop = threading.Event()
@@ -104,6 +107,8 @@ class World:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
+        for server in self.commands.values():
+            server.close()
         for host in all_hosts(self.dir):
             host.stop_etcd()
         self.imds.close()
@@ -164,8 +169,16 @@ class World:
             "KUBEAWS_WAIT_SLEEP": "1", "KUBEAWS_WAIT_TRIES": "30", "KUBEAWS_WAIT_LONG_TRIES": "150",
             "KUBEAWS_WAIT_LONG_SLEEP": "3", "KUBEAWS_BOOT_ATTEMPTS": "2",
         }
+        if host.iid not in self.commands:
+            self.commands[host.iid] = CommandServer(host.dir / "cmdserver.log", env)
+        env["SANDBOX_STANDINS"] = self.commands[host.iid].address  # where the launchers of bin/ send the calls
         env.update(extra)
         return env
+
+    def kill_calls(self, host: Host) -> None:
+        """The host's running commands die (with its boot script: tests/sandbox/cmdserver.py)."""
+        if host.iid in self.commands:
+            self.commands[host.iid].kill_host(host.iid)
 
     def write_files(self, host: Host) -> list[str]:
         """cloud-init's write_files; returns the runcmd's command."""
@@ -197,6 +210,7 @@ class World:
                 codes[iid] = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
+                self.kill_calls(Host(self.dir, iid))
                 codes[iid] = -9
         return codes
 
@@ -217,6 +231,7 @@ class World:
         proc = self.procs.get(host.iid)
         if proc and proc.poll() is None:
             os.killpg(proc.pid, 9)
+        self.kill_calls(host)
         if replace:
             self.ctx.client("autoscaling").terminate_instance_in_auto_scaling_group(
                 InstanceId=host.iid, ShouldDecrementDesiredCapacity=False)
