@@ -87,3 +87,20 @@ def world_factory(tmp_path: Path, endpoint: str) -> Iterator[Any]:
     yield make
     for world in worlds:
         world.close()
+
+
+@pytest.fixture(scope="session")
+def kube_pki() -> dict[str, str]:
+    """A test CA with a server certificate for 127.0.0.1 (tests/kube_fake.py), for the fake API server."""
+    from tests.kube_fake import test_pki
+
+    return test_pki()
+
+
+@pytest.fixture
+def fake_api(kube_pki: dict[str, str]) -> Iterator[Any]:
+    """A fresh fake Kubernetes API server (tests/kube_fake.py) on 127.0.0.1 with `kube_pki`'s certificate."""
+    from tests.kube_fake import serve
+
+    with serve(kube_pki["cert"], kube_pki["key"]) as server:
+        yield server

@@ -29,22 +29,11 @@ from kubeaws.model import build
 from kubeaws.model.addon_objects import wave
 from kubeaws.reach import KubeReach
 from tests.helpers import FakeClock, make_spec
-from tests.kube_fake import BUILT_IN_NAMESPACES, FakeApi, serve, test_pki, url
+from tests.kube_fake import BUILT_IN_NAMESPACES, FakeApi, url
 
 ALL_ADDONS = {"metricsServer": {}, "cloudProviderAWS": {}, "ebsCSI": {}, "clusterAutoscaler": {}, "rookCeph": {},
               "awsLoadBalancerController": {}}
 CLUSTER_LABEL = "kubeaws.io/cluster"
-
-
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return test_pki()
-
-
-@pytest.fixture
-def fake_api(pki: dict[str, str]) -> Iterator[FakeApi]:
-    with serve(pki["cert"], pki["key"]) as server:
-        yield server
 
 
 class FakeReach:
@@ -100,9 +89,9 @@ def test_each_object_waits_for_its_namespace_and_its_crd(cni: str) -> None:
 
 
 def test_addons_change_as_objects_and_never_roll_an_instance(ctx: AwsContext, fake_api: FakeApi,
-                                                             pki: dict[str, str]) -> None:
+                                                             kube_pki: dict[str, str]) -> None:
     """Apply, add rookCeph (only object creates), re-plan (nothing), remove it (only object deletes: pruned)."""
-    ctx.kube = FakeReach(fake_api, pki["ca"])
+    ctx.kube = FakeReach(fake_api, kube_pki["ca"])
     spec = make_spec(addons={"metricsServer": {}})
     assert kubeaws_api.apply(spec, ctx).ok
     applied = ours(fake_api)
@@ -130,10 +119,10 @@ def test_addons_change_as_objects_and_never_roll_an_instance(ctx: AwsContext, fa
 
 
 def test_an_addon_upgrade_updates_its_objects_in_place(ctx: AwsContext, fake_api: FakeApi,
-                                                       pki: dict[str, str]) -> None:
+                                                       kube_pki: dict[str, str]) -> None:
     """A changed manifest (here the cluster-autoscaler's image, pinned per Kubernetes minor) is an object update
     shown field by field; the object is applied again, not re-created."""
-    ctx.kube = FakeReach(fake_api, pki["ca"])
+    ctx.kube = FakeReach(fake_api, kube_pki["ca"])
     spec = make_spec(addons={"clusterAutoscaler": {}})
     assert kubeaws_api.apply(spec, ctx).ok
     path = "/apis/apps/v1/namespaces/kube-system/deployments/cluster-autoscaler"
@@ -175,12 +164,12 @@ def _fake_api_client(server: FakeApi, ca: str, policy: Any) -> Iterator[KubeClie
 
 
 def test_reach_waits_for_a_booting_api_then_gives_up_with_the_reason(
-        ctx: AwsContext, fake_api: FakeApi, pki: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        ctx: AwsContext, fake_api: FakeApi, kube_pki: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A new cluster's API answers /readyz 500 while it comes up: plan gets None and the reason, apply waits for
     it (on the policy's clock), and one that never comes up fails naming the endpoint and what to check."""
     clock = FakeClock()
     ctx.policy = clock.policy(FAST_POLICY)
-    monkeypatch.setattr("kubeaws.reach.api_client", lambda *a, **k: _fake_api_client(fake_api, pki["ca"],
+    monkeypatch.setattr("kubeaws.reach.api_client", lambda *a, **k: _fake_api_client(fake_api, kube_pki["ca"],
                                                                                       ctx.policy))
     reach = KubeReach(make_spec(), ctx, wait_seconds=600)
     reach.possible = True  # the emulator has no API; the fake server stands in for the cluster's
@@ -238,14 +227,14 @@ def api_servers(server: FakeApi, version: str, members: int = 1) -> None:
 
 
 def test_an_upgrade_moves_the_minor_pinned_addons_after_the_api_servers(ctx: AwsContext, fake_api: FakeApi,
-                                                                        pki: dict[str, str]) -> None:
+                                                                        kube_pki: dict[str, str]) -> None:
     """1.31 -> 1.32: while an API server runs 1.31, plan and apply keep cluster-autoscaler and
     cloud-provider-aws at 1.31's images (a controller newer than its API server breaks the skew policy) and say
     so; the rollout's after-control-plane hook moves them once every API server runs 1.32; then nothing is
     pending."""
     from kubeaws.rollout.upgrade import KubeadmUpgrade
 
-    ctx.kube = FakeReach(fake_api, pki["ca"])
+    ctx.kube = FakeReach(fake_api, kube_pki["ca"])
     addons = {"clusterAutoscaler": {}, "cloudProviderAWS": {}}
     old, new = make_spec(addons=addons), make_spec(kubernetesVersion="1.32", addons=addons)
     assert kubeaws_api.apply(old, ctx).ok

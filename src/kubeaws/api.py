@@ -65,14 +65,16 @@ def connect(spec: ClusterSpec, *, profile: str | None = None, region: str | None
 
 
 @contextmanager
-def kube_reach(spec: ClusterSpec, ctx: AwsContext) -> Iterator[None]:
-    """`ctx.kube` for the block: the caller's, or a KubeReach made here and closed after."""
+def kube_reach(spec: ClusterSpec, ctx: AwsContext, *, ssh_key: Path | None = None, direct: bool | None = None,
+               notify: Callable[[str], None] | None = None) -> Iterator[None]:
+    """`ctx.kube` for the block: the caller's, or a KubeReach made here (the bastion tunnel with `ssh_key` for
+    a private endpoint, or `direct`) and closed after."""
     if ctx.kube is not None:
         yield
         return
     from kubeaws.reach import KubeReach
 
-    reach = KubeReach(spec, ctx)
+    reach = KubeReach(spec, ctx, ssh_key=ssh_key, direct=direct, notify=notify)
     ctx.kube = reach
     try:
         yield

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -135,22 +134,6 @@ def connect(spec: ClusterSpec, opts: ClusterOptions, out: Out) -> AwsContext:
     from kubeaws import api
 
     return api.connect(spec, profile=opts.profile, region=opts.region, endpoint_url=endpoint)
-
-
-@contextmanager
-def kube_reach(out: Out, spec: ClusterSpec, ctx: AwsContext, ssh_key: Path | None, no_tunnel: bool) -> Iterator[None]:
-    """The cluster's Kubernetes API for the command (`ctx.kube`: the addons' objects are read and applied
-    through it), with the user's SSH key for the bastion tunnel of a private endpoint, or without a tunnel
-    (`--no-tunnel`); closed after."""
-    from kubeaws.reach import KubeReach
-
-    reach = KubeReach(spec, ctx, ssh_key=ssh_key, direct=True if no_tunnel else None, notify=out.info)
-    ctx.kube = reach
-    try:
-        yield
-    finally:
-        ctx.kube = None
-        reach.close()
 
 
 def check_loopback_endpoint(url: str | None) -> None:

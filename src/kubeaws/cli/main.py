@@ -31,7 +31,6 @@ from kubeaws.cli.common import (
     SpecFile,
     confirm,
     connect,
-    kube_reach,
     load,
     run,
 )
@@ -204,7 +203,8 @@ def apply(file: SpecFile, yes: YesOpt = False, output_format: OutputOpt = Output
         reviewed = plan_file.read(saved_plan) if saved_plan is not None else None
         spec = load(opts.file)
         ctx = connect(spec, opts, out)
-        with kube_reach(out, spec, ctx, ssh_key, no_tunnel):  # the addons' objects go through the API
+        # The addons' objects go through the API, tunnelled with the user's key for a private endpoint.
+        with api.kube_reach(spec, ctx, ssh_key=ssh_key, direct=True if no_tunnel else None, notify=out.info):
             ctx.force_eks_update = force_eks_update
             if reviewed is not None:
                 plan_file.check_target(reviewed, spec, ctx)

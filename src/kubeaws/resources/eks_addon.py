@@ -1,5 +1,6 @@
-"""EKS managed add-ons (kind `EksAddon`, docs/eks.md): vpc-cni, kube-proxy, coredns, aws-ebs-csi-driver.
-id = `<cluster>/<add-on>`.
+"""EKS managed add-ons (kind `EksAddon`, docs/eks.md): vpc-cni, kube-proxy, coredns, and the addons' own
+(`Addon.eks_addon` of a descriptor, e.g. aws-ebs-csi-driver). id = `<cluster>/<add-on>`. The model sets no
+version: EKS installs its default for the cluster's Kubernetes version when the add-on is created.
 
 - `list_owned`: ListAddons on the cluster + one DescribeAddon per add-on (the only call that returns its
   tags); `list_reads` is sized for the usual handful. No cluster = nothing.
@@ -9,7 +10,6 @@ id = `<cluster>/<add-on>`.
   exist; it heals once they join). CREATE_FAILED raises with the health issues.
 - update: UpdateAddon (version, service-account role), waited for through DescribeUpdate.
 - delete: DeleteAddon, then wait until gone.
-- `latest_version` answers the model's plan-time Lookup (DescribeAddonVersions).
 
 Called by the engine through the registry.
 """
@@ -41,21 +41,6 @@ from kubeaws.resources.registry import register
 SETTLED = frozenset({"ACTIVE", "DEGRADED"})
 FAILED = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED"})
 WAITING = frozenset({"CREATING", "UPDATING"})
-
-
-def latest_version(ctx: AwsContext, addon: str, kubernetes_version: str) -> str:
-    """The default version of `addon` for a Kubernetes version (what EKS would install), for the model's
-    plan-time Lookup. Raises when EKS offers no version of it for that Kubernetes version."""
-    found = ctx.paginate("eks", "describe_addon_versions", "addons", addonName=addon,
-                         kubernetesVersion=str(kubernetes_version))
-    versions = [v for a in found for v in a.get("addonVersions") or []]
-    for v in versions:
-        if any(c.get("defaultVersion") and c.get("clusterVersion") == str(kubernetes_version)
-               for c in v.get("compatibilities") or []):
-            return str(v["addonVersion"])
-    if versions:
-        return str(versions[0]["addonVersion"])  # EKS lists the newest first
-    raise KubeawsError(f"EKS offers no version of add-on {addon} for Kubernetes {kubernetes_version}")
 
 
 @register

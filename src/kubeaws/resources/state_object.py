@@ -7,7 +7,7 @@ ListObjectsV2(Prefix="cluster/") on the cluster's bucket; `fields.content_md5` i
 (the MD5 of the content: single-part upload, SSE-S3) and `diff` compares it with the MD5 of the desired
 `content`. update = put again. Called by the engine through the registry.
 
-`cluster/cluster.json` also guards the Kubernetes version of a kubeadm cluster (issue #9): its
+`cluster/cluster.json` also guards the Kubernetes version of a kubeadm cluster: its
 `kubernetesVersion` is the version the cluster was last applied at. `list_owned` reads that one object's
 body (ONE GetObject more, a few hundred bytes: S3 listings carry neither object metadata nor tags, so no
 cheaper place would be seen without a request per object) into `attrs["kubernetes_version"]`, and `diff`
