@@ -33,9 +33,12 @@ def owned_counts(ctx: AwsContext) -> dict[str, int]:
     return {name: len(kind.list_owned(ctx)) for name, kind in registry.kinds().items()}
 
 
-def expected_counts(spec: ClusterSpec) -> dict[str, int]:
+def expected_counts(spec: ClusterSpec, ctx: AwsContext) -> dict[str, int]:
+    """Owned resources per kind, but none of a kind the endpoint does not serve (moto: no Kubernetes API for
+    the addons' KubernetesObjects; the plan leaves them out there)."""
     graph = build(spec)
-    return {name: len([d for d in graph.of_kind(name) if not d.brought_id]) for name in registry.kinds()}
+    return {name: len([d for d in graph.of_kind(name) if not d.brought_id]) if kind.served(ctx) else 0
+            for name, kind in registry.kinds().items()}
 
 
 FULL = {"network": {"natGateway": "perAZ", "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"]},
@@ -46,7 +49,7 @@ def test_apply_is_idempotent(ctx: AwsContext) -> None:
     spec = make_spec(**FULL)
     first = apply_ok(spec, ctx)
     assert {e.action for e in first.done} == {"create"}
-    assert owned_counts(ctx) == expected_counts(spec)
+    assert owned_counts(ctx) == expected_counts(spec, ctx)
 
     with ctx.counting() as log:
         plan = api.plan(spec, ctx)
@@ -115,7 +118,7 @@ def test_spec_changes_are_planned_field_by_field(ctx: AwsContext) -> None:
     assert "Will delete resources:" in text and "- tcp 22 from SecurityGroup/bastion" in text
     apply_ok(wider, ctx)
     assert api.plan(wider, ctx).pending == 0
-    assert owned_counts(ctx) == expected_counts(wider)
+    assert owned_counts(ctx) == expected_counts(wider, ctx)
 
 
 def test_vpc_cidr_change_is_refused(ctx: AwsContext) -> None:
