@@ -28,9 +28,11 @@ from kubeaws.doctor.network import (
     checked_flows,
 )
 from kubeaws.errors import KubeawsError, SpecError
+from kubeaws.model.common import node_group_of
 from kubeaws.model.flows import CONTROL_PLANE, NODE_ROLES, cni_flows
 from kubeaws.model.graph import Graph
 from kubeaws.model.nodegroups import CA, autoscaler_tags
+from kubeaws.resources.base import Desired
 from kubeaws.spec.layout import LayoutError
 from kubeaws.spec.models import ClusterSpec, NodeGroupSpec
 
@@ -134,11 +136,12 @@ def _has_aws_auth(graph: Graph) -> bool:
     return False
 
 
-def _group_of(spec: ClusterSpec, kind: str, name: str) -> NodeGroupSpec | None:
-    wanted = name.removeprefix("ng-") if kind == "AutoScalingGroup" else name
-    if kind == "AutoScalingGroup" and not name.startswith("ng-"):
+def _group_of(spec: ClusterSpec, desired: Desired) -> NodeGroupSpec | None:
+    """The node group an Auto Scaling group or EKS node group comes from (by its spec path); None otherwise."""
+    if desired.kind not in ("AutoScalingGroup", "EksNodegroup"):
         return None
-    return next((ng for ng in spec.spec.node_groups if ng.name == wanted), None)
+    name = node_group_of(desired.spec_path)
+    return next((ng for ng in spec.spec.node_groups if ng.name == name), None)
 
 
 def check_discovery_tags(spec: ClusterSpec, graph: Graph) -> list[Finding]:
@@ -165,7 +168,7 @@ def check_discovery_tags(spec: ClusterSpec, graph: Graph) -> list[Finding]:
             if missing:
                 add("discovery-tags.spec-tags", d.key, f"instances miss the spec's tags {', '.join(missing)}",
                     "put spec.tags on the launch template's instance and volume tags", "warning")
-        ng = _group_of(spec, d.kind, d.name)
+        ng = _group_of(spec, d)
         if ng is None:
             continue
         expected = autoscaler_tags(cluster, ng)
