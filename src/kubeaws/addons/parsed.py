@@ -10,7 +10,6 @@ Called by kubeaws.addons.addon_documents (the model's addon objects: kubeaws.mod
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -39,7 +38,16 @@ def documents(text: str) -> list[dict[str, Any]]:
             _to_disk(digest, found)
         with _lock:
             _memory[digest] = found
-    return copy.deepcopy(found)
+    return [_copy(doc) for doc in found]
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON-shaped value (dicts, lists, scalars): copy.deepcopy's result, several times faster."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _path(digest: str) -> str | None:

@@ -56,11 +56,12 @@ def addon_objects(spec: Any, addon: Addon, role_arn: str | None = None) -> list[
     (an API server keeps its own; applying one is ignored); on EKS its service account bound to its IRSA role
     (`role_arn`)."""
     docs = [{k: v for k, v in d.items() if k != "status"} for d in addon_documents(spec, addon)]
-    for doc in docs:
-        if role_arn is not None and addon.irsa is not None and doc["kind"] == "ServiceAccount" and \
-                doc["metadata"]["name"] == addon.irsa.service_account:
+    if role_arn is not None and addon.irsa is not None:
+        for i, doc in enumerate(docs):
             meta = doc["metadata"]
-            meta["annotations"] = {**(meta.get("annotations") or {}), "eks.amazonaws.com/role-arn": role_arn}
+            if doc["kind"] == "ServiceAccount" and meta["name"] == addon.irsa.service_account:
+                annotations = {**(meta.get("annotations") or {}), "eks.amazonaws.com/role-arn": role_arn}
+                docs[i] = {**doc, "metadata": {**meta, "annotations": annotations}}
     return [owned_manifest(spec.metadata.name, d) for d in docs]
 
 
