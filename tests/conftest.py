@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +35,31 @@ def _fake_credentials() -> None:
         os.environ.pop(var, None)
 
 
+def launch_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """`emulator.launch` (the emulator `kubeaws --local` starts: AMI, instance-type and key-pair validation, the
+    AWS managed policies, kubeaws' fixes of moto) running tests/moto_server.py, which leaves out two costs of
+    moto's that only the tests pay: a reset that rebuilt every backend before dropping it, the managed policies
+    of IAM partitions nobody uses."""
+    port = emulator._free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, env={**os.environ, **emulator.MOTO_ENV},
+                            start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + emulator.START_TIMEOUT
+    while not emulator._answers(url, timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise RuntimeError(f"the tests' moto server (tests/moto_server.py) did not start on {url}")
+        time.sleep(0.1)
+    return proc, url
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A private moto server on 127.0.0.1 with AMI, instance-type and key-pair validation on (the same
-    launcher `kubeaws --local` uses)."""
-    proc, url = emulator.launch()
+    """A private moto server on 127.0.0.1 with AMI, instance-type and key-pair validation on (`launch_moto`)."""
+    proc, url = launch_moto()
     yield url
     proc.terminate()
     try:
