@@ -3,7 +3,7 @@ process) serves what moto lacks, so examples/eks.yaml goes through plan, apply, 
 front's access entries, access policies, add-ons and updates answer in AWS's shapes and error codes; an operation
 no endpoint implements is one line in the CLI; the demo runs its own emulator and leaves the user's alone.
 
-The cluster commands run in-process (CliRunner) against the test session's server (`emulator.launch`, the one
+The cluster commands run in-process (CliRunner) against the test session's server (tests/moto_server.py: the one
 `--local` starts: moto behind the front) through AWS_ENDPOINT_URL; `--local`'s own start/reuse is
 tests/test_local.py's. Nothing here stands in for AWS except moto and the front themselves.
 """

@@ -4,8 +4,8 @@ each API's own name and following NextToken/Marker to the last page, and the loc
 (local/ec2_front.py) paging the launch-template describes as EC2 does.
 
 moto adaptation: moto answers DescribeLaunchTemplates / DescribeLaunchTemplateVersions with at most 15 items and
-no NextToken; the emulator's EC2 front pages them (the fixture's server is `emulator.launch`, so it has the
-front), and the tests here are what show that it does.
+no NextToken; the emulator's EC2 front pages them (the fixture's server, tests/moto_server.py, is the emulator's,
+so it has the front), and the tests here are what show that it does.
 """
 
 from __future__ import annotations
