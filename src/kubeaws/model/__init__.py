@@ -22,13 +22,15 @@ from kubeaws.spec.resolve import resolve
 
 
 def build(spec: ClusterSpec, instance_types: InstanceTypes | None = None, *,
-          addons_minor: str | None = None) -> Graph:
+          addons_minor: str | None = None, kubernetes_objects: bool = True) -> Graph:
     """Every desired resource of the cluster, with explicit references between them; the limits of its
     instance types from `instance_types` (default: the facts the spec carries). `addons_minor`: render the
     addons whose images follow the Kubernetes minor for that minor instead of the spec's (kubeaws.api, while
-    the API servers still run it during an upgrade)."""
+    the API servers still run it during an upgrade). `kubernetes_objects` False: the AWS side only (no
+    KubernetesObject; model.documents)."""
     spec = resolve(spec, instance_types or spec.instance_type_facts)
-    b = Builder(spec=spec, graph=Graph(spec.metadata.name, spec.spec.mode), addons_minor=addons_minor)
+    b = Builder(spec=spec, graph=Graph(spec.metadata.name, spec.spec.mode), addons_minor=addons_minor,
+                kubernetes_objects=kubernetes_objects)
     with b.section("network"):
         net = build_network(b)
         groups = build_security(b, net)

@@ -89,6 +89,8 @@ def declare_addon(b: Builder, cluster_name: str | Ref, addon: Addon, *, role_arn
                   after: tuple[str, ...] = ()) -> list[str]:
     """Declare an addon's objects (in the addon's spec section); their keys. `role_arn` (EKS): the IRSA role
     the service account names, known after apply; `after`: keys every object waits for."""
+    if not b.kubernetes_objects:
+        return []
     spec = b.spec
     if b.addons_minor and addon.versioned and b.addons_minor != spec.spec.kubernetes_version:
         spec = at_minor(spec, b.addons_minor)

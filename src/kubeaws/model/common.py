@@ -39,6 +39,9 @@ class Builder:
     #: The Kubernetes minor the addons that follow it are rendered for, when not the spec's: the API servers'
     #: during an upgrade's roll (model.addon_objects).
     addons_minor: str | None = None
+    #: Whether the addons' Kubernetes objects are declared (not for what reads only the AWS side, e.g. the
+    #: policy documents `kubeaws render` writes: the manifests are megabytes).
+    kubernetes_objects: bool = True
 
     @contextmanager
     def section(self, path: str) -> Iterator[None]:

@@ -72,7 +72,7 @@ def policy_documents(spec: ClusterSpec, account_id: str, graph: Graph | None = N
     `kms/<key>-key-policy.json`."""
     from kubeaws.model import build
 
-    graph = graph if graph is not None else build(spec)
+    graph = graph if graph is not None else build(spec, kubernetes_objects=False)
     value = resolver(graph, account_id, spec.spec.region)
     files: dict[str, Any] = {}
     for role in graph.of_kind("IamRole"):
