@@ -7,7 +7,7 @@ tests/test_kubernetes_object.py."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,21 +27,20 @@ from kubeaws.kube_client import (
     selector_matches,
 )
 from tests import kube_objects as ko
-from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, test_pki, url
+from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, url
 
 NODE = "ip-10-0-1-10.ec2.internal"
 OTHER = "ip-10-0-2-20.ec2.internal"
 
 
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return test_pki()
+@pytest.fixture
+def pki(kube_pki: dict[str, str]) -> dict[str, str]:
+    return kube_pki  # tests/conftest.py
 
 
 @pytest.fixture
-def api(pki: dict[str, str]) -> Iterator[FakeApi]:
-    with serve(pki["cert"], pki["key"]) as server:
-        yield server
+def api(fake_api: FakeApi) -> FakeApi:
+    return fake_api  # tests/conftest.py
 
 
 @pytest.fixture

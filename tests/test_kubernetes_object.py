@@ -10,7 +10,6 @@ AwsContext (endpoint = the fake server, CA = the test CA).
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,20 +24,19 @@ from kubeaws.errors import KubeawsError
 from kubeaws.kube_client import TYPES, KubeApiError, KubeClient
 from kubeaws.resources.base import Desired, Observed
 from kubeaws.resources.kubernetes_object import KubernetesObject, contains, object_name, owned_manifest
-from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, test_pki, url
+from tests.kube_fake import FakeApi, key_pem, make_cert, pem, serve, url
 
 NODE_ROLE = "arn:aws:iam::123456789012:role/kubeaws/dev-nodes"
 
 
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return test_pki()
+@pytest.fixture
+def pki(kube_pki: dict[str, str]) -> dict[str, str]:
+    return kube_pki  # tests/conftest.py
 
 
 @pytest.fixture
-def api(pki: dict[str, str]) -> Iterator[FakeApi]:
-    with serve(pki["cert"], pki["key"]) as server:
-        yield server
+def api(fake_api: FakeApi) -> FakeApi:
+    return fake_api  # tests/conftest.py
 
 
 def client(api: FakeApi, ca: str, token: str = "k8s-aws-v1.abc") -> KubeClient:

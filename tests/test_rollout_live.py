@@ -13,7 +13,6 @@ kubeaws does on AWS). Waits run on a fake clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from kubeaws.rollout.runner import RolloutError, Timeouts
 from kubeaws.rollout.upgrade import COREDNS, KUBE_PROXY, KUBEADM_CONFIG, target_version
 from tests import kube_objects as ko
 from tests.helpers import BASE, CallRecorder, make_spec, merge
-from tests.kube_fake import FakeApi, serve, test_pki, url
+from tests.kube_fake import FakeApi, url
 from tests.rollout_fakes import FakeClock
 
 GROUPS = [{"name": "general", "instanceTypes": ["m5.large"], "size": {"min": 2, "desired": 2, "max": 3},
@@ -44,16 +43,16 @@ MUTATING = {"UpdateAutoScalingGroup", "TerminateInstanceInAutoScalingGroup", "Cr
             "DeleteLaunchTemplateVersions"}
 
 
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return test_pki()
+@pytest.fixture
+def pki(kube_pki: dict[str, str]) -> dict[str, str]:
+    return kube_pki  # tests/conftest.py
 
 
 @pytest.fixture
-def fake_api(pki: dict[str, str]) -> Iterator[FakeApi]:
-    with serve(pki["cert"], pki["key"]) as server:
-        server.scheduler = True
-        yield server
+def fake_api(fake_api: FakeApi) -> FakeApi:
+    """tests/conftest.py's, scheduling replacement pods as a scheduler would."""
+    fake_api.scheduler = True
+    return fake_api
 
 
 def policy(clock: FakeClock) -> RetryPolicy:

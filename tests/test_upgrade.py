@@ -17,7 +17,6 @@ fields, when); tests/test_upgrade_sandbox.py boots replaced members at the new v
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from kubeaws.rollout.upgrade import (
     upgrade_hooks,
 )
 from tests.helpers import BASE, make_spec, merge
-from tests.kube_fake import FakeApi, serve, test_pki, url
+from tests.kube_fake import FakeApi, url
 from tests.rollout_fakes import FakeClock, FakeCloud, FakeCluster
 
 #: The upgrade the hook tests make: CoreDNS moves too (v1.11.3 -> v1.12.0); from 1.31 to 1.32 it does not.
@@ -236,15 +235,14 @@ class UpgradingCluster(FakeCluster):
         super().forget(node)
 
 
-@pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    return test_pki()
+@pytest.fixture
+def pki(kube_pki: dict[str, str]) -> dict[str, str]:
+    return kube_pki  # tests/conftest.py
 
 
 @pytest.fixture
-def fake(pki: dict[str, str]) -> Iterator[FakeApi]:
-    with serve(pki["cert"], pki["key"]) as server:
-        yield server
+def fake(fake_api: FakeApi) -> FakeApi:
+    return fake_api  # tests/conftest.py
 
 
 def kube_for(fake: FakeApi, pki: dict[str, str], log: list[str]) -> LoggingKube:
