@@ -204,9 +204,9 @@ def status(spec: ClusterSpec, ctx: AwsContext | None = None, *, controller_made:
     owned resources of every kind whatever the spec's mode (as delete sees them: `report.observation` can then
     be passed to `delete`)."""
     ctx = ctx or connect(spec)
-    if every_kind:  # as delete sees the cluster: its Kubernetes objects go with it, they are not read
-        return cluster_status(build(resolved(spec, ctx)), ctx, controller_made, every_kind)
     graph = build(resolved(spec, ctx))
+    if every_kind:  # as delete sees the cluster: its Kubernetes objects go with it, they are not read
+        return cluster_status(graph, ctx, controller_made, every_kind)
     with kube_reach(spec, ctx):
         return cluster_status(graph, ctx, controller_made, every_kind)
 

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -50,9 +51,9 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _path(digest: str) -> str | None:
+def _path(digest: str) -> Path | None:
     directory = cache_dir("manifests")
-    return None if directory is None else str(directory / f"{digest}.json")
+    return None if directory is None else directory / f"{digest}.json"
 
 
 def _from_disk(digest: str) -> list[dict[str, Any]] | None:
@@ -69,12 +70,11 @@ def _from_disk(digest: str) -> list[dict[str, Any]] | None:
 
 def _to_disk(digest: str, docs: list[dict[str, Any]]) -> None:
     """Written whole or not at all (a temporary file renamed), so a reader never sees half of one."""
-    directory = cache_dir("manifests")
-    if directory is None or not ensure(directory):
+    path = _path(digest)
+    if path is None or not ensure(path.parent):
         return
-    path = str(directory / f"{digest}.json")
     try:
-        fd, tmp = tempfile.mkstemp(dir=str(directory), suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     except OSError:
         return
     try:

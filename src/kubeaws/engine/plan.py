@@ -13,6 +13,7 @@ Called by the public API (kubeaws.api.plan / apply / status); its PlanState feed
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -185,9 +186,7 @@ def _cloud_only_notes(left_out: list[Desired]) -> list[str]:
         if len(found) <= NAMED_IN_NOTE:
             what = ", ".join(d.name for d in found)
         else:
-            per_path: dict[str, int] = {}
-            for d in found:
-                per_path[d.spec_path or "the cluster"] = per_path.get(d.spec_path or "the cluster", 0) + 1
+            per_path = Counter(d.spec_path or "the cluster" for d in found)
             what = ", ".join(f"{count} for {path}" for path, count in sorted(per_path.items()))
         notes.append(f"local emulator: {len(found)} {kind}(s) skipped, cloud-only (no Kubernetes API behind the "
                      f"emulator; AWS gets them): {what}")

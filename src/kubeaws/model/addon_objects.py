@@ -27,11 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubeaws.addons import addon_documents
+from kubeaws.addons import DESCRIPTORS, addon_documents, enabled
 from kubeaws.addons.descriptor import Addon
+from kubeaws.kube_types import type_of
 from kubeaws.model.common import Builder
 from kubeaws.resources.base import Computed, Ref
-from kubeaws.resources.kubernetes_object import crd_of, object_name, owned_manifest
+from kubeaws.resources.kubernetes_object import object_name, owned_manifest
 
 __all__ = ["addon_objects", "at_minor", "declare_addon", "versioned_addons", "wave"]
 
@@ -42,13 +43,26 @@ BUILT_IN_GROUPS = ("", "apps", "batch", "policy", "rbac.authorization.k8s.io", "
                    "admissionregistration.k8s.io")
 
 
+def _group(manifest: Mapping[str, Any]) -> str:
+    """The object's API group ("" for the core group)."""
+    return str(manifest.get("apiVersion", "")).rpartition("/")[0]
+
+
 def wave(manifest: Mapping[str, Any]) -> int:
     """0: Namespaces and CRDs; 2: custom resources, Jobs, webhook configurations, APIServices; 1: the rest."""
     kind = str(manifest.get("kind"))
-    group = str(manifest.get("apiVersion", "")).rpartition("/")[0]
     if kind in FIRST:
         return 0
-    return 2 if kind in LAST or group not in BUILT_IN_GROUPS else 1
+    return 2 if kind in LAST or _group(manifest) not in BUILT_IN_GROUPS else 1
+
+
+def crd_of(manifest: Mapping[str, Any]) -> str | None:
+    """`<plural>.<group>`, the CustomResourceDefinition a custom resource needs (None for a built-in type)."""
+    group = _group(manifest)
+    if group in BUILT_IN_GROUPS:
+        return None
+    plural, _ = type_of(str(manifest.get("apiVersion", "")), str(manifest.get("kind")))
+    return f"{plural}.{group}"
 
 
 def addon_objects(spec: Any, addon: Addon, role_arn: str | None = None) -> list[dict[str, Any]]:
@@ -73,14 +87,10 @@ def at_minor(spec: Any, minor: str) -> Any:
 def versioned_addons(spec: Any) -> list[Addon]:
     """The enabled addons whose images follow the Kubernetes minor (moved after the control plane in an
     upgrade: kubeaws.rollout.upgrade)."""
-    from kubeaws.addons import enabled
-
     return [addon for addon in enabled(spec) if addon.versioned]
 
 
 def _irsa_object(spec: Any, addon: str, role_arn: str | None, index: int) -> dict[str, Any]:
-    from kubeaws.addons import DESCRIPTORS
-
     (found,) = [a for a in DESCRIPTORS if a.name == addon]
     return addon_objects(spec, found, role_arn)[index]
 
@@ -95,34 +105,25 @@ def declare_addon(b: Builder, cluster_name: str | Ref, addon: Addon, *, role_arn
     if b.addons_minor and addon.versioned and b.addons_minor != spec.spec.kubernetes_version:
         spec = at_minor(spec, b.addons_minor)
     objects = addon_objects(spec, addon, "<role>" if role_arn is not None else None)
-    keys: dict[str, tuple[int, str]] = {}
-    namespaces: dict[str, str] = {}
-    crds: dict[str, str] = {}
-    for manifest in objects:
-        key = f"KubernetesObject/{object_name(manifest)}"
-        keys[key] = (wave(manifest), str(manifest["kind"]))
-        if manifest["kind"] == "Namespace":
-            namespaces[manifest["metadata"]["name"]] = key
-        elif manifest["kind"] == "CustomResourceDefinition":
-            crds[manifest["metadata"]["name"]] = key
-    declared = []
+    keys = [f"KubernetesObject/{object_name(manifest)}" for manifest in objects]
+    waves = [wave(manifest) for manifest in objects]
+    by_name = {(m["kind"], m["metadata"]["name"]): key for m, key in zip(objects, keys, strict=True)}
+    before_last = {key for key, level in zip(keys, waves, strict=True) if level < 2}
     with b.section(addon.spec_path.removeprefix("spec.")):
-        for index, manifest in enumerate(objects):
-            level = wave(manifest)
+        for index, (manifest, key, level) in enumerate(zip(objects, keys, waves, strict=True)):
             needs = set(after)
-            namespace = (manifest.get("metadata") or {}).get("namespace")
-            if namespace in namespaces:
-                needs.add(namespaces[namespace])
+            namespace = by_name.get(("Namespace", manifest["metadata"].get("namespace")))
+            if namespace is not None:
+                needs.add(namespace)
             if level == 2:
-                needs |= {k for k, (w, _) in keys.items() if w < 2}
-                crd = crd_of(manifest, BUILT_IN_GROUPS)
-                if crd in crds:
-                    needs.add(crds[crd])
-            name = object_name(manifest)
+                needs |= before_last
+                crd = by_name.get(("CustomResourceDefinition", crd_of(manifest)))
+                if crd is not None:
+                    needs.add(crd)
             value: Any = manifest
             if role_arn is not None:
-                value = Computed(_irsa_object, {"spec": b.spec, "addon": addon.name, "role_arn": role_arn,
+                value = Computed(_irsa_object, {"spec": spec, "addon": addon.name, "role_arn": role_arn,
                                                 "index": index}, f"{addon.name} {manifest['kind']}")
-            declared.append(b.owned("KubernetesObject", name, {"cluster_name": cluster_name, "manifest": value},
-                                    depends_on=tuple(sorted(needs - {f"KubernetesObject/{name}"}))).key)
-    return declared
+            b.owned("KubernetesObject", key.removeprefix("KubernetesObject/"),
+                    {"cluster_name": cluster_name, "manifest": value}, depends_on=tuple(sorted(needs - {key})))
+    return keys

@@ -82,17 +82,6 @@ def object_name(manifest: Mapping[str, Any]) -> str:
     return "/".join([*parts, str(meta.get("name", ""))]).lower()
 
 
-def crd_of(manifest: Mapping[str, Any], built_in: tuple[str, ...]) -> str | None:
-    """`<plural>.<group>`, the CustomResourceDefinition a custom resource needs (None for a type of the
-    `built_in` API groups)."""
-    api_version = str(manifest.get("apiVersion", ""))
-    group = api_version.rpartition("/")[0]
-    if group in built_in:
-        return None
-    plural, _ = type_of(api_version, str(manifest.get("kind")))
-    return f"{plural}.{group}"
-
-
 def normalized(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The object as kubeaws compares it: no status, metadata cut to name/namespace/labels/annotations."""
     meta = obj.get("metadata") or {}

@@ -175,15 +175,20 @@ def _holds(kube: KubeClient, obj: Mapping[str, Any]) -> bool:
     return found is not None and contains(normalized(found), obj)
 
 
+def api_server_images(kube: KubeClient) -> dict[str, list[str]]:
+    """The cluster's kube-apiserver pods (kubeadm's static pods, by their labels): name -> container images."""
+    listing = kube.get(PODS, {"labelSelector": API_SERVER_SELECTOR}) or {}
+    return {pod["metadata"]["name"]: [str(c.get("image", "")) for c in (pod.get("spec") or {}).get("containers")
+                                      or []] for pod in listing.get("items") or []}
+
+
 def api_server_minor(kube: KubeClient) -> str | None:
     """The lowest Kubernetes minor the cluster's kube-apiserver pods run (`1.31`), None when none is found."""
-    listing = kube.get(PODS, {"labelSelector": API_SERVER_SELECTOR}) or {}
     minors = []
-    for pod in listing.get("items") or []:
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            tag = image_tag(str(container.get("image", ""))).lstrip("v")
-            parts = tag.split(".")
-            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+    for images in api_server_images(kube).values():
+        for image in images:
+            parts = image_tag(image).lstrip("v").split(".")
+            if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():  # not a digest, not `latest`
                 minors.append(f"{parts[0]}.{parts[1]}")
     return min(minors, key=minor_of) if minors else None
 
@@ -227,14 +232,12 @@ class KubeadmUpgrade:
 
     def lagging_api_servers(self, kube: KubeClient) -> list[str]:
         """kube-apiserver pods not at the target version, or members without one ("member missing")."""
-        listing = kube.get(PODS, {"labelSelector": API_SERVER_SELECTOR}) or {}
-        pods = listing.get("items") or []
+        pods = api_server_images(kube)
         want = target_version(self.spec)
         lagging = []
-        for pod in pods:
-            images = [c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []]
+        for name, images in pods.items():
             if not images or any(image_tag(i) != want for i in images):
-                lagging.append(f"{pod['metadata']['name']} ({', '.join(image_tag(i) for i in images)})")
+                lagging.append(f"{name} ({', '.join(image_tag(i) for i in images)})")
         missing = self.spec.spec.control_plane.count - len(pods)
         lagging += [f"{missing} member(s) without an API server pod"] if missing > 0 else []
         return lagging
